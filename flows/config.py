@@ -1,0 +1,144 @@
+"""The home folder and its configuration file, fazhi.toml.
+
+Home: `--home DIR`, else `$FAZHI_HOME`, else `./var`. Paths in fazhi.toml are relative to the
+home folder. This module imports nothing heavy: the CLI's read-only commands use it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_NAME = "fazhi.toml"
+DEMO_KEY_FILE = "secrets/hmac.key"
+
+
+class ConfigError(RuntimeError):
+    """The home folder or its configuration cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    kind: str  # json_pages | spreadsheet_drop (http comes with the connectors)
+    path: Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    townships_csv: Path
+    sources: dict[str, SourceConfig]
+    first_year: int = 2022
+    required_training_hours: float = 60.0
+    hmac_key_file: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def work_db(self) -> Path:
+        return self.home / "work.duckdb"
+
+    @property
+    def published_db(self) -> Path:
+        return self.home / "published" / "fazhi.duckdb"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def hmac_key(self) -> bytes:
+        """The pseudonymisation key: FAZHI_HMAC_KEY, else the demo key file named in fazhi.toml."""
+        env = os.environ.get("FAZHI_HMAC_KEY")
+        if env:
+            return env.encode()
+        if self.hmac_key_file and self.hmac_key_file.exists():
+            return self.hmac_key_file.read_bytes().strip()
+        raise ConfigError(
+            "缺少假名化密钥：请设置环境变量 FAZHI_HMAC_KEY / "
+            "no pseudonymisation key: set FAZHI_HMAC_KEY (only `fazhi demo` generates one)"
+        )
+
+
+def resolve_home(home: str | os.PathLike | None) -> Path:
+    if home:
+        return Path(home).resolve()
+    if os.environ.get("FAZHI_HOME"):
+        return Path(os.environ["FAZHI_HOME"]).resolve()
+    return Path("var").resolve()
+
+
+def load_settings(home: Path) -> Settings:
+    path = home / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(
+            f"找不到配置文件 {path} / no configuration at {path}: run `fazhi demo` or write one (see README)"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"配置文件格式错误 / {path} is not valid TOML: {exc}") from None
+    pipeline = data.get("pipeline", {})
+    sources = {}
+    for name, src in data.get("sources", {}).items():
+        if "kind" not in src or "path" not in src:
+            raise ConfigError(f"{path}: [sources.{name}] needs `kind` and `path`")
+        sources[name] = SourceConfig(name=name, kind=src["kind"], path=home / src["path"])
+    key_file = data.get("pseudonymisation", {}).get("key_file")
+    return Settings(
+        home=home,
+        townships_csv=home / pipeline.get("townships", "townships.csv"),
+        sources=sources,
+        first_year=int(pipeline.get("first_year", 2022)),
+        required_training_hours=float(pipeline.get("required_training_hours", 60)),
+        hmac_key_file=home / key_file if key_file else None,
+        extra=data,
+    )
+
+
+DEMO_CONFIG = """\
+# fazhi-warehouse configuration (written by `fazhi demo`). Paths are relative to this folder.
+[pipeline]
+townships = "sample/townships.csv"   # the county's townships: code,name,kind,county_code,county_name
+first_year = 2022                    # earliest year of indicators
+required_training_hours = 60         # TRN08: hours an enforcement officer needs a year (local policy)
+
+[pseudonymisation]
+key_file = "{key_file}"         # demo only; production sets FAZHI_HMAC_KEY
+
+[sources.enforcement]
+kind = "json_pages"
+path = "sample/enforcement"
+
+[sources.mediation]
+kind = "json_pages"
+path = "sample/mediation"
+
+[sources.training]
+kind = "spreadsheet_drop"
+path = "sample/training"
+
+[sources.returns]
+kind = "spreadsheet_drop"
+path = "sample/returns"
+"""
+
+
+def write_demo_config(home: Path) -> None:
+    """Write fazhi.toml and the demo hashing key, keeping both if they already exist."""
+    home.mkdir(parents=True, exist_ok=True)
+    key = home / DEMO_KEY_FILE
+    if not key.exists():
+        key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    cfg = home / CONFIG_NAME
+    if not cfg.exists():
+        cfg.write_text(DEMO_CONFIG.format(key_file=DEMO_KEY_FILE), encoding="utf-8")

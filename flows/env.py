@@ -1,0 +1,17 @@
+"""Environment for the project's processes: offline and quiet (no telemetry, no analytics)."""
+
+from __future__ import annotations
+
+import os
+
+QUIET = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_UI_ENABLED": "false",
+}
+
+
+def quiet_environment() -> None:
+    for k, v in QUIET.items():
+        os.environ.setdefault(k, v)

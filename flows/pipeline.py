@@ -1,0 +1,191 @@
+"""The pipeline's steps as plain functions (no Prefect): land, parse + validate, load, compute,
+audit, publish. flows/nightly.py wires them into a Prefect flow; tests call them directly.
+
+Each step opens the working database itself, so steps can run as separate Prefect tasks.
+Nothing here logs a record's values: only sources, files, counts and rules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from flows.config import Settings, SourceConfig
+from flows.sources import parser_for
+from flows.sources.landing import LandedBatch, delivered_files, land
+from flows.sources.mapping import SourceError, column_notes, load_mappings
+from warehouse import audit
+from warehouse.compute import compute_indicators, load_townships
+from warehouse.db import open_work_db
+from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
+from warehouse.publish import publish
+
+log = logging.getLogger("fazhi")
+
+
+@dataclass
+class PreparedBatch:
+    """A landed batch, parsed and validated, ready to load (or stopped, with the reason)."""
+
+    batch: LandedBatch
+    tables: list[TableLoad]
+    received_rows: int
+    stop_zh: str | None = None
+    stop_en: str | None = None
+    stop_rule: str | None = None
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    started_at: str
+    sources: dict[str, dict] = field(default_factory=dict)
+    steps: dict[str, str] = field(default_factory=dict)
+    published: str | None = None
+    outcome: str = "running"
+
+    @property
+    def failed_sources(self) -> list[str]:
+        return [s for s, d in self.sources.items() if d.get("status") in ("failed", "stopped")]
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("run-%Y%m%dT%H%M%S%f")
+
+
+def prepare_warehouse(settings: Settings) -> None:
+    """Create or migrate the working database and refresh the township reference."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    con = open_work_db(settings.work_db)
+    try:
+        load_townships(con, settings.townships_csv)
+    finally:
+        con.close()
+
+
+def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
+    """Land what the source delivered that the warehouse has not loaded yet."""
+    con = open_work_db(settings.work_db)
+    try:
+        loaded = {
+            r[0]
+            for r in con.execute("select sha256 from audit.landed_file where source = ?", [source.name]).fetchall()
+        }
+    finally:
+        con.close()
+    batch = land(source.name, delivered_files(source.path, source.kind), settings.landing_dir, loaded)
+    if batch:
+        log.info("landed %s: batch %s, %d file(s)", source.name, batch.batch_id, len(batch.files))
+    else:
+        log.info("landed %s: nothing new", source.name)
+    return batch
+
+
+def township_codes(settings: Settings) -> list[str]:
+    return pd.read_csv(settings.townships_csv, dtype=str)["code"].tolist()
+
+
+def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
+    """Parse the batch to canonical PII-free rows and validate every table with its GX suite."""
+    from expectations.validate import validate_table  # GX is heavy: imported when validating
+
+    mappings = load_mappings()[batch.source]
+    try:
+        frames = parser_for(batch.source)(batch, settings.hmac_key())
+    except SourceError as exc:
+        log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
+        return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
+    params = {"township_codes": township_codes(settings)}
+    tables, stops = [], []
+    for name, df in frames.items():
+        result = validate_table(name, df, params)
+        tables.append(TableLoad(name, df, result.failures, result.results, mappings[name].key))
+        stops += [dict(e, table=name) for e in result.batch_errors]
+    received = sum(len(t.rows) for t in tables)
+    if stops:
+        first = stops[0]
+        return PreparedBatch(
+            batch, tables, received,
+            "；".join(f"{s['table']}: {s['message_zh']}" for s in stops),
+            "; ".join(f"{s['table']}: {s['message_en']}" for s in stops),
+            first["rule"],
+        )
+    return PreparedBatch(batch, tables, received)
+
+
+def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> LoadOutcome:
+    b = prepared.batch
+    info = BatchInfo(
+        b.batch_id, b.source, run_id, b.landed_at,
+        [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in b.files],
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con = open_work_db(settings.work_db)
+    try:
+        if prepared.stop_zh:
+            outcome = record_stopped_batch(
+                con, info, prepared.tables, now, prepared.stop_zh, prepared.stop_en or "", prepared.received_rows
+            )
+        else:
+            outcome = load_batch(con, info, prepared.tables, now)
+    finally:
+        con.close()
+    log.info(
+        "loaded %s batch %s: %s, received %d, loaded %d, quarantined %d",
+        b.source, b.batch_id, outcome.status, outcome.received_rows, outcome.loaded_rows, outcome.quarantined_rows,
+    )
+    return outcome
+
+
+def compute(settings: Settings) -> int:
+    con = open_work_db(settings.work_db)
+    try:
+        return compute_indicators(
+            con, first_year=settings.first_year, required_training_hours=settings.required_training_hours
+        )
+    finally:
+        con.close()
+
+
+def audit_and_publish(settings: Settings) -> Path:
+    """Blocking audits, then the analyst database swapped in (raises AuditFailed otherwise)."""
+    con = open_work_db(settings.work_db)
+    try:
+        audit.check(con)
+        return publish(con, settings.published_db, column_notes())
+    finally:
+        con.close()
+
+
+def write_run_report(settings: Settings, report: RunReport) -> Path:
+    """The run manifest: in runs/<run_id>/manifest.json and in audit.run."""
+    directory = settings.runs_dir / report.run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = asdict(report) | {"failed_sources": report.failed_sources, "code_version": _code_version()}
+    path = directory / "manifest.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    con = open_work_db(settings.work_db)
+    try:
+        con.execute(
+            "insert or replace into audit.run values (?, ?, ?, ?, ?)",
+            [report.run_id, report.started_at, datetime.now(UTC).replace(tzinfo=None), report.outcome,
+             json.dumps(doc, ensure_ascii=False, default=str)],
+        )
+    finally:
+        con.close()
+    return path
+
+
+def _code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fazhi-warehouse")
+    except PackageNotFoundError:
+        return os.environ.get("FAZHI_CODE_VERSION", "unknown")

@@ -1,0 +1,90 @@
+"""Parse the HTTP systems' JSON export pages (enforcement, mediation) into canonical rows.
+
+One DuckDB statement reads every page of a batch, unnests the records, maps the Chinese field
+names to canonical columns (fields.yaml), hashes identifiers and drops personal fields. Values
+stay as delivered (dates as text) so validation can see exactly what the source sent.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from flows.sources.landing import LandedBatch
+from flows.sources.mapping import Column, SourceError, TableMapping
+from flows.sources.pseudonym import install_pseudonym_macro
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _select(col: Column) -> str:
+    f = _quote(col.fields[0])
+    match col.type:
+        case "text" | "date" | "timestamp" | "bool":
+            expr = f"nullif(trim(rec->>{f}), '')"
+        case "number":
+            expr = f"try_cast(rec->>{f} as double)"
+        case "text_list":
+            expr = f"cast(rec->{f} as varchar[])"
+        case "pseudonym":
+            expr = f"pseudonym(rec->>{f})"
+        case "pseudonym_list":
+            expr = f"list_transform(cast(rec->{f} as varchar[]), lambda x: pseudonym(x))"
+        case _:
+            raise ValueError(col.type)
+    return f'{expr} as "{col.name}"'
+
+
+def parse_json_pages(batch: LandedBatch, mapping: TableMapping, key: bytes) -> pd.DataFrame:
+    """All records of the batch's pages, one row each, with `_source_file` and `_row_number`."""
+    paths = [str(f.path) for f in batch.files]
+    con = duckdb.connect()
+    try:
+        install_pseudonym_macro(con, key)
+        try:
+            con.execute(
+                """
+                create temp table pages as
+                select parse_filename(filename) as _source_file,
+                       unnest(records) as rec,
+                       generate_subscripts(records, 1) as _row_number
+                from read_json($paths, columns = {records: 'JSON[]'}, filename = true,
+                               format = 'auto')
+                """,
+                {"paths": paths},
+            )
+        except duckdb.Error as exc:
+            raise SourceError(
+                batch.source,
+                ", ".join(f.name for f in batch.files),
+                "导出页不是有效的JSON或缺少records字段",
+                f"an export page is not valid JSON or has no records array: {str(exc).splitlines()[0]}",
+                "page-json",
+            ) from None
+        _check_drift(con, batch, mapping)
+        cols = ", ".join(_select(c) for c in mapping.kept_columns)
+        df = con.execute(
+            f"select _source_file, _row_number::integer as _row_number, {cols} from pages "
+            "order by _source_file, _row_number"
+        ).df()
+    finally:
+        con.close()
+    return df
+
+
+def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
+    """A required field absent from every record is schema drift: the whole batch stops."""
+    present = {r[0] for r in con.execute("select distinct unnest(json_keys(rec)) from pages").fetchall()}
+    if not present:
+        return
+    for col in mapping.columns:
+        if col.required and not any(f in present for f in col.fields):
+            raise SourceError(
+                batch.source,
+                ", ".join(f.name for f in batch.files),
+                f"导出缺少必填字段「{col.fields[0]}」(字段改名或被删除)",
+                f"the export lacks required field {col.fields[0]!r} ({col.name}): renamed or removed",
+                "schema-drift",
+            )

@@ -1,0 +1,23 @@
+-- Nothing lost: for every loaded batch and table, received = loaded + quarantined, and the raw
+-- and quarantine tables hold exactly those rows.
+with raw_counts as (
+    select _batch_id as batch_id, 'enforcement_act' as table_name, count(*) as n from raw.enforcement_act group by 1
+    union all select _batch_id, 'mediation_case', count(*) from raw.mediation_case group by 1
+    union all select _batch_id, 'training_session', count(*) from raw.training_session group by 1
+    union all select _batch_id, 'training_attendance', count(*) from raw.training_attendance group by 1
+    union all select _batch_id, 'training_staff', count(*) from raw.training_staff group by 1
+    union all select _batch_id, 'annual_return_item', count(*) from raw.annual_return_item group by 1
+),
+quarantine_counts as (
+    select batch_id, table_name, count(*) as n from audit.quarantine group by 1, 2
+)
+select 'reconciliation' as audit,
+       'batch ' || b.batch_id || ' ' || b.table_name || ': received ' || b.received_rows
+       || ', loaded ' || b.loaded_rows || ', quarantined ' || b.quarantined_rows
+       || ', raw ' || coalesce(r.n, 0) || ', quarantine ' || coalesce(q.n, 0) as detail
+from audit.batch_table b
+left join raw_counts r on r.batch_id = b.batch_id and r.table_name = b.table_name
+left join quarantine_counts q on q.batch_id = b.batch_id and q.table_name = b.table_name
+where b.received_rows <> b.loaded_rows + b.quarantined_rows
+   or b.received_rows <> coalesce(r.n, 0)
+   or b.quarantined_rows <> coalesce(q.n, 0)

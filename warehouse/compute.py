@@ -1,0 +1,102 @@
+"""Compute the annual indicator set into mart.indicator_value (SQL models in models/marts/)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import yaml
+
+from warehouse.calendar import workday_frame
+from warehouse.db import sql
+
+CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
+INTERMEDIATE_MODELS = ("int_enforcement", "int_mediation", "int_training", "int_returns")
+FAR_FUTURE = datetime(9999, 12, 31)
+
+
+def catalogue_frame() -> pd.DataFrame:
+    rows = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    df = pd.DataFrame(rows).rename(columns={"code": "indicator_code"})
+    if "target_value" not in df:
+        df["target_value"] = None
+    df["sort_order"] = range(1, len(df) + 1)
+    return df
+
+
+def load_townships(con: duckdb.DuckDBPyConnection, townships_csv: Path) -> int:
+    """Replace ref.township with the county's township list (code,name,kind,county_code,county_name)."""
+    df = pd.read_csv(townships_csv, dtype=str)
+    con.register("townships", df)
+    con.execute("begin transaction")
+    con.execute("delete from ref.township")
+    con.execute(
+        "insert into ref.township select code, name, kind, county_code, county_name from townships order by code"
+    )
+    con.execute("commit")
+    con.unregister("townships")
+    return len(df)
+
+
+def data_years(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
+    return con.execute(
+        """
+        select min(y), max(y) from (
+            select year(coalesce(inspection_date, decision_date)) as y from core.enforcement_act
+            union all select year(accepted_date) from core.mediation_case
+            union all select year(session_date) from core.training_session
+            union all select report_year from core.annual_return_item
+        ) where y is not null
+        """
+    ).fetchone()
+
+
+def compute_indicators(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    first_year: int,
+    required_training_hours: float = 60.0,
+    as_of: datetime | None = None,
+    last_year: int | None = None,
+) -> int:
+    """Rebuild mart.indicator_value and mart.indicator_catalogue; returns the number of rows."""
+    lo, hi = data_years(con)
+    last = last_year or hi or first_year
+    cal_first = min(first_year, lo or first_year)
+    workdays = workday_frame(cal_first, last + 1)
+    catalogue = catalogue_frame()
+    params = {"as_of": as_of or FAR_FUTURE}
+    con.execute("begin transaction")
+    try:
+        con.register("catalogue", catalogue)
+        con.execute("delete from ref.indicator_catalogue")
+        con.execute("insert into ref.indicator_catalogue by name select * from catalogue")
+        con.register("workdays", workdays)
+        con.execute("delete from ref.workday")
+        con.execute("insert into ref.workday select day, is_workday, workday_seq from workdays")
+        for model in INTERMEDIATE_MODELS:
+            model_params = dict(params)
+            if model == "int_training":
+                model_params["required_hours"] = required_training_hours
+            con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", model_params)
+        con.execute(
+            f"create or replace table mart.indicator_value as {sql('models/marts/indicator_value.sql')}",
+            {"first_year": first_year, "last_year": last},
+        )
+        con.execute(
+            "create or replace table mart.indicator_catalogue as "
+            "select * exclude (sort_order) from ref.indicator_catalogue order by sort_order"
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        for name in ("catalogue", "workdays"):
+            try:
+                con.unregister(name)
+            except Exception:
+                pass
+    return con.execute("select count(*) from mart.indicator_value").fetchone()[0]

@@ -1,0 +1,57 @@
+"""Connections to the working database, the migration runner and the SQL file loader."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+WAREHOUSE_DIR = Path(__file__).parent
+MIGRATIONS_DIR = WAREHOUSE_DIR / "migrations"
+
+
+@cache
+def sql(relative: str) -> str:
+    """The text of a SQL file under warehouse/ (models/…, audits/…, migrations/…)."""
+    return (WAREHOUSE_DIR / relative).read_text(encoding="utf-8")
+
+
+def statements(text: str) -> list[str]:
+    """The statements of a SQL file, comment lines removed (no `;` inside literals, by convention)."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2})
+    return con
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the numbered migrations not yet applied, each in its own transaction."""
+    con.execute(
+        "create table if not exists main.schema_migration (name varchar primary key, applied_at timestamp)"
+    )
+    done = {r[0] for r in con.execute("select name from main.schema_migration").fetchall()}
+    applied = []
+    for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+        if path.name in done:
+            continue
+        con.execute("begin transaction")
+        try:
+            con.execute(path.read_text(encoding="utf-8"))
+            con.execute("insert into main.schema_migration values (?, current_timestamp)", [path.name])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        applied.append(path.name)
+    return applied
+
+
+def open_work_db(path: Path) -> duckdb.DuckDBPyConnection:
+    con = connect(path)
+    migrate(con)
+    return con

@@ -1,0 +1,191 @@
+"""Load one validated batch into the working database in a single transaction.
+
+raw (every received row, PII-free) -> audit.quarantine (failing rows, with every rule) ->
+staging (accepted rows, typed: models/staging/stg_<table>.sql) -> core (versioned merge:
+models/core/merge_versioned.sql). The batch's audit rows are written last, inside the same
+transaction: a batch without its audit.batch row was never loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from warehouse.db import sql, statements
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    batch_id: str
+    source: str
+    run_id: str
+    landed_at: str
+    files: list[dict]  # name, bytes, sha256
+
+
+@dataclass(frozen=True)
+class TableLoad:
+    table: str
+    rows: pd.DataFrame  # parsed rows, canonical columns
+    failures: pd.DataFrame  # _row, rule, message_zh, message_en (row-level only)
+    results: pd.DataFrame  # per-expectation validation results
+    key: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    batch_id: str
+    source: str
+    status: str
+    received_rows: int
+    loaded_rows: int
+    quarantined_rows: int
+    core_rows_inserted: int
+
+
+def _key_expr(key: tuple[str, ...], alias: str) -> str:
+    if len(key) == 1:
+        return f'cast({alias}."{key[0]}" as varchar)'
+    return "concat_ws('|', " + ", ".join(f'cast({alias}."{k}" as varchar)' for k in key) + ")"
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables: list[TableLoad], loaded_at: datetime
+) -> LoadOutcome:
+    received = loaded = quarantined = inserted = 0
+    con.execute("begin transaction")
+    try:
+        for t in tables:
+            r, q, n = _load_table(con, batch, t, loaded_at)
+            received, quarantined, inserted = received + r, quarantined + q, inserted + n
+            loaded += r - q
+        _record_validation(con, batch, tables, loaded_at)
+        con.executemany(
+            "insert into audit.landed_file values (?, ?, ?, ?, ?) on conflict do nothing",
+            [[f["sha256"], batch.source, batch.batch_id, f["name"], f["bytes"]] for f in batch.files],
+        )
+        con.execute(
+            "insert into audit.batch values (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, null, null)",
+            [batch.batch_id, batch.source, batch.run_id, batch.landed_at, loaded_at, received, loaded, quarantined],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return LoadOutcome(batch.batch_id, batch.source, "loaded", received, loaded, quarantined, inserted)
+
+
+def record_stopped_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: BatchInfo,
+    tables: list[TableLoad],
+    loaded_at: datetime,
+    message_zh: str,
+    message_en: str,
+    received_rows: int,
+) -> LoadOutcome:
+    """A batch stopped by a batch-level rule: nothing loads; the audit says why. Its files are not
+    marked as loaded, so the next run tries them again (after the source is corrected)."""
+    con.execute("begin transaction")
+    try:
+        _record_validation(con, batch, tables, loaded_at)
+        con.execute(
+            "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, 0, ?, ?)",
+            [batch.batch_id, batch.source, batch.run_id, batch.landed_at, loaded_at, received_rows,
+             message_zh, message_en],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return LoadOutcome(batch.batch_id, batch.source, "stopped", received_rows, 0, 0, 0)
+
+
+def _load_table(
+    con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, loaded_at: datetime
+) -> tuple[int, int, int]:
+    rows = t.rows.reset_index(drop=True)
+    con.register("incoming", rows)
+    con.execute(f"insert into raw.{t.table} by name select $batch_id as _batch_id, * from incoming",
+                {"batch_id": batch.batch_id})
+
+    quarantined = 0
+    if len(t.failures):
+        rows_with_pos = rows.assign(_row=range(len(rows)))
+        con.register("incoming_pos", rows_with_pos)
+        con.register("failures", t.failures)
+        con.execute(
+            f"""
+            insert into audit.quarantine
+            select $batch_id, $source, $table, d._source_file, d._row_number, d.township_code,
+                   {_key_expr(t.key, "d")}, f.rules, f.message_zh, f.message_en,
+                   to_json(d), $now, null, null
+            from incoming_pos d
+            join (select _row, list(distinct rule order by rule) as rules,
+                         string_agg(distinct message_zh, '；' order by message_zh) as message_zh,
+                         string_agg(distinct message_en, '; ' order by message_en) as message_en
+                  from failures group by _row) f on f._row = d._row
+            """,
+            {"batch_id": batch.batch_id, "source": batch.source, "table": t.table, "now": loaded_at},
+        )
+        quarantined = int(t.failures["_row"].nunique())
+        con.unregister("incoming_pos")
+        con.unregister("failures")
+    con.unregister("incoming")
+
+    con.execute(
+        "create or replace temp table staged as "
+        f"select s.*, md5(cast(to_json(s) as varchar)) as row_hash from ({sql(f'models/staging/stg_{t.table}.sql')}) s",
+        {"batch_id": batch.batch_id},
+    )
+    before = con.execute(f"select count(*) from core.{t.table}").fetchone()[0]
+    key_match = " and ".join(f't."{k}" = s."{k}"' for k in t.key)
+    merge = sql("models/core/merge_versioned.sql").format(table=t.table, key_match=key_match)
+    for statement in statements(merge):
+        con.execute(statement, _params(statement, batch.batch_id, loaded_at))
+    after = con.execute(f"select count(*) from core.{t.table}").fetchone()[0]
+
+    con.execute(
+        f"""
+        update audit.quarantine set resolved_at = $now, resolved_by_batch = $batch_id
+        where table_name = $table and resolved_at is null and batch_id <> $batch_id
+          and business_key in (select {_key_expr(t.key, "s")} from staged s)
+        """,
+        {"now": loaded_at, "batch_id": batch.batch_id, "table": t.table},
+    )
+    con.execute("drop table staged")
+    con.execute(
+        "insert into audit.batch_table values (?, ?, ?, ?, ?)",
+        [batch.batch_id, t.table, len(rows), len(rows) - quarantined, quarantined],
+    )
+    return len(rows), quarantined, after - before
+
+
+def _params(statement: str, batch_id: str, loaded_at: datetime) -> dict:
+    params = {}
+    if "$loaded_at" in statement:
+        params["loaded_at"] = loaded_at
+    if "$batch_id" in statement:
+        params["batch_id"] = batch_id
+    return params
+
+
+def _record_validation(
+    con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables: list[TableLoad], at: datetime
+) -> None:
+    for t in tables:
+        if t.results is None or t.results.empty:
+            continue
+        res = t.results.assign(batch_id=batch.batch_id, table_name=t.table, validated_at=at)
+        con.register("results", res)
+        con.execute(
+            """
+            insert into audit.validation_result
+            select batch_id, table_name, rule, expectation_type, "column", level, success,
+                   element_count, unexpected_count, validated_at from results
+            """
+        )
+        con.unregister("results")

@@ -1,0 +1,11 @@
+-- Merge one batch's staged rows into a versioned core table (templated by warehouse/load.py with
+-- the table and its business key from fields.yaml). Unchanged rows do nothing, so replaying a
+-- batch changes nothing; a changed row closes the current version and opens a new one.
+update core.{table} as t set valid_to = $loaded_at
+from staged as s
+where {key_match} and t.valid_to is null and t.row_hash <> s.row_hash;
+
+insert into core.{table} by name
+select s.*, $batch_id as batch_id, $loaded_at as valid_from, null::timestamp as valid_to
+from staged as s
+where not exists (select 1 from core.{table} as t where {key_match} and t.valid_to is null);

@@ -1,0 +1,85 @@
+"""Publish the analyst database: build it beside the published one, then swap it in.
+
+The new file is written completely (in a storage version DuckDB 1.4+ tools can open), closed,
+fsynced and renamed over `published/fazhi.duckdb` in one atomic step, so readers and crashes
+only ever see the old or the new file, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from warehouse.db import WAREHOUSE_DIR
+
+PUBLISHED_TABLES = (
+    "mart.indicator_value",
+    "mart.indicator_catalogue",
+    "ref.township",
+    "core.enforcement_act",
+    "core.mediation_case",
+    "core.training_session",
+    "core.training_attendance",
+    "core.training_staff",
+    "core.annual_return_item",
+    "audit.batch",
+    "audit.quarantine",
+)
+STORAGE_VERSION = "v1.4.0"
+
+
+@cache
+def _dictionary() -> dict:
+    return yaml.safe_load((WAREHOUSE_DIR / "dictionary.yaml").read_text(encoding="utf-8"))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection, published: Path, column_notes: dict[str, str] | None = None
+) -> Path:
+    """Build and swap in the analyst database. `column_notes` describes columns that
+    dictionary.yaml does not (the flows pass each source field's name)."""
+    published.parent.mkdir(parents=True, exist_ok=True)
+    building = published.with_name(f".{published.name}.building-{os.getpid()}")
+    for leftover in published.parent.glob(f".{published.name}.building-*"):
+        leftover.unlink()
+    wal = building.with_name(building.name + ".wal")
+    if wal.exists():
+        wal.unlink()
+    con.execute(f"attach {_literal(str(building))} as pub (storage_version '{STORAGE_VERSION}')")
+    try:
+        schemas = sorted({t.split(".")[0] for t in PUBLISHED_TABLES})
+        for schema in schemas:
+            con.execute(f"create schema pub.{schema}")
+        d = _dictionary()
+        notes = {**(column_notes or {}), **d["columns"]}
+        for table in PUBLISHED_TABLES:
+            con.execute(f"create table pub.{table} as select * from {table}")
+            if table in d["tables"]:
+                con.execute(f"comment on table pub.{table} is {_literal(d['tables'][table])}")
+            cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
+            for col in cols:
+                if col in notes:
+                    con.execute(f'comment on column pub.{table}."{col}" is {_literal(notes[col])}')
+        con.execute("checkpoint pub")
+    finally:
+        con.execute("detach pub")
+    fd = os.open(building, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(building, published)
+    dir_fd = os.open(published.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return published
