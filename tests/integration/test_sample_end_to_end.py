@@ -1,0 +1,123 @@
+"""The shipped sample, end to end through the Prefect flow: 贡川镇 2023 reproduces the town's
+published report (reference/seed-figures.md); every township-year reproduces what the generator
+aimed at; faulty rows are quarantined; a second run changes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import query
+
+GONGCHUAN = "350481101"
+
+# reference/seed-figures.md: the figures of 永贡政〔2023〕69号 the sample must reproduce.
+SEED_EXACT = {
+    "ENF01": 52, "ENF02": 16, "ENF03": 20, "ENF04": 6, "ENF07": 1.0, "MED01": 320,
+    "TRN01": 2, "TRN02": 68, "TRN03": 3, "TRN04": 12, "TRN05": 3, "TRN06": 2,
+    "LIT01": 1, "LIT02": 1.0, "OGI01": 6, "OGI02": 1, "PUB02": 9, "PUB03": 5, "PUB04": 12, "PUB05": 4, "PUB06": 1,
+}
+SEED_AT_LEAST = {"OGI03": 200, "PUB01": 8000}  # reported as 200余份 / 8000余份
+SEED_RANGES = {"MED02": (0.98, 0.99), "MED03": (0.90, 0.91)}
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory, prefect_harness) -> Path:
+    from flows.config import write_demo_config
+    from flows.nightly import nightly
+    from flows.sample.generate import generate_sample
+
+    home = tmp_path_factory.mktemp("demo")
+    generate_sample(home / "sample")
+    write_demo_config(home)
+    result = nightly(home=str(home))
+    assert {s["status"] for s in result["sources"].values()} == {"loaded"}
+    return home
+
+
+def _indicators(home: Path, year: int, township: str | None = None) -> list[dict]:
+    from flows.indicators_view import read_values
+
+    return read_values(home / "published" / "fazhi.duckdb", year, township)
+
+
+def test_gongchuan_2023_reproduces_the_published_report(sample_home, capsys):
+    from flows.cli import main
+
+    assert main(["indicators", "--year", "2023", "--township", "贡川镇", "--format", "json",
+                 "--home", str(sample_home)]) == 0
+    rows = {r["indicator_code"]: r for r in json.loads(capsys.readouterr().out)}
+    for code, expected in SEED_EXACT.items():
+        assert rows[code]["value"] == expected, code
+    for code, floor in SEED_AT_LEAST.items():
+        assert rows[code]["value"] == floor and rows[code]["qualifier"] == ">=", code
+    for code, (lo, hi) in SEED_RANGES.items():
+        assert lo <= rows[code]["value"] < hi, code
+    assert rows["ENF06"]["value"] >= 1
+    assert (rows["ENF05"]["numerator"], rows["ENF05"]["denominator"]) == (26, 68)
+    assert rows["LIT02"]["numerator"] == 1 and rows["LIT02"]["denominator"] == 1
+    assert rows["ENF01"]["township_name"] == "贡川镇" and rows["ENF01"]["unit"] == "件"
+
+
+def test_every_township_year_matches_what_the_generator_built(sample_home):
+    targets = json.loads((sample_home / "sample" / "targets.json").read_text(encoding="utf-8"))
+    got = {
+        (r[0], r[1], r[2]): r[3:]
+        for r in query(sample_home / "published" / "fazhi.duckdb",
+                       "select year, township_code, indicator_code, value, numerator, denominator, qualifier "
+                       "from mart.indicator_value where area_level = 'township'")
+    }
+    assert len(targets) == len(got) == 15 * 3 * 36
+    mismatches = []
+    for t in targets:
+        value, _, _, qualifier = got[(t["year"], t["township_code"], t["indicator_code"])]
+        same = (value is None and t["value"] is None) or (
+            value is not None and t["value"] is not None and math.isclose(value, t["value"], rel_tol=1e-9)
+        )
+        if not same or qualifier != t["qualifier"]:
+            mismatches.append((t["year"], t["township_code"], t["indicator_code"], t["value"], value))
+    assert mismatches == []
+
+
+def test_county_rows_are_sums_of_numerators_over_denominators(sample_home):
+    rows = query(
+        sample_home / "published" / "fazhi.duckdb",
+        """
+        select c.year, c.indicator_code, c.numerator, c.denominator, sum(t.numerator), sum(t.denominator)
+        from mart.indicator_value c
+        join mart.indicator_value t on t.year = c.year and t.indicator_code = c.indicator_code
+             and t.area_level = 'township'
+        where c.area_level = 'county' and c.kind in ('count', 'rate', 'amount', 'mean')
+        group by all
+        """,
+    )
+    assert rows
+    for year, code, num, den, sum_num, sum_den in rows:
+        assert num == sum_num and den == sum_den, (year, code)
+
+
+def test_faulty_sample_rows_are_quarantined_and_counts_add_up(sample_home):
+    faults = json.loads((sample_home / "sample" / "faults.json").read_text(encoding="utf-8"))
+    work = sample_home / "work.duckdb"
+    quarantined = query(work, "select source, count(*) from audit.quarantine group by 1")
+    assert sum(n for _, n in quarantined) >= len(faults) >= 4
+    for row in query(work, "select received_rows, loaded_rows, quarantined_rows from audit.batch"):
+        assert row[0] == row[1] + row[2]
+    assert all(rules for (rules,) in query(work, "select rules from audit.quarantine"))
+
+
+def test_second_run_changes_nothing(sample_home):
+    from flows.nightly import nightly
+
+    tables = ["core.enforcement_act", "core.mediation_case", "core.training_staff", "audit.quarantine",
+              "mart.indicator_value"]
+    before = {t: query(sample_home / "work.duckdb", f"select * from {t} order by all") for t in tables}
+    published_before = (sample_home / "published" / "fazhi.duckdb").stat().st_mtime_ns
+    result = nightly(home=str(sample_home))
+    assert {s["status"] for s in result["sources"].values()} == {"unchanged"}
+    after = {t: query(sample_home / "work.duckdb", f"select * from {t} order by all") for t in tables}
+    assert before == after
+    assert (sample_home / "published" / "fazhi.duckdb").stat().st_mtime_ns == published_before

@@ -1,0 +1,68 @@
+"""The CLI: light start-up for read-only commands, and the indicators output formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.fixtures import mini
+
+HEAVY = ("prefect", "great_expectations", "pandas")
+
+
+def _modules_after(argv: list[str]) -> dict:
+    code = (
+        "import sys, json\n"
+        "from flows.cli import main\n"
+        "try:\n"
+        f"    rc = main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    rc = e.code\n"
+        f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stderr.strip().splitlines()[-1]) | {"stdout": out.stdout}
+
+
+def test_help_and_indicators_do_not_import_heavy_modules(mini_run):
+    assert not any(v for k, v in _modules_after(["--help"]).items() if k != "stdout")
+    got = _modules_after(["indicators", "--year", "2023", "--home", str(mini_run.settings.home), "--format", "json"])
+    assert not got["prefect"] and not got["great_expectations"] and not got["pandas"]
+    rows = json.loads(got["stdout"])
+    assert {r["township_code"] for r in rows} == {mini.A, mini.B, mini.COUNTY}
+
+
+def test_indicators_json_for_one_township(mini_run, capsys):
+    from flows.cli import main
+
+    assert main(["indicators", "--year", "2023", "--township", "贡川镇", "--format", "json",
+                 "--home", str(mini_run.settings.home)]) == 0
+    rows = {r["indicator_code"]: r for r in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 36
+    assert rows["ENF01"]["value"] == 3 and isinstance(rows["ENF01"]["value"], int)
+    assert rows["ENF05"]["value"] == 0.6 and rows["ENF05"]["numerator"] == 3 and rows["ENF05"]["denominator"] == 5
+    assert rows["OGI03"]["qualifier"] == ">=" and rows["OGI03"]["value"] == 200
+    assert rows["ENF10"]["value"] == 1700.5
+    for key in ("year", "township_code", "township_name", "indicator_code", "value", "numerator", "denominator",
+                "unit", "qualifier"):
+        assert key in rows["ENF01"]
+
+
+def test_indicators_table_and_csv(mini_run, capsys):
+    from flows.cli import main
+
+    home = str(mini_run.settings.home)
+    assert main(["indicators", "--year", "2023", "--home", home]) == 0
+    table = capsys.readouterr().out
+    assert "永安市" in table and "贡川镇" in table and "60.0%" in table and "ENF05 平台办案率(%)" in table
+    assert main(["indicators", "--year", "2023", "--township", mini.B, "--format", "csv", "--home", home]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("year,township_code") and len(lines) == 37
+
+
+def test_missing_configuration_is_a_clear_error(tmp_path, capsys):
+    from flows.cli import main
+
+    assert main(["indicators", "--year", "2023", "--home", str(tmp_path)]) == 2
+    assert "fazhi.toml" in capsys.readouterr().err
