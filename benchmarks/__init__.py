@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks`. Never part of the tests; they print, they do not assert."""
