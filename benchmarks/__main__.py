@@ -53,8 +53,10 @@ def duckdb_limit(batches) -> float:
                     for name in wb.sheet_names:
                         wb.get_sheet_by_name(name).to_python()
                 else:
-                    con.execute("select * from read_csv($p, all_varchar = true, encoding = 'gb18030')",
-                                {"p": str(f.path)}).fetchall()
+                    con.execute(
+                        "select * from read_csv($p, all_varchar = true, encoding = 'gb18030')",
+                        {"p": str(f.path)},
+                    ).fetchall()
     con.close()
     return time.perf_counter() - t
 
@@ -106,8 +108,9 @@ def main() -> None:
             for table, df in frames.items():
                 rows += len(df)
                 res = timed(stages, "validate", validate_table, table, df, codes)
-                tables.append(pipeline.TableLoad(table, df, res.failures, res.results,
-                                                 load_mappings()[name][table].key))
+                tables.append(
+                    pipeline.TableLoad(table, df, res.failures, res.results, load_mappings()[name][table].key)
+                )
             prepared = pipeline.PreparedBatch(batch, tables, sum(len(t.rows) for t in tables))
             prepared_all.append(prepared)
             timed(stages, "load", pipeline.load_prepared, settings, prepared, "bench")
@@ -126,9 +129,20 @@ def main() -> None:
     print(f"{'pipeline':<16}{total:>10.3f}{rows / total:>14,.0f}{total / limit_s:>10.1f}")
     print(f"{'duckdb limit':<16}{limit_s:>10.3f}{rows / limit_s:>14,.0f}{1:>10.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "stages_s": stages, "pipeline_s": total, "limit_s": limit_s,
-                                         "ratio": total / limit_s, "imports_s": imports_s,
-                                         "gx_import_s": gx_import_s}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "stages_s": stages,
+                    "pipeline_s": total,
+                    "limit_s": limit_s,
+                    "ratio": total / limit_s,
+                    "imports_s": imports_s,
+                    "gx_import_s": gx_import_s,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

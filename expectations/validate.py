@@ -90,7 +90,8 @@ def validate_table(table: str, df: pd.DataFrame, parameters: dict | None = None)
             {
                 "rule": meta.get("rule"),
                 "expectation_type": cfg.type,
-                "column": cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list", []) or [])
+                "column": cfg.kwargs.get("column")
+                or ",".join(cfg.kwargs.get("column_list", []) or [])
                 or ",".join(v for k, v in cfg.kwargs.items() if k in ("column_A", "column_B")),
                 "level": level,
                 "success": bool(r.success),
@@ -113,8 +114,12 @@ def validate_table(table: str, df: pd.DataFrame, parameters: dict | None = None)
         elif not r.success and level == "row":
             for idx in res.get("unexpected_index_list") or []:
                 failures.append(
-                    {"_row": int(idx), "rule": meta["rule"], "message_zh": meta["message_zh"],
-                     "message_en": meta["message_en"]}
+                    {
+                        "_row": int(idx),
+                        "rule": meta["rule"],
+                        "message_zh": meta["message_zh"],
+                        "message_en": meta["message_en"],
+                    }
                 )
     failures_df = pd.DataFrame(failures, columns=["_row", "rule", "message_zh", "message_en"])
     limit = doc.get("meta", {}).get("max_failing_row_fraction", 0.5)
@@ -135,6 +140,8 @@ def _is_list_column(s: pd.Series) -> bool:
     if s.dtype != object or s.empty:
         return False
     first = s.dropna()
-    return not first.empty and isinstance(first.iloc[0], list | tuple) or (
-        not first.empty and hasattr(first.iloc[0], "tolist") and not isinstance(first.iloc[0], str)
+    return (
+        not first.empty
+        and isinstance(first.iloc[0], list | tuple)
+        or (not first.empty and hasattr(first.iloc[0], "tolist") and not isinstance(first.iloc[0], str))
     )

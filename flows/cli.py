@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from flows.config import ConfigError
 
     try:
-        return {"demo": cmd_demo, "run": cmd_run, "sample": cmd_sample, "indicators": cmd_indicators}[
-            args.command
-        ](args)
+        return {"demo": cmd_demo, "run": cmd_run, "sample": cmd_sample, "indicators": cmd_indicators}[args.command](
+            args
+        )
     except ConfigError as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
@@ -138,8 +138,10 @@ def cmd_indicators(args) -> int:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
     if not rows:
-        print(f"没有 {args.year} 年 {args.township or ''} 的指标 / no indicators for that year and township",
-              file=sys.stderr)
+        print(
+            f"没有 {args.year} 年 {args.township or ''} 的指标 / no indicators for that year and township",
+            file=sys.stderr,
+        )
         return 1
     if args.format == "json":
         print(to_json(rows))

@@ -14,8 +14,20 @@ from pathlib import Path
 import duckdb
 
 COLUMNS = (
-    "year", "township_code", "township_name", "area_level", "indicator_code", "indicator_name_zh",
-    "indicator_name_en", "value", "numerator", "denominator", "unit", "qualifier", "status", "kind",
+    "year",
+    "township_code",
+    "township_name",
+    "area_level",
+    "indicator_code",
+    "indicator_name_zh",
+    "indicator_name_en",
+    "value",
+    "numerator",
+    "denominator",
+    "unit",
+    "qualifier",
+    "status",
+    "kind",
 )
 
 

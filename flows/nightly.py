@@ -77,8 +77,11 @@ def nightly(home: str | None = None) -> dict:
                 "core_rows_inserted": outcome.core_rows_inserted,
             }
             if outcome.status == "stopped":
-                report.sources[name] |= {"message_zh": prepared.stop_zh, "message_en": prepared.stop_en,
-                                         "rule": prepared.stop_rule}
+                report.sources[name] |= {
+                    "message_zh": prepared.stop_zh,
+                    "message_en": prepared.stop_en,
+                    "rule": prepared.stop_rule,
+                }
                 logger.error("source %s stopped: %s", name, prepared.stop_en)
             changed = True
         except Exception as exc:  # one source failing must not stop the others

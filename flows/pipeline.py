@@ -74,8 +74,7 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
     con = open_work_db(settings.work_db)
     try:
         loaded = {
-            r[0]
-            for r in con.execute("select sha256 from audit.landed_file where source = ?", [source.name]).fetchall()
+            r[0] for r in con.execute("select sha256 from audit.landed_file where source = ?", [source.name]).fetchall()
         }
     finally:
         con.close()
@@ -111,7 +110,9 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     if stops:
         first = stops[0]
         return PreparedBatch(
-            batch, tables, received,
+            batch,
+            tables,
+            received,
             "；".join(f"{s['table']}: {s['message_zh']}" for s in stops),
             "; ".join(f"{s['table']}: {s['message_en']}" for s in stops),
             first["rule"],
@@ -122,7 +123,10 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
 def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> LoadOutcome:
     b = prepared.batch
     info = BatchInfo(
-        b.batch_id, b.source, run_id, b.landed_at,
+        b.batch_id,
+        b.source,
+        run_id,
+        b.landed_at,
         [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in b.files],
     )
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -130,7 +134,13 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
     try:
         if prepared.stop_zh:
             outcome = record_stopped_batch(
-                con, info, prepared.tables, now, prepared.stop_zh, prepared.stop_en or "", prepared.received_rows
+                con,
+                info,
+                prepared.tables,
+                now,
+                prepared.stop_zh,
+                prepared.stop_en or "",
+                prepared.received_rows,
             )
         else:
             outcome = load_batch(con, info, prepared.tables, now)
@@ -138,7 +148,12 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
         con.close()
     log.info(
         "loaded %s batch %s: %s, received %d, loaded %d, quarantined %d",
-        b.source, b.batch_id, outcome.status, outcome.received_rows, outcome.loaded_rows, outcome.quarantined_rows,
+        b.source,
+        b.batch_id,
+        outcome.status,
+        outcome.received_rows,
+        outcome.loaded_rows,
+        outcome.quarantined_rows,
     )
     return outcome
 
@@ -174,8 +189,13 @@ def write_run_report(settings: Settings, report: RunReport) -> Path:
     try:
         con.execute(
             "insert or replace into audit.run values (?, ?, ?, ?, ?)",
-            [report.run_id, report.started_at, datetime.now(UTC).replace(tzinfo=None), report.outcome,
-             json.dumps(doc, ensure_ascii=False, default=str)],
+            [
+                report.run_id,
+                report.started_at,
+                datetime.now(UTC).replace(tzinfo=None),
+                report.outcome,
+                json.dumps(doc, ensure_ascii=False, default=str),
+            ],
         )
     finally:
         con.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from datetime import datetime
 from pathlib import Path
 
@@ -95,8 +97,6 @@ def compute_indicators(
         raise
     finally:
         for name in ("catalogue", "workdays"):
-            try:
+            with contextlib.suppress(Exception):
                 con.unregister(name)
-            except Exception:
-                pass
     return con.execute("select count(*) from mart.indicator_value").fetchone()[0]

@@ -31,9 +31,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the numbered migrations not yet applied, each in its own transaction."""
-    con.execute(
-        "create table if not exists main.schema_migration (name varchar primary key, applied_at timestamp)"
-    )
+    con.execute("create table if not exists main.schema_migration (name varchar primary key, applied_at timestamp)")
     done = {r[0] for r in con.execute("select name from main.schema_migration").fetchall()}
     applied = []
     for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):

@@ -69,7 +69,16 @@ def load_batch(
         )
         con.execute(
             "insert into audit.batch values (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, null, null)",
-            [batch.batch_id, batch.source, batch.run_id, batch.landed_at, loaded_at, received, loaded, quarantined],
+            [
+                batch.batch_id,
+                batch.source,
+                batch.run_id,
+                batch.landed_at,
+                loaded_at,
+                received,
+                loaded,
+                quarantined,
+            ],
         )
         con.execute("commit")
     except Exception:
@@ -94,8 +103,16 @@ def record_stopped_batch(
         _record_validation(con, batch, tables, loaded_at)
         con.execute(
             "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, 0, ?, ?)",
-            [batch.batch_id, batch.source, batch.run_id, batch.landed_at, loaded_at, received_rows,
-             message_zh, message_en],
+            [
+                batch.batch_id,
+                batch.source,
+                batch.run_id,
+                batch.landed_at,
+                loaded_at,
+                received_rows,
+                message_zh,
+                message_en,
+            ],
         )
         con.execute("commit")
     except Exception:
@@ -109,8 +126,10 @@ def _load_table(
 ) -> tuple[int, int, int]:
     rows = t.rows.reset_index(drop=True)
     con.register("incoming", rows)
-    con.execute(f"insert into raw.{t.table} by name select $batch_id as _batch_id, * from incoming",
-                {"batch_id": batch.batch_id})
+    con.execute(
+        f"insert into raw.{t.table} by name select $batch_id as _batch_id, * from incoming",
+        {"batch_id": batch.batch_id},
+    )
 
     quarantined = 0
     if len(t.failures):
@@ -173,9 +192,7 @@ def _params(statement: str, batch_id: str, loaded_at: datetime) -> dict:
     return params
 
 
-def _record_validation(
-    con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables: list[TableLoad], at: datetime
-) -> None:
+def _record_validation(con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables: list[TableLoad], at: datetime) -> None:
     for t in tables:
         if t.results is None or t.results.empty:
             continue

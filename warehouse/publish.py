@@ -41,9 +41,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def publish(
-    con: duckdb.DuckDBPyConnection, published: Path, column_notes: dict[str, str] | None = None
-) -> Path:
+def publish(con: duckdb.DuckDBPyConnection, published: Path, column_notes: dict[str, str] | None = None) -> Path:
     """Build and swap in the analyst database. `column_notes` describes columns that
     dictionary.yaml does not (the flows pass each source field's name)."""
     published.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ SOURCE = "enforcement"
 def parse_enforcement(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     df = parse_json_pages(batch, table_mapping(SOURCE, "enforcement_act"), key)
     df.insert(2, "township_code", df["division_code"].str.slice(0, 9))
-    df["officer_count"] = df["officer_certificate_keys"].map(
-        lambda v: 0 if v is None or (isinstance(v, float)) else len(v)
-    ).astype("int32")
+    df["officer_count"] = (
+        df["officer_certificate_keys"]
+        .map(lambda v: 0 if v is None or (isinstance(v, float)) else len(v))
+        .astype("int32")
+    )
     return {"enforcement_act": df}

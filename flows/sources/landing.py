@@ -88,9 +88,7 @@ def write_manifest(batch: LandedBatch) -> None:
         "source": batch.source,
         "batch_id": batch.batch_id,
         "landed_at": batch.landed_at,
-        "files": [
-            {"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in batch.files
-        ],
+        "files": [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in batch.files],
         "skipped_already_loaded": batch.skipped_files,
         **batch.extra,
     }

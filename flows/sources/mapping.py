@@ -58,9 +58,7 @@ def load_mappings(path: Path = FIELDS_FILE) -> dict[str, dict[str, TableMapping]
             for name, c in spec["columns"].items():
                 fields = c["field"] if isinstance(c["field"], list) else [c["field"]]
                 cols.append(Column(name, tuple(fields), c["type"], bool(c.get("required", False))))
-            out[source][table] = TableMapping(
-                source, table, tuple(spec["key"]), tuple(cols), spec.get("sheet")
-            )
+            out[source][table] = TableMapping(source, table, tuple(spec["key"]), tuple(cols), spec.get("sheet"))
     return out
 
 

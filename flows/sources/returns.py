@@ -6,7 +6,13 @@ import pandas as pd
 
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import table_mapping
-from flows.sources.spreadsheet import canonicalise, extract_table, footer_value, normalise_dates, read_workbook
+from flows.sources.spreadsheet import (
+    canonicalise,
+    extract_table,
+    footer_value,
+    normalise_dates,
+    read_workbook,
+)
 from flows.sources.township_files import township_and_year
 
 SOURCE = "returns"

@@ -39,7 +39,11 @@ def read_workbook(path: Path, source: str) -> dict[str, list[list]]:
             return {name: wb.get_sheet_by_name(name).to_python(skip_empty_area=False) for name in wb.sheet_names}
         except Exception as exc:  # calamine raises its own error types
             raise SourceError(
-                source, path.name, "无法读取该Excel文件", f"not a readable xlsx workbook: {exc}", "file-format"
+                source,
+                path.name,
+                "无法读取该Excel文件",
+                f"not a readable xlsx workbook: {exc}",
+                "file-format",
             ) from None
     if path.suffix.lower() == ".csv":
         for encoding in ("utf-8-sig", "gb18030"):
@@ -50,12 +54,18 @@ def read_workbook(path: Path, source: str) -> dict[str, list[list]]:
                 continue
         else:
             raise SourceError(
-                source, path.name, "CSV编码无法识别(应为UTF-8或GB18030)",
-                "CSV is neither UTF-8 nor GB18030", "file-encoding",
+                source,
+                path.name,
+                "CSV编码无法识别(应为UTF-8或GB18030)",
+                "CSV is neither UTF-8 nor GB18030",
+                "file-encoding",
             )
         return {path.stem: [row for row in csv.reader(io.StringIO(text))]}
     raise SourceError(
-        source, path.name, "不是电子表格文件(应为xlsx或csv)", "not a spreadsheet (xlsx or csv expected)",
+        source,
+        path.name,
+        "不是电子表格文件(应为xlsx或csv)",
+        "not a spreadsheet (xlsx or csv expected)",
         "file-format",
     )
 
@@ -98,15 +108,20 @@ def extract_table(
             break
     if header_idx is None:
         raise SourceError(
-            source, where, "找不到表头行(应包含: " + "、".join(c.fields[0] for c in required) + ")",
+            source,
+            where,
+            "找不到表头行(应包含: " + "、".join(c.fields[0] for c in required) + ")",
             "no recognisable header row (expected: " + ", ".join(c.fields[0] for c in required) + ")",
             "header-missing",
         )
     missing = [c for c in required if c.name not in positions]
     if missing:
         raise SourceError(
-            source, where, f"表头缺少必填列「{missing[0].fields[0]}」",
-            f"the header lacks required column {missing[0].fields[0]!r}", "schema-drift",
+            source,
+            where,
+            f"表头缺少必填列「{missing[0].fields[0]}」",
+            f"the header lacks required column {missing[0].fields[0]!r}",
+            "schema-drift",
         )
     body = rows[header_idx + 1 :]
     records, numbers = [], []

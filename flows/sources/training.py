@@ -22,7 +22,10 @@ def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
         for name, mapping in tables.items():
             if mapping.sheet not in sheets:
                 raise SourceError(
-                    SOURCE, f.name, f"缺少工作表「{mapping.sheet}」", f"the workbook lacks sheet {mapping.sheet!r}",
+                    SOURCE,
+                    f.name,
+                    f"缺少工作表「{mapping.sheet}」",
+                    f"the workbook lacks sheet {mapping.sheet!r}",
                     "sheet-missing",
                 )
             raw = extract_table(sheets[mapping.sheet], mapping, SOURCE, f.name, mapping.sheet)

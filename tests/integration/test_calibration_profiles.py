@@ -36,9 +36,10 @@ def test_custom_profile_is_reproduced(tmp_path):
     run = run_steps(home)
     got = {
         (y, t, c): (v, q)
-        for y, t, c, v, q in query(run.settings.published_db,
-                                   "select year, township_code, indicator_code, value, qualifier "
-                                   "from mart.indicator_value")
+        for y, t, c, v, q in query(
+            run.settings.published_db,
+            "select year, township_code, indicator_code, value, qualifier from mart.indicator_value",
+        )
     }
     assert got[(2022, "350481102", "ENF01")][0] == 80
     assert got[(2022, "350481102", "ENF03")][0] == 33
@@ -63,8 +64,9 @@ def test_impossible_profile_is_refused_naming_the_entry(tmp_path, capsys, values
     from flows.cli import main
 
     profile = tmp_path / "bad.yaml"
-    profile.write_text(f"targets:\n  - township: 贡川镇\n    year: 2023\n    values:\n      {values}\n",
-                       encoding="utf-8")
+    profile.write_text(
+        f"targets:\n  - township: 贡川镇\n    year: 2023\n    values:\n      {values}\n", encoding="utf-8"
+    )
     assert main(["sample", "--out", str(tmp_path / "out"), "--calibration", str(profile)]) == 2
     err = capsys.readouterr().err
     assert "贡川镇" in err or "350481101" in err
@@ -77,7 +79,8 @@ def test_unknown_township_is_refused(tmp_path, capsys):
     from flows.cli import main
 
     profile = tmp_path / "bad.yaml"
-    profile.write_text("targets:\n  - township: 不存在镇\n    year: 2023\n    values:\n      ENF01: 3\n",
-                       encoding="utf-8")
+    profile.write_text(
+        "targets:\n  - township: 不存在镇\n    year: 2023\n    values:\n      ENF01: 3\n", encoding="utf-8"
+    )
     assert main(["sample", "--out", str(tmp_path / "out"), "--calibration", str(profile)]) == 2
     assert "不存在镇" in capsys.readouterr().err

@@ -16,9 +16,27 @@ GONGCHUAN = "350481101"
 
 # reference/seed-figures.md: the figures of 永贡政〔2023〕69号 the sample must reproduce.
 SEED_EXACT = {
-    "ENF01": 52, "ENF02": 16, "ENF03": 20, "ENF04": 6, "ENF07": 1.0, "MED01": 320,
-    "TRN01": 2, "TRN02": 68, "TRN03": 3, "TRN04": 12, "TRN05": 3, "TRN06": 2,
-    "LIT01": 1, "LIT02": 1.0, "OGI01": 6, "OGI02": 1, "PUB02": 9, "PUB03": 5, "PUB04": 12, "PUB05": 4, "PUB06": 1,
+    "ENF01": 52,
+    "ENF02": 16,
+    "ENF03": 20,
+    "ENF04": 6,
+    "ENF07": 1.0,
+    "MED01": 320,
+    "TRN01": 2,
+    "TRN02": 68,
+    "TRN03": 3,
+    "TRN04": 12,
+    "TRN05": 3,
+    "TRN06": 2,
+    "LIT01": 1,
+    "LIT02": 1.0,
+    "OGI01": 6,
+    "OGI02": 1,
+    "PUB02": 9,
+    "PUB03": 5,
+    "PUB04": 12,
+    "PUB05": 4,
+    "PUB06": 1,
 }
 SEED_AT_LEAST = {"OGI03": 200, "PUB01": 8000}  # reported as 200余份 / 8000余份
 SEED_RANGES = {"MED02": (0.98, 0.99), "MED03": (0.90, 0.91)}
@@ -47,8 +65,22 @@ def _indicators(home: Path, year: int, township: str | None = None) -> list[dict
 def test_gongchuan_2023_reproduces_the_published_report(sample_home, capsys):
     from flows.cli import main
 
-    assert main(["indicators", "--year", "2023", "--township", "贡川镇", "--format", "json",
-                 "--home", str(sample_home)]) == 0
+    assert (
+        main(
+            [
+                "indicators",
+                "--year",
+                "2023",
+                "--township",
+                "贡川镇",
+                "--format",
+                "json",
+                "--home",
+                str(sample_home),
+            ]
+        )
+        == 0
+    )
     rows = {r["indicator_code"]: r for r in json.loads(capsys.readouterr().out)}
     for code, expected in SEED_EXACT.items():
         assert rows[code]["value"] == expected, code
@@ -66,9 +98,11 @@ def test_every_township_year_matches_what_the_generator_built(sample_home):
     targets = json.loads((sample_home / "sample" / "targets.json").read_text(encoding="utf-8"))
     got = {
         (r[0], r[1], r[2]): r[3:]
-        for r in query(sample_home / "published" / "fazhi.duckdb",
-                       "select year, township_code, indicator_code, value, numerator, denominator, qualifier "
-                       "from mart.indicator_value where area_level = 'township'")
+        for r in query(
+            sample_home / "published" / "fazhi.duckdb",
+            "select year, township_code, indicator_code, value, numerator, denominator, qualifier "
+            "from mart.indicator_value where area_level = 'township'",
+        )
     }
     assert len(targets) == len(got) == 15 * 3 * 36
     mismatches = []
@@ -112,8 +146,13 @@ def test_faulty_sample_rows_are_quarantined_and_counts_add_up(sample_home):
 def test_second_run_changes_nothing(sample_home):
     from flows.nightly import nightly
 
-    tables = ["core.enforcement_act", "core.mediation_case", "core.training_staff", "audit.quarantine",
-              "mart.indicator_value"]
+    tables = [
+        "core.enforcement_act",
+        "core.mediation_case",
+        "core.training_staff",
+        "audit.quarantine",
+        "mart.indicator_value",
+    ]
     before = {t: query(sample_home / "work.duckdb", f"select * from {t} order by all") for t in tables}
     published_before = (sample_home / "published" / "fazhi.duckdb").stat().st_mtime_ns
     result = nightly(home=str(sample_home))

@@ -36,16 +36,39 @@ def test_help_and_indicators_do_not_import_heavy_modules(mini_run):
 def test_indicators_json_for_one_township(mini_run, capsys):
     from flows.cli import main
 
-    assert main(["indicators", "--year", "2023", "--township", "贡川镇", "--format", "json",
-                 "--home", str(mini_run.settings.home)]) == 0
+    assert (
+        main(
+            [
+                "indicators",
+                "--year",
+                "2023",
+                "--township",
+                "贡川镇",
+                "--format",
+                "json",
+                "--home",
+                str(mini_run.settings.home),
+            ]
+        )
+        == 0
+    )
     rows = {r["indicator_code"]: r for r in json.loads(capsys.readouterr().out)}
     assert len(rows) == 36
     assert rows["ENF01"]["value"] == 3 and isinstance(rows["ENF01"]["value"], int)
     assert rows["ENF05"]["value"] == 0.6 and rows["ENF05"]["numerator"] == 3 and rows["ENF05"]["denominator"] == 5
     assert rows["OGI03"]["qualifier"] == ">=" and rows["OGI03"]["value"] == 200
     assert rows["ENF10"]["value"] == 1700.5
-    for key in ("year", "township_code", "township_name", "indicator_code", "value", "numerator", "denominator",
-                "unit", "qualifier"):
+    for key in (
+        "year",
+        "township_code",
+        "township_name",
+        "indicator_code",
+        "value",
+        "numerator",
+        "denominator",
+        "unit",
+        "qualifier",
+    ):
         assert key in rows["ENF01"]
 
 

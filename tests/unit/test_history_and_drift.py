@@ -13,8 +13,11 @@ from tests.fixtures import mini
 
 
 def _value(db, year, area, code, table="mart.indicator_value"):
-    return query(db, f"select value from {table} where year = ? and township_code = ? and indicator_code = ?",
-                 [year, area, code])[0][0]
+    return query(
+        db,
+        f"select value from {table} where year = ? and township_code = ? and indicator_code = ?",
+        [year, area, code],
+    )[0][0]
 
 
 def _add_page(home, records, n=9):
@@ -35,22 +38,35 @@ def test_correction_versions_record_and_resolves_quarantine(fresh_run):
     assert _value(db, 2023, mini.A, "ENF07") == 0.5
     before_correction = datetime.now()
     good, faulty = mini.enforcement_records()
-    p2 = next(r for r in good if r["行为编号"] == "P2") | {"法制审核日期": "2023-09-27", "更新时间": "2024-02-01 09:00:00"}
-    x2 = next(r for r in faulty if r["行为编号"] == "X2") | {"检查时间": "2023-02-28", "更新时间": "2024-02-01 09:00:00"}
+    p2 = next(r for r in good if r["行为编号"] == "P2") | {
+        "法制审核日期": "2023-09-27",
+        "更新时间": "2024-02-01 09:00:00",
+    }
+    x2 = next(r for r in faulty if r["行为编号"] == "X2") | {
+        "检查时间": "2023-02-28",
+        "更新时间": "2024-02-01 09:00:00",
+    }
     _add_page(home, [p2, x2])
     run = run_steps(home)
     assert run.outcomes["enforcement"].loaded_rows == 2 and run.outcomes["enforcement"].quarantined_rows == 0
 
-    versions = query(db, "select valid_to is null, legal_review_date::varchar from core.enforcement_act "
-                         "where act_id = 'P2' order by valid_from")
+    versions = query(
+        db,
+        "select valid_to is null, legal_review_date::varchar from core.enforcement_act "
+        "where act_id = 'P2' order by valid_from",
+    )
     assert versions == [(False, "2023-09-29"), (True, "2023-09-27")]
     assert _value(db, 2023, mini.A, "ENF07") == 1.0
     assert _value(db, 2023, mini.A, "ENF01") == 4  # X2 now loads
-    resolved = query(db, "select resolved_at is not null, resolved_by_batch from audit.quarantine "
-                         "where business_key = 'X2'")
+    resolved = query(
+        db,
+        "select resolved_at is not null, resolved_by_batch from audit.quarantine where business_key = 'X2'",
+    )
     assert resolved == [(True, run.outcomes["enforcement"].batch_id)]
-    still_open = query(db, "select business_key from audit.quarantine where resolved_at is null and "
-                           "source = 'enforcement' order by 1")
+    still_open = query(
+        db,
+        "select business_key from audit.quarantine where resolved_at is null and source = 'enforcement' order by 1",
+    )
     assert still_open == [("X1",), ("X3",)]
 
     # what the warehouse knew before the correction still gives the old figure
@@ -71,15 +87,21 @@ def test_replaying_a_batch_changes_nothing(fresh_run):
     settings = fresh_run.settings
     prepared = fresh_run.prepared["mediation"]
     tables = ["core.mediation_case", "mart.indicator_value"]
-    before = {t: query(settings.work_db, f"select * exclude (batch_id, valid_from) from {t} order by all")
-              if t.startswith("core") else query(settings.work_db, f"select * from {t} order by all")
-              for t in tables}
+    before = {
+        t: query(settings.work_db, f"select * exclude (batch_id, valid_from) from {t} order by all")
+        if t.startswith("core")
+        else query(settings.work_db, f"select * from {t} order by all")
+        for t in tables
+    }
     prepared.batch.batch_id = prepared.batch.batch_id + "-replay"
     pipeline.load_prepared(settings, prepared, "run-replay")
     pipeline.compute(settings)
-    after = {t: query(settings.work_db, f"select * exclude (batch_id, valid_from) from {t} order by all")
-             if t.startswith("core") else query(settings.work_db, f"select * from {t} order by all")
-             for t in tables}
+    after = {
+        t: query(settings.work_db, f"select * exclude (batch_id, valid_from) from {t} order by all")
+        if t.startswith("core")
+        else query(settings.work_db, f"select * from {t} order by all")
+        for t in tables
+    }
     assert before == after
 
 
@@ -89,8 +111,10 @@ def test_schema_drift_stops_only_that_source(tmp_path):
     published = home / "published" / "fazhi.duckdb"
     enf_before = query(published, "select * from core.enforcement_act order by all")
     good, _ = mini.enforcement_records()
-    drifted = [{("行为种类" if k == "行为类型" else k): v for k, v in r.items()} | {"更新时间": "2024-03-01 00:00:00"}
-               for r in good[:3]]
+    drifted = [
+        {("行为种类" if k == "行为类型" else k): v for k, v in r.items()} | {"更新时间": "2024-03-01 00:00:00"}
+        for r in good[:3]
+    ]
     _add_page(home, drifted)
     # and a new training workbook for the other township, which must still load
     ws = json.loads((home / "data" / "enforcement" / "page-000009.json").read_text(encoding="utf-8"))
@@ -100,9 +124,16 @@ def test_schema_drift_stops_only_that_source(tmp_path):
     assert prep.stop_rule == "schema-drift" and "行为类型" in prep.stop_zh and "行为类型" in prep.stop_en
     assert run.outcomes["enforcement"].status == "stopped"
     assert query(published, "select * from core.enforcement_act order by all") == enf_before
-    status = query(home / "work.duckdb", "select status, message_en from audit.batch where source = 'enforcement' "
-                                         "order by loaded_at desc limit 1")[0]
+    status = query(
+        home / "work.duckdb",
+        "select status, message_en from audit.batch where source = 'enforcement' order by loaded_at desc limit 1",
+    )[0]
     assert status[0] == "stopped" and "行为类型" in status[1]
     # the stopped files are not marked loaded: they are tried again next run
-    assert query(home / "work.duckdb", "select count(*) from audit.landed_file where file_name = 'page-000009.json'"
-                 )[0][0] == 0
+    assert (
+        query(
+            home / "work.duckdb",
+            "select count(*) from audit.landed_file where file_name = 'page-000009.json'",
+        )[0][0]
+        == 0
+    )

@@ -54,8 +54,11 @@ def test_qualifier_from_return(mini_run):
 
 def test_faulty_rows_are_quarantined_with_rule_and_counts_add_up(mini_run):
     db = mini_run.settings.published_db
-    q = query(db, "select source, business_key, rules, message_zh, message_en, source_file, row_number "
-                  "from audit.quarantine order by source, business_key")
+    q = query(
+        db,
+        "select source, business_key, rules, message_zh, message_en, source_file, row_number "
+        "from audit.quarantine order by source, business_key",
+    )
     by_key = {(s, k): (rules, zh, en, f, n) for s, k, rules, zh, en, f, n in q}
     assert by_key[("enforcement", "X1")][0] == ["ENF-R07"]
     assert by_key[("enforcement", "X2")][0] == ["ENF-R10"]
@@ -90,7 +93,7 @@ def test_published_database_holds_no_personal_data(mini_run):
     assert len(cols) > 50
     for schema, table, column in cols:
         hits = con.execute(
-            f'select count(*) from {schema}.{table}, unnest($needles) n(needle) '
+            f"select count(*) from {schema}.{table}, unnest($needles) n(needle) "
             f'where contains(upper(cast("{column}" as varchar)), upper(needle))',
             {"needles": needles},
         ).fetchone()[0]
@@ -99,16 +102,24 @@ def test_published_database_holds_no_personal_data(mini_run):
 
 
 def test_published_tables_have_bilingual_comments(mini_run):
-    rows = query(mini_run.settings.published_db,
-                 "select comment from duckdb_columns() where schema_name = 'mart' and table_name = 'indicator_value'")
+    rows = query(
+        mini_run.settings.published_db,
+        "select comment from duckdb_columns() where schema_name = 'mart' and table_name = 'indicator_value'",
+    )
     assert rows and all(c and " / " in c for (c,) in rows)
 
 
 def test_rerun_changes_nothing(mini_run):
     from tests.conftest import run_steps
 
-    tables = ["core.enforcement_act", "core.mediation_case", "core.training_attendance", "audit.quarantine",
-              "mart.indicator_value", "raw.enforcement_act"]
+    tables = [
+        "core.enforcement_act",
+        "core.mediation_case",
+        "core.training_attendance",
+        "audit.quarantine",
+        "mart.indicator_value",
+        "raw.enforcement_act",
+    ]
     before = {t: query(mini_run.settings.work_db, f"select * from {t} order by all") for t in tables}
     again = run_steps(mini_run.settings.home)
     assert again.outcomes == {}  # every file already loaded: nothing new lands

@@ -24,7 +24,11 @@ def test_duckdb_hmac_matches_python_hmac_and_has_no_digits():
 def test_empty_values_stay_null_and_keys_differ():
     con = duckdb.connect()
     install_pseudonym_macro(con, b"key-one")
-    assert con.execute("select pseudonym(null), pseudonym(''), pseudonym('  ')").fetchone() == (None, None, None)
+    assert con.execute("select pseudonym(null), pseudonym(''), pseudonym('  ')").fetchone() == (
+        None,
+        None,
+        None,
+    )
     a = con.execute("select pseudonym('350481198001011234')").fetchone()[0]
     install_pseudonym_macro(con, b"key-two")
     assert con.execute("select pseudonym('350481198001011234')").fetchone()[0] != a

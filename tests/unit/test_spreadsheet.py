@@ -10,10 +10,29 @@ from flows.sources.spreadsheet import extract_table, normalise_dates, read_workb
 
 
 def test_dates_in_every_ledger_spelling_become_iso():
-    s = pd.Series(["2023年3月5日", "2023.3.5", "2023/3/5", "2023-03-05", "４５０００", "45000",
-                   " 2023 年 3 月 5 日 ", "2023-02-30", "昨天", None], dtype="object")
+    s = pd.Series(
+        [
+            "2023年3月5日",
+            "2023.3.5",
+            "2023/3/5",
+            "2023-03-05",
+            "４５０００",
+            "45000",
+            " 2023 年 3 月 5 日 ",
+            "2023-02-30",
+            "昨天",
+            None,
+        ],
+        dtype="object",
+    )
     assert normalise_dates(s).tolist()[:8] == [
-        "2023-03-05", "2023-03-05", "2023-03-05", "2023-03-05", "2023-03-15", "2023-03-15", "2023-03-05",
+        "2023-03-05",
+        "2023-03-05",
+        "2023-03-05",
+        "2023-03-05",
+        "2023-03-15",
+        "2023-03-15",
+        "2023-03-05",
         "2023-02-30",  # kept as given: validation rejects the impossible date by name
     ]
     out = normalise_dates(s)
@@ -31,10 +50,15 @@ def _xlsx(path, rows):
 
 def test_title_row_synonyms_and_total_rows(tmp_path):
     p = tmp_path / "350481101_2023_x.xlsx"
-    _xlsx(p, [["活动编号", "活动日期", "类型", "培训主题", "组织单位", "课时"],
-              ["S1", "2023年3月5日", "专题培训", "a", "b", 3],
-              [None, None, None, None, None, None],
-              ["合 计", None, None, None, None, 3]])
+    _xlsx(
+        p,
+        [
+            ["活动编号", "活动日期", "类型", "培训主题", "组织单位", "课时"],
+            ["S1", "2023年3月5日", "专题培训", "a", "b", 3],
+            [None, None, None, None, None, None],
+            ["合 计", None, None, None, None, 3],
+        ],
+    )
     rows = read_workbook(p, "training")["活动登记"]
     df = extract_table(rows, table_mapping("training", "training_session"), "training", p.name, "活动登记")
     assert df["session_id"].tolist() == ["S1"]
