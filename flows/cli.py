@@ -86,7 +86,8 @@ def _run_flow(home: Path) -> int:
             print(f"  {source}: 无新数据 / nothing new")
         else:
             print(
-                f"  {source}: 接收 {info['received_rows']} 行, 加载 {info['loaded_rows']}, 隔离 {info['quarantined_rows']}"
+                f"  {source}: 接收 {info['received_rows']} 行, 加载 {info['loaded_rows']},"
+                f" 隔离 {info['quarantined_rows']}"
                 f" / received {info['received_rows']}, loaded {info['loaded_rows']},"
                 f" quarantined {info['quarantined_rows']}"
             )
