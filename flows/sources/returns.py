@@ -6,13 +6,7 @@ import pandas as pd
 
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import table_mapping
-from flows.sources.spreadsheet import (
-    canonicalise,
-    extract_table,
-    footer_value,
-    normalise_dates,
-    read_workbook,
-)
+from flows.sources.spreadsheet import canonicalise, extract_table, footer_value, normalise_dates, read_workbook
 from flows.sources.township_files import township_and_year
 
 SOURCE = "returns"
@@ -27,13 +21,11 @@ def parse_returns(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
         sheets = read_workbook(f.path, SOURCE)
         sheet_name, rows = next(iter(sheets.items()))
         raw = extract_table(rows, mapping, SOURCE, f.name, None if len(sheets) == 1 else sheet_name)
-        df = canonicalise(raw, mapping, key)
-        df.insert(2, "township_code", township)
-        df.insert(3, "report_year", year)
-        filled = footer_value(rows, "填报日期")
-        df["filled_date"] = normalise_dates(pd.Series([filled] * len(df), dtype="object"))
-        frames.append(df)
-    df = pd.concat(frames, ignore_index=True)
+        frames.append(raw.assign(township_code=township, report_year=year, filled_date=footer_value(rows, "填报日期")))
+    raw = pd.concat(frames, ignore_index=True)
+    df = canonicalise(raw, mapping, key, ("township_code", "report_year"))
+    df["report_year"] = df["report_year"].astype("int32")
+    df["filled_date"] = normalise_dates(raw["filled_date"])
     parts = df["value_text"].str.replace(",", "", regex=False).str.extract(_VALUE)
     df["value_number"] = pd.to_numeric(parts["number"], errors="coerce").astype("float64")
     df["qualifier"] = parts["mark"].notna().map({True: ">=", False: None}).where(df["value_number"].notna())

@@ -170,9 +170,12 @@ def normalise_dates(s: pd.Series) -> pd.Series:
     return out
 
 
-def canonicalise(df: pd.DataFrame, mapping: TableMapping, key: bytes) -> pd.DataFrame:
-    """Normalise by column type, hash identifiers, drop personal fields."""
-    out = df[["_source_file", "_row_number"]].copy()
+def canonicalise(
+    df: pd.DataFrame, mapping: TableMapping, key: bytes, passthrough: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Normalise by column type, hash identifiers, drop personal fields; one call per table for a
+    whole batch (all files together), not per file."""
+    out = df[["_source_file", "_row_number", *passthrough]].copy()
     for col in mapping.columns:
         if not col.kept:
             continue

@@ -14,11 +14,10 @@ SOURCE = "training"
 
 def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     tables = load_mappings()[SOURCE]
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in tables}
+    raw: dict[str, list[pd.DataFrame]] = {name: [] for name in tables}
     for f in batch.files:
         township, year = township_and_year(SOURCE, f.name)
         sheets = read_workbook(f.path, SOURCE)
-        parsed = {}
         for name, mapping in tables.items():
             if mapping.sheet not in sheets:
                 raise SourceError(
@@ -28,14 +27,19 @@ def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
                     f"the workbook lacks sheet {mapping.sheet!r}",
                     "sheet-missing",
                 )
-            raw = extract_table(sheets[mapping.sheet], mapping, SOURCE, f.name, mapping.sheet)
-            df = canonicalise(raw, mapping, key)
-            df.insert(2, "township_code", township)
-            parsed[name] = df
-        parsed["training_staff"].insert(3, "roster_year", year)
-        sessions = set(parsed["training_session"]["session_id"].dropna())
-        att = parsed["training_attendance"]
-        att["session_found"] = att["session_id"].isin(sessions)
-        for name, df in parsed.items():
-            frames[name].append(df)
-    return {name: pd.concat(dfs, ignore_index=True) for name, dfs in frames.items() if dfs}
+            df = extract_table(sheets[mapping.sheet], mapping, SOURCE, f.name, mapping.sheet)
+            raw[name].append(df.assign(township_code=township, roster_year=year))
+    parsed = {
+        name: canonicalise(
+            pd.concat(raw[name], ignore_index=True),
+            mapping,
+            key,
+            ("township_code", "roster_year") if name == "training_staff" else ("township_code",),
+        )
+        for name, mapping in tables.items()
+    }
+    sessions = pd.MultiIndex.from_frame(parsed["training_session"][["township_code", "session_id"]])
+    att = parsed["training_attendance"]
+    att["session_found"] = pd.MultiIndex.from_frame(att[["township_code", "session_id"]]).isin(sessions)
+    parsed["training_staff"]["roster_year"] = parsed["training_staff"]["roster_year"].astype("int32")
+    return parsed
