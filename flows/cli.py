@@ -75,12 +75,20 @@ def cmd_sample(args) -> int:
 
 def _run_flow(home: Path) -> int:
     from flows.nightly import SourcesFailed, nightly
+    from warehouse.audit import AuditFailed
+    from warehouse.lock import WriterBusy
 
     try:
         result = nightly(home=str(home))
     except SourcesFailed as exc:
         print(f"运行完成但有数据源失败 / run finished with failed sources: {exc}", file=sys.stderr)
         return 1
+    except AuditFailed as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 1
+    except WriterBusy as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 3
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")

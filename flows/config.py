@@ -35,6 +35,9 @@ class Settings:
     first_year: int = 2022
     required_training_hours: float = 60.0
     hmac_key_file: Path | None = None
+    hmac_secret_block: str | None = None
+    lock_wait_seconds: float = 600.0
+    landing_retention_days: int | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -54,10 +57,15 @@ class Settings:
         return self.home / "runs"
 
     def hmac_key(self) -> bytes:
-        """The pseudonymisation key: FAZHI_HMAC_KEY, else the demo key file named in fazhi.toml."""
+        """The pseudonymisation key: FAZHI_HMAC_KEY, else the Prefect Secret block named in
+        fazhi.toml, else the demo key file written by `fazhi demo`."""
         env = os.environ.get("FAZHI_HMAC_KEY")
         if env:
             return env.encode()
+        if self.hmac_secret_block:
+            from prefect.blocks.system import Secret  # only runs that name a block need Prefect here
+
+            return str(Secret.load(self.hmac_secret_block).get()).encode()
         if self.hmac_key_file and self.hmac_key_file.exists():
             return self.hmac_key_file.read_bytes().strip()
         raise ConfigError(
@@ -90,7 +98,9 @@ def load_settings(home: Path) -> Settings:
         if "kind" not in src or "path" not in src:
             raise ConfigError(f"{path}: [sources.{name}] needs `kind` and `path`")
         sources[name] = SourceConfig(name=name, kind=src["kind"], path=home / src["path"])
-    key_file = data.get("pseudonymisation", {}).get("key_file")
+    pseudo = data.get("pseudonymisation", {})
+    key_file = pseudo.get("key_file")
+    retention = data.get("landing", {}).get("retention_days")
     return Settings(
         home=home,
         townships_csv=home / pipeline.get("townships", "townships.csv"),
@@ -98,6 +108,9 @@ def load_settings(home: Path) -> Settings:
         first_year=int(pipeline.get("first_year", 2022)),
         required_training_hours=float(pipeline.get("required_training_hours", 60)),
         hmac_key_file=home / key_file if key_file else None,
+        hmac_secret_block=pseudo.get("secret_block"),
+        lock_wait_seconds=float(pipeline.get("lock_wait_seconds", 600)),
+        landing_retention_days=int(retention) if retention else None,
         extra=data,
     )
 
@@ -108,9 +121,14 @@ DEMO_CONFIG = """\
 townships = "sample/townships.csv"   # the county's townships: code,name,kind,county_code,county_name
 first_year = 2022                    # earliest year of indicators
 required_training_hours = 60         # TRN08: hours an enforcement officer needs a year (local policy)
+lock_wait_seconds = 600              # a second run waits this long for the one writing, then exits
+
+[landing]
+# retention_days = 90                # purge landed raw exports this old once loaded (off by default)
 
 [pseudonymisation]
 key_file = "{key_file}"         # demo only; production sets FAZHI_HMAC_KEY
+# secret_block = "fazhi-hmac-key"    # or the name of a Prefect Secret block holding the key
 
 [sources.enforcement]
 kind = "json_pages"

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows import pipeline  # noqa: E402
 from flows.config import Settings, load_settings, resolve_home  # noqa: E402
+from warehouse.lock import writer_lock  # noqa: E402
 
 
 class SourcesFailed(RuntimeError):
@@ -53,12 +54,18 @@ def audit_and_publish(settings: Settings) -> str:
 
 @flow(name="nightly", log_prints=False)
 def nightly(home: str | None = None) -> dict:
-    logger = get_run_logger()
     settings = load_settings(resolve_home(home))
-    report = pipeline.RunReport(pipeline.new_run_id(), datetime.now(UTC).isoformat())
+    settings.hmac_key()  # a missing key is a clear error before anything runs
+    run_id = pipeline.new_run_id()
+    with writer_lock(settings.home, run_id, settings.lock_wait_seconds):
+        return _nightly(settings, run_id)
+
+
+def _nightly(settings: Settings, run_id: str) -> dict:
+    logger = get_run_logger()
+    report = pipeline.RunReport(run_id, datetime.now(UTC).isoformat())
     prepare_warehouse(settings)
     report.steps["prepare"] = "ok"
-    changed = False
     for name in settings.sources:
         try:
             batch = land_source(settings, name)
@@ -83,17 +90,17 @@ def nightly(home: str | None = None) -> dict:
                     "rule": prepared.stop_rule,
                 }
                 logger.error("source %s stopped: %s", name, prepared.stop_en)
-            changed = True
         except Exception as exc:  # one source failing must not stop the others
             report.sources[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             logger.error("source %s failed: %s", name, type(exc).__name__)
     compute_indicators(settings)
     report.steps["compute"] = "ok"
-    if changed or not settings.published_db.exists():
+    if pipeline.needs_publish(settings):
         report.published = audit_and_publish(settings)
         report.steps["publish"] = "ok"
     else:
         report.steps["publish"] = "unchanged"
+    report.steps["retention"] = f"purged {len(pipeline.purge_landing(settings))}"
     failed = report.failed_sources
     report.outcome = "failed" if failed else "completed"
     manifest = pipeline.write_run_report(settings, report)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import signal
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +26,18 @@ from warehouse import audit
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
+from warehouse.publish import needs_publish as needs_publish_
 from warehouse.publish import publish
 
 log = logging.getLogger("fazhi")
+CRASH_ENV = "FAZHI_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the crash tests: `FAZHI_CRASH_AT=<name>` kills this process with
+    SIGKILL at that point (land:done, load:table_merged, publish:built), as a power cut would."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -81,6 +92,7 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
     batch = land(source.name, delivered_files(source.path, source.kind), settings.landing_dir, loaded)
     if batch:
         log.info("landed %s: batch %s, %d file(s)", source.name, batch.batch_id, len(batch.files))
+        crash_point("land:done")
     else:
         log.info("landed %s: nothing new", source.name)
     return batch
@@ -143,7 +155,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
                 prepared.received_rows,
             )
         else:
-            outcome = load_batch(con, info, prepared.tables, now)
+            outcome = load_batch(con, info, prepared.tables, now, on_step=crash_point)
     finally:
         con.close()
     log.info(
@@ -168,14 +180,47 @@ def compute(settings: Settings) -> int:
         con.close()
 
 
+def needs_publish(settings: Settings) -> bool:
+    con = open_work_db(settings.work_db)
+    try:
+        return needs_publish_(con, settings.published_db)
+    finally:
+        con.close()
+
+
 def audit_and_publish(settings: Settings) -> Path:
     """Blocking audits, then the analyst database swapped in (raises AuditFailed otherwise)."""
     con = open_work_db(settings.work_db)
     try:
         audit.check(con)
-        return publish(con, settings.published_db, column_notes())
+        return publish(con, settings.published_db, column_notes(), on_step=crash_point)
     finally:
         con.close()
+
+
+def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:
+    """Retention: delete landed batches older than `[landing] retention_days` once loaded.
+    Rebuilds replay the warehouse's raw layer, so nothing is lost by purging."""
+    if not settings.landing_retention_days or not settings.landing_dir.exists():
+        return []
+    now = now or datetime.now(UTC)
+    con = open_work_db(settings.work_db)
+    try:
+        loaded = {
+            r[0]: r[1]
+            for r in con.execute("select batch_id, loaded_at from audit.batch where status = 'loaded'").fetchall()
+        }
+    finally:
+        con.close()
+    purged = []
+    for directory in sorted(settings.landing_dir.glob("*/*")):
+        loaded_at = loaded.get(directory.name)
+        if loaded_at and (now.replace(tzinfo=None) - loaded_at).days >= settings.landing_retention_days:
+            shutil.rmtree(directory)
+            purged.append(directory.name)
+    if purged:
+        log.info("retention: purged %d landed batch(es)", len(purged))
+    return purged
 
 
 def write_run_report(settings: Settings, report: RunReport) -> Path:

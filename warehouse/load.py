@@ -8,6 +8,7 @@ transaction: a batch without its audit.batch row was never loaded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,13 +54,20 @@ def _key_expr(key: tuple[str, ...], alias: str) -> str:
 
 
 def load_batch(
-    con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables: list[TableLoad], loaded_at: datetime
+    con: duckdb.DuckDBPyConnection,
+    batch: BatchInfo,
+    tables: list[TableLoad],
+    loaded_at: datetime,
+    on_step: Callable[[str], None] | None = None,
 ) -> LoadOutcome:
+    """`on_step(name)` is called at points inside the transaction (crash tests use it)."""
     received = loaded = quarantined = inserted = 0
     con.execute("begin transaction")
     try:
         for t in tables:
             r, q, n = _load_table(con, batch, t, loaded_at)
+            if on_step:
+                on_step("load:table_merged")
             received, quarantined, inserted = received + r, quarantined + q, inserted + n
             loaded += r - q
         _record_validation(con, batch, tables, loaded_at)

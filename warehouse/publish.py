@@ -8,6 +8,8 @@ only ever see the old or the new file, never a half-written one.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -41,7 +43,12 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def publish(con: duckdb.DuckDBPyConnection, published: Path, column_notes: dict[str, str] | None = None) -> Path:
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    published: Path,
+    column_notes: dict[str, str] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Path:
     """Build and swap in the analyst database. `column_notes` describes columns that
     dictionary.yaml does not (the flows pass each source field's name)."""
     published.parent.mkdir(parents=True, exist_ok=True)
@@ -69,15 +76,30 @@ def publish(con: duckdb.DuckDBPyConnection, published: Path, column_notes: dict[
         con.execute("checkpoint pub")
     finally:
         con.execute("detach pub")
+    if on_step:
+        on_step("publish:built")
     fd = os.open(building, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(building, published)
+    con.execute("insert into audit.publication values (?, ?)", [datetime.now(UTC).replace(tzinfo=None), str(published)])
     dir_fd = os.open(published.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
     return published
+
+
+def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
+    """True when the published file is missing or batches were loaded after the last publish."""
+    if not published.exists():
+        return True
+    return con.execute(
+        """
+        select coalesce((select max(loaded_at) from audit.batch), '-infinity'::timestamp)
+             > coalesce((select max(published_at) from audit.publication), '-infinity'::timestamp)
+        """
+    ).fetchone()[0]
