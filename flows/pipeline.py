@@ -140,6 +140,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
         run_id,
         b.landed_at,
         [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in b.files],
+        b.extract_kind,
     )
     now = datetime.now(UTC).replace(tzinfo=None)
     con = open_work_db(settings.work_db)

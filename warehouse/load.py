@@ -25,6 +25,7 @@ class BatchInfo:
     run_id: str
     landed_at: str
     files: list[dict]  # name, bytes, sha256
+    extract_kind: str = "full"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def load_batch(
             [[f["sha256"], batch.source, batch.batch_id, f["name"], f["bytes"]] for f in batch.files],
         )
         con.execute(
-            "insert into audit.batch values (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, null, null)",
+            "insert into audit.batch values (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, null, null, ?)",
             [
                 batch.batch_id,
                 batch.source,
@@ -86,6 +87,7 @@ def load_batch(
                 received,
                 loaded,
                 quarantined,
+                batch.extract_kind,
             ],
         )
         con.execute("commit")
@@ -110,7 +112,7 @@ def record_stopped_batch(
     try:
         _record_validation(con, batch, tables, loaded_at)
         con.execute(
-            "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, 0, ?, ?)",
+            "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, 0, ?, ?, ?)",
             [
                 batch.batch_id,
                 batch.source,
@@ -120,6 +122,7 @@ def record_stopped_batch(
                 received_rows,
                 message_zh,
                 message_en,
+                batch.extract_kind,
             ],
         )
         con.execute("commit")

@@ -35,6 +35,7 @@ class LandedBatch:
     files: list[LandedFile]
     landed_at: str
     skipped_files: int = 0
+    extract_kind: str = "full"  # full | incremental
     extra: dict = field(default_factory=dict)
 
     @property
@@ -90,6 +91,7 @@ def write_manifest(batch: LandedBatch) -> None:
         "landed_at": batch.landed_at,
         "files": [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in batch.files],
         "skipped_already_loaded": batch.skipped_files,
+        "extract_kind": batch.extract_kind,
         **batch.extra,
     }
     tmp = batch.manifest_path.with_suffix(".tmp")
