@@ -166,32 +166,46 @@ def _load_table(
         con.unregister("failures")
     con.unregister("incoming")
 
-    con.execute(
-        "create or replace temp table staged as "
-        f"select s.*, md5(cast(to_json(s) as varchar)) as row_hash from ({sql(f'models/staging/stg_{t.table}.sql')}) s",
-        {"batch_id": batch.batch_id},
-    )
-    before = con.execute(f"select count(*) from core.{t.table}").fetchone()[0]
-    key_match = " and ".join(f't."{k}" = s."{k}"' for k in t.key)
-    merge = sql("models/core/merge_versioned.sql").format(table=t.table, key_match=key_match)
-    for statement in statements(merge):
-        con.execute(statement, _params(statement, batch.batch_id, loaded_at))
-    after = con.execute(f"select count(*) from core.{t.table}").fetchone()[0]
-
-    con.execute(
-        f"""
-        update audit.quarantine set resolved_at = $now, resolved_by_batch = $batch_id
-        where table_name = $table and resolved_at is null and batch_id <> $batch_id
-          and business_key in (select {_key_expr(t.key, "s")} from staged s)
-        """,
-        {"now": loaded_at, "batch_id": batch.batch_id, "table": t.table},
-    )
-    con.execute("drop table staged")
+    inserted = merge_into_core(con, t.table, t.key, batch.batch_id, loaded_at, resolve_quarantine=True)
     con.execute(
         "insert into audit.batch_table values (?, ?, ?, ?, ?)",
         [batch.batch_id, t.table, len(rows), len(rows) - quarantined, quarantined],
     )
-    return len(rows), quarantined, after - before
+    return len(rows), quarantined, inserted
+
+
+def merge_into_core(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key: tuple[str, ...],
+    batch_id: str,
+    loaded_at: datetime,
+    resolve_quarantine: bool = False,
+) -> int:
+    """Stage a batch's accepted raw rows (models/staging) and merge them into the versioned core
+    table; returns the number of versions opened. Rebuilds call this to replay raw batches."""
+    con.execute(
+        "create or replace temp table staged as select s.*, md5(cast(to_json(s) as varchar)) as row_hash "
+        f"from ({sql(f'models/staging/stg_{table}.sql')}) s",
+        {"batch_id": batch_id},
+    )
+    before = con.execute(f"select count(*) from core.{table}").fetchone()[0]
+    key_match = " and ".join(f't."{k}" = s."{k}"' for k in key)
+    merge = sql("models/core/merge_versioned.sql").format(table=table, key_match=key_match)
+    for statement in statements(merge):
+        con.execute(statement, _params(statement, batch_id, loaded_at))
+    inserted = con.execute(f"select count(*) from core.{table}").fetchone()[0] - before
+    if resolve_quarantine:
+        con.execute(
+            f"""
+            update audit.quarantine set resolved_at = $now, resolved_by_batch = $batch_id
+            where table_name = $table and resolved_at is null and batch_id <> $batch_id
+              and business_key in (select {_key_expr(key, "s")} from staged s)
+            """,
+            {"now": loaded_at, "batch_id": batch_id, "table": table},
+        )
+    con.execute("drop table staged")
+    return inserted
 
 
 def _params(statement: str, batch_id: str, loaded_at: datetime) -> dict:
