@@ -40,7 +40,10 @@ def townships_csv(tmp_path_factory) -> Path:
 def profile_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("profile") / "profile.yaml"
     path.write_text(
-        "targets:\n  - township: 安砂镇\n    year: 2022\n    values: {ENF01: 80, MED02: 0.95, TRN01: 4}\n",
+        "targets:\n  - township: 安砂镇\n    year: 2022\n    values: {ENF01: 80, MED02: 0.95, TRN01: 4}\n"
+        "  - township: 350481204\n    year: 2023\n    values: {ENF09: 0.9, ENF10: 12345.5, ENF11: 30.5,"
+        " MED05: 7.5, TRN07: 0.75, TRN08: 0.5, TRN09: [0.8, 0.85], LIT02: 0.5, ENF08: '>=0.9', MED04: '>=5',"
+        " OGI01: '>=30', ENF05: [0.6, 0.7]}\n",
         encoding="utf-8",
     )
     return path
@@ -109,7 +112,11 @@ def _training(out: Path) -> dict[str, pd.DataFrame]:
     for f in sorted((out / "training").glob("*.xlsx")):
         code, year = f.name.split("_")[:2]
         wb = CalamineWorkbook.from_path(str(f))
-        for key, sheet, first in (("s", "活动登记", "活动编号"), ("a", "参训签到", "活动编号"), ("r", "人员名册", "工号")):
+        for key, sheet, first in (
+            ("s", "活动登记", "活动编号"),
+            ("a", "参训签到", "活动编号"),
+            ("r", "人员名册", "工号"),
+        ):
             df = _sheet(wb.get_sheet_by_name(sheet).to_python(), first)
             df["twp"], df["year"] = code, int(year)
             parts[key].append(df)
@@ -175,12 +182,15 @@ def recompute(out: Path) -> pd.DataFrame:
             reviewed = pen[(pen["是否法制审核"] == PASS) & (pen["法制审核日期"] <= pen["决定日期"])]
             v["ENF07"] = (reviewed["决定书文号"].nunique(), e2)
             pub = pen[pen["公示日期"].notna()]
-            timely = [_workdays_between(a.date(), b.date()) <= 7 for a, b in zip(pub["决定日期"], pub["公示日期"])]
+            timely = [
+                _workdays_between(a.date(), b.date()) <= 7
+                for a, b in zip(pub["决定日期"], pub["公示日期"], strict=True)
+            ]
             v["ENF08"] = (pub.loc[timely, "决定书文号"].nunique() if len(pub) else 0, e2)
             acts = pd.concat([insp.assign(d=insp["检查时间"]), pen.assign(d=pen["决定日期"])])
             cert_ok = [
                 len(cs) >= 2 and all(c in certs.index and certs[c] >= d.date() for c in cs)
-                for cs, d in zip(acts["执法证号"], acts["d"])
+                for cs, d in zip(acts["执法证号"], acts["d"], strict=True)
             ]
             v["ENF09"] = (int(sum(cert_ok)), len(acts))
             v["ENF10"] = (round(float(pen["罚款金额"].fillna(0).sum() + pen["没收金额"].fillna(0).sum()), 2),)
@@ -281,6 +291,16 @@ def test_custom_profile_is_reproduced(sample):
     assert g.loc["TRN01", "value"] == 4
     assert g.loc["MED02", "numerator"] * 20 == g.loc["MED02", "denominator"] * 19  # exactly 0.95
     # the recomputation test above checks the files give the same figures
+    g = t[(t["township_code"] == "350481204") & (t["year"] == 2023)].set_index("indicator_code")
+    assert g.loc["ENF09", "numerator"] * 10 == g.loc["ENF09", "denominator"] * 9
+    assert g.loc["ENF10", "value"] == 12345.5
+    assert g.loc["ENF11", "value"] == 30.5
+    assert g.loc["MED05", "numerator"] == g.loc["MED05", "denominator"] * 7.5
+    assert g.loc["TRN07", "value"] == 0.75 and g.loc["TRN08", "value"] == 0.5 and g.loc["LIT02", "value"] == 0.5
+    assert 0.8 <= g.loc["TRN09", "value"] < 0.85 and g.loc["ENF08", "value"] >= 0.9
+    assert 0.6 <= g.loc["ENF05", "value"] < 0.7
+    assert g.loc["MED04", "value"] >= 5 and pd.isna(g.loc["MED04", "qualifier"])
+    assert g.loc["OGI01", "value"] == 30 and g.loc["OGI01", "qualifier"] == ">="
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, townships_csv):
@@ -290,7 +310,9 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, townships_csv):
     runs = []
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         generate_sample(tmp_path / name, seed=seed, townships_csv=one, years=(2023,))
-        runs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()})
+        runs.append(
+            {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*") if p.is_file()}
+        )
     assert runs[0].keys() == runs[1].keys()
     for path in runs[0]:
         assert runs[0][path] == runs[1][path], path
@@ -304,7 +326,7 @@ def _id_ok(s: str) -> bool:
         return False
     birth = dt.datetime.strptime(s[6:14], "%Y%m%d")  # raises on an impossible birth date
     assert 1930 < birth.year < 2010
-    return "10X98765432"[sum(int(c) * w for c, w in zip(s, weights)) % 11] == s[17]
+    return "10X98765432"[sum(int(c) * w for c, w in zip(s[:17], weights, strict=True)) % 11] == s[17]
 
 
 def test_id_numbers_have_valid_check_digits(sample):
