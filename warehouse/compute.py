@@ -14,15 +14,16 @@ from warehouse.calendar import workday_frame
 from warehouse.db import sql
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
-INTERMEDIATE_MODELS = ("int_enforcement", "int_mediation", "int_training", "int_returns")
+EVIDENCE_MODELS = ("evidence_enforcement", "evidence_mediation", "evidence_training", "evidence_returns")
 FAR_FUTURE = datetime(9999, 12, 31)
 
 
 def catalogue_frame() -> pd.DataFrame:
     rows = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
     df = pd.DataFrame(rows).rename(columns={"code": "indicator_code"})
-    if "target_value" not in df:
-        df["target_value"] = None
+    for col in ("target_value", "target_amber_margin", "target_source"):
+        if col not in df:
+            df[col] = None
     df["sort_order"] = range(1, len(df) + 1)
     return df
 
@@ -77,11 +78,14 @@ def compute_indicators(
         con.register("workdays", workdays)
         con.execute("delete from ref.workday")
         con.execute("insert into ref.workday select day, is_workday, workday_seq from workdays")
-        for model in INTERMEDIATE_MODELS:
+        for model in EVIDENCE_MODELS:
             model_params = dict(params)
-            if model == "int_training":
+            if model == "evidence_training":
                 model_params["required_hours"] = required_training_hours
             con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", model_params)
+        con.execute(f"create or replace table mart.indicator_evidence as {sql('models/marts/indicator_evidence.sql')}")
+        for model in EVIDENCE_MODELS:
+            con.execute(f"drop table {model}")
         con.execute(
             f"create or replace table mart.indicator_value as {sql('models/marts/indicator_value.sql')}",
             {"first_year": first_year, "last_year": last},

@@ -21,6 +21,7 @@ from warehouse.db import WAREHOUSE_DIR
 PUBLISHED_TABLES = (
     "mart.indicator_value",
     "mart.indicator_catalogue",
+    "mart.indicator_evidence",
     "ref.township",
     "core.enforcement_act",
     "core.mediation_case",
