@@ -1,0 +1,38 @@
+-- The change log of a new edition ($year, $edition) against what it is compared with:
+-- `previous_values` / `previous_evidence` (temp tables: the previous edition, or the nightly
+-- values for edition 1). Every indicator value that changed, by how much, and the records whose
+-- contribution changed (for a county row: across all its townships).
+with new_values as (
+    select * from mart.indicator_edition_value where year = $year and edition = $edition
+),
+new_evidence as (
+    select * from mart.indicator_edition_evidence where year = $year and edition = $edition
+),
+changed as (
+    select n.township_code, n.indicator_code, p.value as previous_value, n.value,
+           n.value - p.value as change, p.qualifier as previous_qualifier, n.qualifier
+    from new_values n
+    full join previous_values p on p.township_code = n.township_code and p.indicator_code = n.indicator_code
+    where n.value is distinct from p.value or n.qualifier is distinct from p.qualifier
+),
+record_changes as (
+    select coalesce(n.county_code, p.county_code) as county_code,
+           coalesce(n.township_code, p.township_code) as township_code,
+           coalesce(n.indicator_code, p.indicator_code) as indicator_code,
+           coalesce(n.record_table, p.record_table) || ':' || coalesce(n.record_id, p.record_id) as record
+    from new_evidence n
+    full join previous_evidence p
+      on p.township_code = n.township_code and p.indicator_code = n.indicator_code
+     and p.record_table = n.record_table and p.record_id = n.record_id
+    where n.record_id is null or p.record_id is null
+       or n.numerator is distinct from p.numerator or n.denominator is distinct from p.denominator
+       or n.measure is distinct from p.measure or n.qualifier is distinct from p.qualifier
+)
+select $year as year, $edition as edition, c.township_code, c.indicator_code, c.previous_value, c.value,
+       c.change, c.previous_qualifier, c.qualifier,
+       coalesce((select list(distinct r.record order by r.record) from record_changes r
+                 where r.indicator_code = c.indicator_code
+                   and (r.township_code = c.township_code or r.county_code = c.township_code)), [])
+           as records
+from changed c
+order by c.township_code, c.indicator_code

@@ -1,0 +1,180 @@
+"""The year-end rebuild: recompute a year from the raw layer into a fresh build, compare it,
+and record it as the year's next edition with a change log.
+
+The build replays every loaded batch of `raw` (as received, personal data already removed) in
+load order through the same staging and merge models as the nightly load, so it works after
+the landed files are purged. Editions are insert-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from warehouse.compute import compute_indicators
+from warehouse.db import migrate, sql
+from warehouse.load import merge_into_core
+
+RAW_TABLES = (
+    "enforcement_act",
+    "mediation_case",
+    "training_session",
+    "training_attendance",
+    "training_staff",
+    "annual_return_item",
+)
+
+
+@dataclass(frozen=True)
+class Edition:
+    year: int
+    edition: int
+    changed_values: int
+    matches_nightly: bool
+    compared_with: str
+    note_zh: str
+    note_en: str
+
+
+def rebuild_year(
+    con: duckdb.DuckDBPyConnection,
+    year: int,
+    keys: dict[str, tuple[str, ...]],
+    scratch: Path,
+    *,
+    first_year: int,
+    required_training_hours: float = 60.0,
+) -> Edition:
+    """`con` is the working database. Builds `scratch` from its raw layer, then records the edition."""
+    work = con.execute("select current_database()").fetchone()[0]
+    if scratch.exists():
+        scratch.unlink()
+    con.execute(f"attach '{scratch}' as build")
+    try:
+        con.execute("use build")
+        migrate(con)
+        for table in ("ref.township",):
+            con.execute(f"insert into {table} select * from {work}.{table}")
+        for table in RAW_TABLES:
+            con.execute(f"insert into raw.{table} select * from {work}.raw.{table}")
+        con.execute(f"insert into audit.quarantine select * from {work}.audit.quarantine")
+        batches = con.execute(
+            f"""
+            select b.batch_id, b.loaded_at, t.table_name
+            from {work}.audit.batch b join {work}.audit.batch_table t using (batch_id)
+            where b.status = 'loaded' order by b.loaded_at, b.batch_id, t.table_name
+            """
+        ).fetchall()
+        for batch_id, loaded_at, table in batches:
+            merge_into_core(con, table, keys[table], batch_id, loaded_at)
+        compute_indicators(
+            con,
+            first_year=first_year,
+            required_training_hours=required_training_hours,
+            last_year=max(year, _last_year(con, first_year)),
+        )
+        con.execute(f"use {work}")
+        return _record_edition(con, year, batches[-1][1] if batches else None)
+    finally:
+        con.execute(f"use {work}")
+        con.execute("detach build")
+        scratch.unlink(missing_ok=True)
+
+
+def _last_year(con: duckdb.DuckDBPyConnection, first_year: int) -> int:
+    from warehouse.compute import data_years
+
+    return data_years(con)[1] or first_year
+
+
+def _record_edition(con: duckdb.DuckDBPyConnection, year: int, batches_through) -> Edition:
+    con.execute("begin transaction")
+    try:
+        edition = con.execute(
+            "select coalesce(max(edition), 0) + 1 from mart.indicator_edition where year = ?", [year]
+        ).fetchone()[0]
+        con.execute(
+            "insert into mart.indicator_edition_value by name "
+            "select ? as edition, * from build.mart.indicator_value where year = ? "
+            "order by township_code, indicator_code",
+            [edition, year],
+        )
+        con.execute(
+            "insert into mart.indicator_edition_evidence by name "
+            "select ? as edition, * from build.mart.indicator_evidence where year = ?",
+            [edition, year],
+        )
+        if edition > 1:
+            compared_with = f"edition {edition - 1}"
+            con.execute(
+                "create or replace temp table previous_values as "
+                "select * from mart.indicator_edition_value where year = ? and edition = ?",
+                [year, edition - 1],
+            )
+            con.execute(
+                "create or replace temp table previous_evidence as "
+                "select * from mart.indicator_edition_evidence where year = ? and edition = ?",
+                [year, edition - 1],
+            )
+        else:
+            compared_with = "nightly"
+            con.execute(
+                "create or replace temp table previous_values as select * from mart.indicator_value where year = ?",
+                [year],
+            )
+            con.execute(
+                "create or replace temp table previous_evidence as "
+                "select * from mart.indicator_evidence where year = ?",
+                [year],
+            )
+        con.execute(
+            f"insert into mart.indicator_edition_change {sql('models/marts/edition_change.sql')}",
+            {"year": year, "edition": edition},
+        )
+        changed = con.execute(
+            "select count(*) from mart.indicator_edition_change where year = ? and edition = ?", [year, edition]
+        ).fetchone()[0]
+        matches_nightly = con.execute(
+            """
+            select count(*) = 0 from mart.indicator_edition_value e
+            full join (select * from mart.indicator_value where year = $year) n
+              on n.township_code = e.township_code and n.indicator_code = e.indicator_code
+            where (e.edition = $edition or e.edition is null)
+              and (e.value is distinct from n.value or e.qualifier is distinct from n.qualifier)
+            """,
+            {"year": year, "edition": edition},
+        ).fetchone()[0]
+        if changed:
+            note_zh = f"{year}年第{edition}版：与{_zh(compared_with)}相比有 {changed} 个指标值变化"
+            note_en = f"{year} edition {edition}: {changed} indicator values changed since {compared_with}"
+        else:
+            note_zh = f"{year}年第{edition}版：与{_zh(compared_with)}相比没有变化"
+            note_en = f"{year} edition {edition}: nothing changed since {compared_with}"
+        con.execute(
+            "insert into mart.indicator_edition values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                year,
+                edition,
+                datetime.now(UTC).replace(tzinfo=None),
+                batches_through,
+                compared_with,
+                changed,
+                matches_nightly,
+                note_zh,
+                note_en,
+            ],
+        )
+        con.execute("drop table previous_values")
+        con.execute("drop table previous_evidence")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return Edition(year, edition, changed, matches_nightly, compared_with, note_zh, note_en)
+
+
+def _zh(compared_with: str) -> str:
+    return "每日值" if compared_with == "nightly" else compared_with.replace("edition ", "第") + "版"
