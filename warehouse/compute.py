@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-from warehouse.calendar import workday_frame
+from warehouse.calendar import covered_years, workday_frame
 from warehouse.db import sql
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
@@ -67,7 +67,8 @@ def compute_indicators(
     lo, hi = data_years(con)
     last = last_year or hi or first_year
     cal_first = min(first_year, lo or first_year)
-    workdays = workday_frame(cal_first, last + 1)
+    # the next year too, for decisions published early in January, when the calendar has it
+    workdays = workday_frame(cal_first, last + 1 if last + 1 <= covered_years()[1] else last)
     catalogue = catalogue_frame()
     params = {"as_of": as_of or FAR_FUTURE}
     con.execute("begin transaction")

@@ -1,0 +1,64 @@
+"""The published analyst database: older DuckDB tools open it, every table and column is
+described in Chinese and English, and the same tables exist as Parquet."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from warehouse.publish import PUBLISHED_TABLES
+
+
+def _duckdb_cli() -> str | None:
+    beside = Path(sys.executable).with_name("duckdb")
+    return str(beside) if beside.exists() else shutil.which("duckdb")
+
+
+def test_opens_with_the_duckdb_cli_1_4_or_1_5(mini_run):
+    cli = _duckdb_cli()
+    if cli is None:
+        pytest.skip("the duckdb command-line tool (pip package duckdb-cli) is not installed")
+    version = subprocess.run([cli, "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith(("v1.4", "v1.5")), version
+    out = subprocess.run(
+        [
+            cli,
+            "-readonly",
+            "-csv",
+            str(mini_run.settings.published_db),
+            "-c",
+            "SELECT year, indicator_code FROM mart.indicator_value LIMIT 1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines()[0] == "year,indicator_code" and len(out.splitlines()) == 2
+
+
+def test_every_published_table_and_column_has_a_bilingual_comment(mini_run):
+    con = duckdb.connect(str(mini_run.settings.published_db), read_only=True)
+    tables = con.execute("select schema_name || '.' || table_name, comment from duckdb_tables()").fetchall()
+    columns = con.execute(
+        "select schema_name || '.' || table_name || '.' || column_name, comment from duckdb_columns()"
+    ).fetchall()
+    con.close()
+    assert {t for t, _ in tables} == set(PUBLISHED_TABLES)
+    missing = [name for name, comment in tables + columns if not comment or " / " not in comment]
+    assert missing == []
+
+
+def test_the_same_tables_as_parquet(mini_run):
+    folder = mini_run.settings.published_db.parent / "parquet"
+    assert folder.is_symlink()
+    con = duckdb.connect()
+    for table in PUBLISHED_TABLES:
+        n = con.execute(f"select count(*) from '{folder / (table + '.parquet')}'").fetchone()[0]
+        m = duckdb.connect(str(mini_run.settings.published_db), read_only=True)
+        assert n == m.execute(f"select count(*) from {table}").fetchone()[0], table
+        m.close()

@@ -1,0 +1,37 @@
+"""The published tables as Parquet, for tools that do not read DuckDB files.
+
+Written into a fresh folder `published/parquet-<stamp>/` from the published database, then
+`published/parquet` (a symlink) is switched to it in one atomic rename; older folders are removed.
+Readers following the link see the old or the new set of files, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+
+def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
+    folder = published_db.parent
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    building = folder / f"parquet-{stamp}"
+    building.mkdir()
+    con = duckdb.connect(str(published_db), read_only=True)
+    try:
+        for table in tables:
+            target = building / f"{table}.parquet"
+            con.execute(f"copy (select * from {table}) to '{target}' (format parquet, compression zstd)")
+    finally:
+        con.close()
+    link = folder / "parquet"
+    tmp = folder / f".parquet-link-{stamp}"
+    os.symlink(building.name, tmp)
+    os.replace(tmp, link)
+    for old in folder.glob("parquet-*"):
+        if old != building:
+            shutil.rmtree(old, ignore_errors=True)
+    return link
