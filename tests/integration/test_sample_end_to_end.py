@@ -160,3 +160,17 @@ def test_second_run_changes_nothing(sample_home):
     after = {t: query(sample_home / "work.duckdb", f"select * from {t} order by all") for t in tables}
     assert before == after
     assert (sample_home / "published" / "fazhi.duckdb").stat().st_mtime_ns == published_before
+
+
+def test_year_end_rebuild_edition_1_reproduces_the_report(sample_home):
+    from flows.indicators_view import read_values
+    from flows.rebuild import year_end_rebuild
+
+    result = year_end_rebuild(year=2023, home=str(sample_home))
+    assert result["edition"] == 1 and result["matches_nightly"] and result["changed_values"] == 0
+    rows = {r["indicator_code"]: r for r in read_values(sample_home / "published" / "fazhi.duckdb", 2023, "贡川镇", 1)}
+    for code, expected in SEED_EXACT.items():
+        assert rows[code]["value"] == expected, code
+    for code, (lo, hi) in SEED_RANGES.items():
+        assert lo <= rows[code]["value"] < hi, code
+    assert rows["OGI03"]["qualifier"] == ">=" and rows["ENF06"]["value"] >= 1

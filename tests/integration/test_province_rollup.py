@@ -1,0 +1,67 @@
+"""Three counties run separately, rolled up from their Parquet partitions, equal one combined run."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from tests.conftest import query, run_steps
+
+COUNTIES = {
+    "350481": ("永安市", [("350481101", "贡川镇", "镇"), ("350481102", "安砂镇", "镇")]),
+    "350482": ("甲县", [("350482100", "甲一镇", "镇"), ("350482001", "甲二街道", "街道")]),
+    "350483": ("乙县", [("350483200", "乙一乡", "乡")]),
+}
+
+
+def _townships(path, codes):
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["code", "name", "kind", "county_code", "county_name"])
+        for county in codes:
+            name, towns = COUNTIES[county]
+            w.writerows([(c, n, k, county, name) for c, n, k in towns])
+    return path
+
+
+def _home(root, codes):
+    from flows.config import write_demo_config
+    from flows.sample.generate import generate_sample
+
+    root.mkdir(parents=True)
+    generate_sample(root / "sample", townships_csv=_townships(root / "t.csv", codes), years=(2023,))
+    write_demo_config(root)
+    run_steps(root)
+    return root
+
+
+def test_region_roll_up_of_separate_counties_equals_a_combined_run(tmp_path):
+    from warehouse.province import roll_up
+
+    counties = [_home(tmp_path / c, [c]) for c in COUNTIES]
+    combined = _home(tmp_path / "combined", list(COUNTIES))
+    roll_up([c / "published" for c in counties], tmp_path / "region.duckdb", "350400")
+    roll_up([combined / "published"], tmp_path / "combined_region.duckdb", "350400")
+    select = (
+        "select year, area_code, area_level, indicator_code, value, numerator, denominator, qualifier "
+        "from mart.region_indicator_value order by all"
+    )
+    separate = query(tmp_path / "region.duckdb", select)
+    assert separate == query(tmp_path / "combined_region.duckdb", select)
+    assert {r[1] for r in separate} == {"350400", *COUNTIES}
+    assert len(separate) == 4 * 36
+
+    # the county rows also equal the combined run's own county figures (mart.indicator_value)
+    combined_counties = {
+        (r[0], r[1], r[2]): r[3]
+        for r in query(combined / "published" / "fazhi.duckdb",
+                       "select year, township_code, indicator_code, value from mart.indicator_value "
+                       "where area_level = 'county'")
+    }
+    for year, area, level, code, value, *_ in separate:
+        if level == "county":
+            expected = combined_counties[(year, area, code)]
+            assert (value is None and expected is None) or math.isclose(value, expected, rel_tol=1e-12), code
+    # and a region count is the sum of its counties'
+    by = {(r[1], r[3]): r[4] for r in separate}
+    assert by[("350400", "MED01")] == sum(by[(c, "MED01")] for c in COUNTIES) > 0
