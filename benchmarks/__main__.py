@@ -1,15 +1,21 @@
-"""Time each pipeline stage on the sample and compare the whole with the physical limit.
+"""Time each pipeline stage and compare the whole with the physical limit.
 
 The physical limit is DuckDB alone reading the same landed files into a table in the same
 process (JSON pages with read_json; spreadsheets with calamine, since DuckDB needs a
 downloaded extension for xlsx). Interpreter start and imports are reported separately.
 
-    python -m benchmarks [--townships FILE] [--seed N] [--json OUT]
+    python -m benchmarks [--scale county|province|national] [--townships FILE] [--json OUT]
+
+county: the sample county (15 townships, 2022-2024); province: 1,100 townships, 2023;
+national: 38,000 townships, 2023. Samples are generated once and cached in benchmarks/.cache.
+Per stage: wall time, records per second, peak memory (resident, reset before each stage) and
+the ratio to the limit; then the nightly incremental run after one day of changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -26,12 +32,55 @@ from flows.env import quiet_environment  # noqa: E402
 quiet_environment()
 
 CACHE = Path(__file__).parent / ".cache"
+SCALES = {"county": (None, (2022, 2023, 2024)), "province": (1_100, (2023,)), "national": (38_000, (2023,))}
 
 
-def timed(results: dict, name: str, fn, *args, **kwargs):
+def reset_peak_memory() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM
+
+
+def peak_memory_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(stages: dict, name: str, fn, *args, **kwargs):
+    reset_peak_memory()
     t = time.perf_counter()
     out = fn(*args, **kwargs)
-    results[name] = results.get(name, 0.0) + time.perf_counter() - t
+    s = stages.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
+    s["seconds"] += time.perf_counter() - t
+    s["peak_mb"] = max(s["peak_mb"], peak_memory_mb())
+    return out
+
+
+def township_list(n: int, out: Path) -> Path:
+    """n synthetic townships: the sample county's list repeated over synthetic counties."""
+    import pandas as pd
+
+    base = pd.read_csv(Path(__file__).parents[1] / "warehouse" / "townships_yongan.csv", dtype=str)
+    rows = []
+    for i in range(n):
+        t = base.iloc[i % len(base)]
+        county = f"{35 + (i // len(base)) // 9000:02d}{(i // len(base)) % 9000 + 1000:04d}"
+        rows.append(
+            {
+                "code": county + t["code"][6:],
+                "name": f"{t['name']}{i // len(base)}",
+                "kind": t["kind"],
+                "county_code": county,
+                "county_name": f"县{i // len(base)}",
+            }
+        )
+    pd.DataFrame(rows).to_csv(out, index=False)
     return out
 
 
@@ -42,6 +91,8 @@ def duckdb_limit(batches) -> float:
     t = time.perf_counter()
     con = duckdb.connect()
     for b in batches:
+        if b is None:
+            continue
         if b.source in ("enforcement", "mediation"):
             con.execute(
                 f"create table {b.source} as select unnest(records) as rec "
@@ -60,9 +111,29 @@ def duckdb_limit(batches) -> float:
     return time.perf_counter() - t
 
 
+def one_day_of_changes(sample: Path, home: Path) -> int:
+    """A new export page with 1% of the enforcement records corrected the next day."""
+    pages = sorted((sample / "enforcement").glob("page-*.json"))
+    records = []
+    for p in pages:
+        records += json.loads(p.read_text(encoding="utf-8"))["records"]
+    changed = [dict(r, 更新时间="2025-02-01 09:00:00") for r in records[::100] if r.get("行为类型")]
+    doc = {
+        "source": "enforcement",
+        "page": 1,
+        "page_size": len(changed),
+        "total_records": len(changed),
+        "total_pages": 1,
+        "records": changed,
+    }
+    (home / "sample" / "enforcement" / "page-999999.json").write_text(json.dumps(doc, ensure_ascii=False))
+    return len(changed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("--townships", type=Path)
+    ap.add_argument("--scale", choices=SCALES, default="county")
+    ap.add_argument("--townships", type=Path, help="a township list instead of the scale's")
     ap.add_argument("--seed", type=int, default=20231226)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -81,12 +152,15 @@ def main() -> None:
 
     gx_import_s = time.perf_counter() - t
 
-    key = f"{args.townships.stem if args.townships else 'county'}-{args.seed}"
-    sample = CACHE / key
+    count, years = SCALES[args.scale]
+    name = args.townships.stem if args.townships else args.scale
+    sample = CACHE / f"{name}-{args.seed}"
     generate_s = None
     if not (sample / "targets.json").exists():
+        CACHE.mkdir(exist_ok=True)
+        townships = args.townships or (township_list(count, CACHE / f"{name}.csv") if count else None)
         t = time.perf_counter()
-        generate_sample(sample, seed=args.seed, townships_csv=args.townships)
+        generate_sample(sample, seed=args.seed, townships_csv=townships, years=years)
         generate_s = time.perf_counter() - t
 
     home = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
@@ -94,50 +168,69 @@ def main() -> None:
         shutil.copytree(sample, home / "sample")
         write_demo_config(home)
         settings = load_settings(home)
-        stages: dict[str, float] = {}
+        stages: dict[str, dict] = {}
         rows = 0
         timed(stages, "prepare", pipeline.prepare_warehouse, settings)
-        batches, prepared_all = [], []
+        batches = []
         codes = {"township_codes": pipeline.township_codes(settings)}
-        for name, source in settings.sources.items():
+        for source_name, source in settings.sources.items():
             batch = timed(stages, "land", pipeline.land_source, settings, source)
             batches.append(batch)
-            frames = timed(stages, "parse", parser_for(name), batch, settings.hmac_key())
+            frames = timed(stages, "parse", parser_for(source_name), batch, settings.hmac_key())
             tables = []
             for table, df in frames.items():
                 rows += len(df)
                 res = timed(stages, "validate", validate_table, table, df, codes)
                 tables.append(
-                    pipeline.TableLoad(table, df, res.failures, res.results, load_mappings()[name][table].key)
+                    pipeline.TableLoad(table, df, res.failures, res.results, load_mappings()[source_name][table].key)
                 )
+            del frames
             prepared = pipeline.PreparedBatch(batch, tables, sum(len(t.rows) for t in tables))
-            prepared_all.append(prepared)
             timed(stages, "load", pipeline.load_prepared, settings, prepared, "bench")
+            del prepared, tables
         timed(stages, "compute", pipeline.compute, settings)
         timed(stages, "audit+publish", pipeline.audit_and_publish, settings)
         limit_s = duckdb_limit(batches)
+
+        changed = one_day_of_changes(sample, home)
+        from tests.conftest import run_steps
+
+        t = time.perf_counter()
+        run_steps(home)
+        incremental_s = time.perf_counter() - t
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    total = sum(stages.values())
-    print(f"sample: {sample} ({rows:,} source rows)" + (f", generated in {generate_s:.2f} s" if generate_s else ""))
-    print(f"imports: {imports_s:.2f} s, Great Expectations import: {gx_import_s:.2f} s (not in the stages)")
-    print(f"{'stage':<16}{'seconds':>10}{'rows/s':>14}{'x limit':>10}")
-    for name, s in stages.items():
-        print(f"{name:<16}{s:>10.3f}{rows / s if s else 0:>14,.0f}{s / limit_s:>10.1f}")
-    print(f"{'pipeline':<16}{total:>10.3f}{rows / total:>14,.0f}{total / limit_s:>10.1f}")
-    print(f"{'duckdb limit':<16}{limit_s:>10.3f}{rows / limit_s:>14,.0f}{1:>10.1f}")
+    total = sum(s["seconds"] for s in stages.values())
+    print(f"scale {name}: {rows:,} source rows" + (f"; generated in {generate_s:.1f} s" if generate_s else ""))
+    print(f"imports {imports_s:.2f} s, Great Expectations import {gx_import_s:.2f} s (not in the stages)")
+    print(f"{'stage':<16}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}{'x limit':>10}")
+    for stage, s in stages.items():
+        sec = s["seconds"]
+        print(f"{stage:<16}{sec:>10.3f}{rows / sec if sec else 0:>14,.0f}{s['peak_mb']:>10,.0f}{sec / limit_s:>10.1f}")
+    peak = max(s["peak_mb"] for s in stages.values())
+    print(f"{'pipeline':<16}{total:>10.3f}{rows / total:>14,.0f}{peak:>10,.0f}{total / limit_s:>10.1f}")
+    print(f"{'duckdb limit':<16}{limit_s:>10.3f}{rows / limit_s:>14,.0f}{'':>10}{1:>10.1f}")
+    print(
+        f"nightly incremental run after one day ({changed:,} corrected records): {incremental_s:.2f} s "
+        "(library steps, no Prefect server)"
+    )
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
+                    "scale": name,
                     "rows": rows,
-                    "stages_s": stages,
+                    "stages": stages,
                     "pipeline_s": total,
                     "limit_s": limit_s,
                     "ratio": total / limit_s,
+                    "peak_mb": peak,
                     "imports_s": imports_s,
                     "gx_import_s": gx_import_s,
+                    "incremental_s": incremental_s,
+                    "incremental_records": changed,
+                    "generate_s": generate_s,
                 },
                 indent=2,
             )
