@@ -5,17 +5,25 @@ expectation's `meta.level` says what a failure does:
 - row:   the failing rows are quarantined, the rest load;
 - batch: the source's load stops (nothing of the batch loads);
 - warn:  reported in the results, the rows still load.
-A batch in which more than `max_failing_row_fraction` of rows fail is stopped too.
+A batch in which more than `max_failing_row_fraction` of rows fail is stopped too, and so is a
+full extract far smaller than the source's previous full extract (rule <P>-B02: the caller
+passes `previous_full_rows`; the suite meta's `min_full_extract_fraction` sets the threshold).
+
+List columns (penalty_kinds) cannot be validated as such: an expectation whose meta says
+`list_elements: true` runs on the exploded column (one row per element, index = the row's
+position), so each failing element points back at its row. GX stays the engine for both.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SUITES_DIR = Path(__file__).parent
@@ -51,36 +59,84 @@ def _context():
     return gx.get_context(mode="ephemeral")
 
 
+def _element_columns(doc: dict) -> list[str]:
+    """List columns whose elements some expectation checks (meta.list_elements)."""
+    cols = [e["kwargs"]["column"] for e in doc["expectations"] if e.get("meta", {}).get("list_elements")]
+    return sorted(set(cols))
+
+
 @cache
-def _suite_and_batch_definition(table: str):
+def _suite_and_batch_definition(table: str, element_column: str | None = None):
+    """The table's suite (element_column None: every expectation but the list-element ones) or
+    the list-element expectations of one list column, each with its own dataframe asset."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     ctx = _context()
     doc = load_suite_doc(table)
-    suite = gx.ExpectationSuite(name=doc["name"], meta=doc.get("meta", {}))
+    name = doc["name"] if element_column is None else f"{doc['name']}__{element_column}"
+    suite = gx.ExpectationSuite(name=name, meta=doc.get("meta", {}))
     for exp in doc["expectations"]:
-        suite.add_expectation_configuration(ExpectationConfiguration(**exp))
+        meta = exp.get("meta", {})
+        if element_column is None and meta.get("list_elements"):
+            continue
+        if element_column is not None and not (meta.get("list_elements") and exp["kwargs"]["column"] == element_column):
+            continue
+        # add_expectation, not add_expectation_configuration: the latter upserts by domain, so a
+        # second expectation on the same column and type (ENF-R27 after R28) silently replaced the first
+        suite.add_expectation(ExpectationConfiguration(**exp).to_domain_obj())
     suite = ctx.suites.add_or_update(suite)
-    source = ctx.data_sources.add_or_update_pandas(f"fazhi_{table}")
-    asset = source.add_dataframe_asset(table)
-    return suite, asset.add_batch_definition_whole_dataframe(f"{table}_batch")
+    source = ctx.data_sources.add_or_update_pandas(f"fazhi_{name}")
+    asset = source.add_dataframe_asset(name)
+    return suite, asset.add_batch_definition_whole_dataframe(f"{name}_batch")
 
 
-def validate_table(table: str, df: pd.DataFrame, parameters: dict | None = None) -> TableValidation:
-    """Run the table's suite over the whole frame; list every (row, rule) failure."""
+def _element_frame(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One row per element of a list column; the index is the row's position in the batch."""
+    if column not in df.columns:
+        return pd.DataFrame({column: pd.Series([], dtype=object)})
+    s = df[column].map(lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else [])
+    return s.explode().dropna().to_frame(column)
+
+
+def min_full_extract_rows(doc: dict, previous_full_rows: int | None) -> int:
+    """The fewest rows a full extract may hold: the suite's fraction of the previous full extract."""
+    if not previous_full_rows:
+        return 0
+    return math.ceil(previous_full_rows * doc.get("meta", {}).get("min_full_extract_fraction", 0.5))
+
+
+def validate_table(
+    table: str,
+    df: pd.DataFrame,
+    parameters: dict | None = None,
+    previous_full_rows: int | None = None,
+) -> TableValidation:
+    """Run the table's suite over the whole frame; list every (row, rule) failure.
+
+    `previous_full_rows`: the rows of this table in the source's previous full extract, when
+    this batch is itself a full extract (else None: the extract-size rule does not apply)."""
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     doc = load_suite_doc(table)
     frame = df.reset_index(drop=True)
-    frame = frame[[c for c in frame.columns if not _is_list_column(frame[c])]]
-    suite, batch_definition = _suite_and_batch_definition(table)
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    outcome = batch.validate(suite, expectation_parameters=parameters or {}, result_format=_RESULT_FORMAT)
+    params = {"min_full_extract_rows": min_full_extract_rows(doc, previous_full_rows)} | (parameters or {})
+    context = {
+        "received": len(frame),
+        "previous": previous_full_rows or 0,
+        "fraction": doc.get("meta", {}).get("min_full_extract_fraction", 0.5),
+    }
+    runs = [(None, frame[[c for c in frame.columns if not _is_list_column(frame[c])]])]
+    runs += [(c, _element_frame(frame, c)) for c in _element_columns(doc)]
+    outcomes = []
+    for element_column, data in runs:
+        suite, batch_definition = _suite_and_batch_definition(table, element_column)
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
+        outcomes += batch.validate(suite, expectation_parameters=params, result_format=_RESULT_FORMAT).results
 
     results, failures, batch_errors = [], [], []
-    for r in outcome.results:
+    for r in outcomes:
         cfg = r.expectation_config
         meta = cfg.meta or {}
         level = meta.get("level", "row")
@@ -95,7 +151,7 @@ def validate_table(table: str, df: pd.DataFrame, parameters: dict | None = None)
                 or ",".join(v for k, v in cfg.kwargs.items() if k in ("column_A", "column_B")),
                 "level": level,
                 "success": bool(r.success),
-                "element_count": res.get("element_count", len(frame)),
+                "element_count": res.get("element_count", len(frame)),  # elements, for list_elements
                 "unexpected_count": res.get("unexpected_count", 0 if r.success else None),
             }
         )
@@ -109,10 +165,14 @@ def validate_table(table: str, df: pd.DataFrame, parameters: dict | None = None)
             )
         elif not r.success and level == "batch":
             batch_errors.append(
-                {"rule": meta.get("rule"), "message_zh": meta["message_zh"], "message_en": meta["message_en"]}
+                {
+                    "rule": meta.get("rule"),
+                    "message_zh": _fill(meta["message_zh"], context),
+                    "message_en": _fill(meta["message_en"], context),
+                }
             )
         elif not r.success and level == "row":
-            for idx in res.get("unexpected_index_list") or []:
+            for idx in dict.fromkeys(res.get("unexpected_index_list") or []):
                 failures.append(
                     {
                         "_row": int(idx),
@@ -134,6 +194,14 @@ def validate_table(table: str, df: pd.DataFrame, parameters: dict | None = None)
             }
         )
     return TableValidation(table, len(frame), pd.DataFrame(results), failures_df, batch_errors)
+
+
+def _fill(message: str, context: dict) -> str:
+    """A batch rule's message with its figures ({received}, {previous}, {fraction:.0%})."""
+    try:
+        return message.format(**context)
+    except (KeyError, ValueError, IndexError):
+        return message
 
 
 def _is_list_column(s: pd.Series) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_SEED = 20231226
@@ -30,6 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--year", type=int, default=2023, help="year to print (default 2023)")
 
+    p.add_argument(
+        "--faults",
+        default="none",
+        help="fault profile of the simulated HTTP sources: none, flaky, truncated, drift (default none)",
+    )
+
+    p = sub.add_parser("simulate", help="serve a sample directory over loopback HTTP (the export contract)")
+    p.add_argument("--data", type=Path, required=True, help="a sample directory (fazhi sample --out DIR)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--token", help="bearer token clients must send (default: $FAZHI_SIMULATOR_TOKEN, else random)")
+    p.add_argument("--faults", default="none", help="none, flaky, truncated, drift (comma-separated to combine)")
+    p.add_argument("--state", choices=("initial", "later"), default="initial", help="later: with late corrections")
+    p.add_argument("--seed", type=int, default=0, help="chooses the records the late corrections touch")
+
+    p = sub.add_parser("template", help="write the blank spreadsheet a township fills in")
+    p.add_argument("kind", choices=("training", "returns"))
+    p.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
+
     p = sub.add_parser("run", help="one nightly run with the home folder's configuration")
     _add_home(p)
 
@@ -43,6 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", type=int, required=True)
     p.add_argument("--township", help="township name or code (default: every township and the county)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--edition", type=int, help="read this published edition of the year (default: current values)")
+    _add_home(p)
+
+    p = sub.add_parser("explain", help="the records counted in one indicator value (personal-data free)")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--township", required=True, help="township name or code, or the county code")
+    p.add_argument("--indicator", required=True, help="indicator code, e.g. ENF07")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    _add_home(p)
+
+    p = sub.add_parser("rollup", help="roll counties' published Parquet partitions up to a province")
+    p.add_argument("--county", action="append", required=True, type=Path, metavar="PUBLISHED_DIR",
+                   help="a county's published/ folder (repeat for each county)")
+    p.add_argument("--out", type=Path, required=True, help="the region's DuckDB file")
+    p.add_argument("--region-code", required=True, help="the province or region code, e.g. 350000")
+
+    p = sub.add_parser("rebuild", help="recompute a year from the raw layer and publish it as the next edition")
+    p.add_argument("--year", type=int, required=True)
+    _add_home(p)
+
+    p = sub.add_parser("quarantine", help="open quarantine entries: records to fix in the source systems")
+    p.add_argument("--source", help="source, e.g. enforcement (default: every source)")
+    p.add_argument("--township", help="township name or code (default: every township)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
     _add_home(p)
     return parser
 
@@ -52,9 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     from flows.config import ConfigError
 
     try:
-        return {"demo": cmd_demo, "run": cmd_run, "sample": cmd_sample, "indicators": cmd_indicators}[args.command](
-            args
-        )
+        return {
+            "demo": cmd_demo,
+            "run": cmd_run,
+            "sample": cmd_sample,
+            "indicators": cmd_indicators,
+            "explain": cmd_explain,
+            "rebuild": cmd_rebuild,
+            "rollup": cmd_rollup,
+            "quarantine": cmd_quarantine,
+            "simulate": cmd_simulate,
+            "template": cmd_template,
+        }[args.command](args)
     except ConfigError as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
@@ -113,18 +165,85 @@ def cmd_demo(args) -> int:
     except CalibrationError as exc:
         print(f"校准文件有误 / calibration refused: {exc}", file=sys.stderr)
         return 2
-    write_demo_config(home)
+    write_demo_config(home, http=True)
     print(f"样例数据 / sample data: {home / 'sample'}")
-    code = _run_flow(home)
+    from flows.config import load_settings
+
+    try:
+        with _demo_simulator(load_settings(home), args.faults):
+            code = _run_flow(home)
+    except ValueError as exc:  # an unknown fault profile
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
     if code:
         return code
-    from flows.config import load_settings
     from flows.indicators_view import read_values, to_table
 
     settings = load_settings(home)
     print()
     print(to_table(read_values(settings.published_db, args.year), _terminal_width()))
     print(f"\n分析库 / analyst database: {settings.published_db}")
+    return 0
+
+
+@contextmanager
+def _demo_simulator(settings, faults: str):
+    """The demo's HTTP sources served by the simulator on a free loopback port, in this process:
+    their URL and token are handed to the flow through FAZHI_<SOURCE>_URL / _TOKEN."""
+    http = [s for s in settings.sources.values() if s.kind == "http"]
+    if not http:
+        yield None
+        return
+    import os
+    import secrets
+
+    from flows.sources.simulator import Simulator
+
+    token = secrets.token_urlsafe(24)
+    slow = max(s.http.read_timeout for s in http) + 1.0
+    sim = Simulator(settings.home / "sample", token=token, faults=faults, slow_seconds=slow)
+    url = sim.start()
+    env = {}
+    for s in http:
+        env[f"FAZHI_{s.name.upper()}_URL"] = url
+        env[s.http.token_env] = token
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    print(f"模拟数据源 / simulated sources at {url} (faults: {faults})")
+    try:
+        yield sim
+    finally:
+        sim.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def cmd_simulate(args) -> int:
+    import os
+    import secrets
+
+    from flows.sources.simulator import serve
+
+    token = args.token or os.environ.get("FAZHI_SIMULATOR_TOKEN")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"令牌 / token (generated): {token}")
+    try:
+        serve(args.data, args.port, token, args.faults, state=args.state, seed=args.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_template(args) -> int:
+    from flows.sources.templates import write_template
+
+    path = write_template(args.kind, args.out)
+    print(f"模板已写入 / template written: {path}")
     return 0
 
 
@@ -142,7 +261,7 @@ def cmd_indicators(args) -> int:
 
     settings = load_settings(resolve_home(args.home))
     try:
-        rows = read_values(settings.published_db, args.year, args.township)
+        rows = read_values(settings.published_db, args.year, args.township, args.edition)
     except NotPublished as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +277,81 @@ def cmd_indicators(args) -> int:
         sys.stdout.write(to_csv(rows))
     else:
         print(to_table(rows, _terminal_width()))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import json
+
+    from flows.config import load_settings, resolve_home
+    from flows.indicators_view import NotPublished, display, read_evidence
+
+    settings = load_settings(resolve_home(args.home))
+    try:
+        values, records = read_evidence(settings.published_db, args.year, args.township, args.indicator)
+    except NotPublished as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    if not values:
+        print(f"没有该指标值 / no value for {args.year} {args.township} {args.indicator}", file=sys.stderr)
+        return 1
+    v = values[0]
+    if args.format == "json":
+        print(json.dumps({"value": v, "records": records}, ensure_ascii=False, indent=2, default=str))
+        return 0
+    print(
+        f"{v['year']} {v['township_name']}({v['township_code']}) {v['indicator_code']} {v['indicator_name_zh']}"
+        f" / {v['indicator_name_en']}: {display(v)}"
+        f"  分子/numerator {v['numerator']}  分母/denominator {v['denominator']}"
+    )
+    print(f"计入记录 {len(records)} 条 / {len(records)} records counted")
+    print(f"{'township':<11}{'table':<22}{'record':<40}{'date':<12}{'num':>10}{'den':>6}{'measure':>9}")
+    blank = lambda x: "" if x is None else x  # noqa: E731
+    for r in records:
+        print(
+            f"{r['township_code']:<11}{r['record_table']:<22}{r['record_id']:<40}{blank(r['record_date']):<12}"
+            f"{blank(r['numerator']):>10}{blank(r['denominator']):>6}{blank(r['measure']):>9}"
+        )
+    return 0
+
+
+def cmd_rollup(args) -> int:
+    from flows.province import province_rollup
+
+    rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
+    print(f"区域汇总已写入 / region roll-up written to {args.out}: {rows} rows")
+    return 0
+
+
+def cmd_rebuild(args) -> int:
+    from flows.config import load_settings, resolve_home
+
+    home = resolve_home(args.home)
+    load_settings(home)
+    from flows.rebuild import year_end_rebuild
+    from warehouse.audit import AuditFailed
+    from warehouse.lock import WriterBusy
+
+    try:
+        result = year_end_rebuild(year=args.year, home=str(home))
+    except (AuditFailed, WriterBusy) as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result['note_zh']} / {result['note_en']}")
+    return 0
+
+
+def cmd_quarantine(args) -> int:
+    from flows.config import load_settings, resolve_home
+    from flows.quarantine_view import NotPublished, read_open, to_json, to_table
+
+    settings = load_settings(resolve_home(args.home))
+    try:
+        rows = read_open(settings.published_db, args.source, args.township)
+    except NotPublished as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    print(to_json(rows) if args.format == "json" else to_table(rows))
     return 0
 
 

@@ -21,10 +21,50 @@ class ConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class HttpOptions:
+    """An HTTP export source (docs/sources.md, "HTTP export contract"). The token itself is never
+    stored here: only where to find it (environment variable, else a Prefect Secret block)."""
+
+    url: str
+    token_env: str
+    token_secret_block: str | None = None
+    page_size: int = 500
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 6  # per request, the first try included
+    backoff_base: float = 0.5  # seconds; doubles each retry
+    backoff_max: float = 30.0
+    max_retry_seconds: float = 300.0  # cap on the time one pull spends waiting to retry
+    verify: bool | str = True  # TLS verification (or a CA bundle path); never off in production
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     name: str
-    kind: str  # json_pages | spreadsheet_drop (http comes with the connectors)
+    kind: str  # json_pages | spreadsheet_drop | http
     path: Path
+    http: HttpOptions | None = None
+    fields: dict = field(default_factory=dict)  # per-county field-name overrides on top of fields.yaml
+
+
+HTTP_KEYS = {f for f in HttpOptions.__dataclass_fields__ if f not in ("url", "token_env")}
+
+
+def _source_config(home: Path, cfg_path: Path, name: str, src: dict) -> SourceConfig:
+    kind = src.get("kind")
+    fields = dict(src.get("fields", {}))
+    if kind == "http":
+        url = os.environ.get(f"FAZHI_{name.upper()}_URL") or src.get("url")
+        if not url:
+            raise ConfigError(f"{cfg_path}: [sources.{name}] (kind http) needs `url`")
+        opts = {k: src[k] for k in HTTP_KEYS if k in src}
+        http = HttpOptions(url=url, token_env=src.get("token_env", f"FAZHI_{name.upper()}_TOKEN"), **opts)
+        return SourceConfig(name, kind, home / src.get("path", f"landing/{name}"), http, fields)
+    if kind == "spreadsheet_drop":
+        return SourceConfig(name, kind, home / src.get("path", f"drop/{name}"), None, fields)
+    if kind is None or "path" not in src:
+        raise ConfigError(f"{cfg_path}: [sources.{name}] needs `kind` and `path`")
+    return SourceConfig(name, kind, home / src["path"], None, fields)
 
 
 @dataclass(frozen=True)
@@ -95,9 +135,7 @@ def load_settings(home: Path) -> Settings:
     pipeline = data.get("pipeline", {})
     sources = {}
     for name, src in data.get("sources", {}).items():
-        if "kind" not in src or "path" not in src:
-            raise ConfigError(f"{path}: [sources.{name}] needs `kind` and `path`")
-        sources[name] = SourceConfig(name=name, kind=src["kind"], path=home / src["path"])
+        sources[name] = _source_config(home, path, name, src)
     pseudo = data.get("pseudonymisation", {})
     key_file = pseudo.get("key_file")
     retention = data.get("landing", {}).get("retention_days")
@@ -148,8 +186,41 @@ path = "sample/returns"
 """
 
 
-def write_demo_config(home: Path) -> None:
-    """Write fazhi.toml and the demo hashing key, keeping both if they already exist."""
+DEMO_HTTP_SOURCES = """\
+[sources.enforcement]
+kind = "http"                        # pulled over HTTP (docs/sources.md, HTTP export contract)
+url = "http://127.0.0.1:8765/"       # `fazhi demo` serves the sample here (FAZHI_ENFORCEMENT_URL overrides)
+# token: env FAZHI_ENFORCEMENT_TOKEN, or token_secret_block = "<Prefect Secret block name>"
+page_size = 500
+connect_timeout = 3
+read_timeout = 5
+max_retry_seconds = 60
+# [sources.enforcement.fields]       # this county's export names a field differently:
+# act_type = "行为种类"
+
+[sources.mediation]
+kind = "http"
+url = "http://127.0.0.1:8765/"
+page_size = 500
+connect_timeout = 3
+read_timeout = 5
+max_retry_seconds = 60
+"""
+_DEMO_FOLDER_SOURCES = """\
+[sources.enforcement]
+kind = "json_pages"
+path = "sample/enforcement"
+
+[sources.mediation]
+kind = "json_pages"
+path = "sample/mediation"
+"""
+
+
+def write_demo_config(home: Path, http: bool = False) -> None:
+    """Write fazhi.toml and the demo hashing key, keeping both if they already exist. With
+    `http`, enforcement and mediation are pulled from the simulator (`fazhi demo`) instead of
+    read from the sample's page folders."""
     home.mkdir(parents=True, exist_ok=True)
     key = home / DEMO_KEY_FILE
     if not key.exists():
@@ -159,4 +230,7 @@ def write_demo_config(home: Path) -> None:
             fh.write(secrets.token_hex(32))
     cfg = home / CONFIG_NAME
     if not cfg.exists():
-        cfg.write_text(DEMO_CONFIG.format(key_file=DEMO_KEY_FILE), encoding="utf-8")
+        text = DEMO_CONFIG.format(key_file=DEMO_KEY_FILE)
+        if http:
+            text = text.replace(_DEMO_FOLDER_SOURCES, DEMO_HTTP_SOURCES)
+        cfg.write_text(text, encoding="utf-8")

@@ -35,20 +35,26 @@ class NotPublished(RuntimeError):
     pass
 
 
-def read_values(published: Path, year: int, township: str | None = None) -> list[dict]:
+def _open(published: Path) -> duckdb.DuckDBPyConnection:
     if not published.exists():
         raise NotPublished(
             f"尚未发布分析库 {published} / no published database at {published}: run `fazhi demo` or `fazhi run`"
         )
-    con = duckdb.connect(str(published), read_only=True)
+    return duckdb.connect(str(published), read_only=True)
+
+
+def read_values(published: Path, year: int, township: str | None = None, edition: int | None = None) -> list[dict]:
+    """The nightly (current) values, or those of a published edition of the year."""
+    con = _open(published)
     try:
-        where, params = "year = ?", [year]
+        table, where, params = "mart.indicator_value", "year = ?", [year]
+        if edition is not None:
+            table, where, params = "mart.indicator_edition_value", "year = ? and edition = ?", [year, edition]
         if township:
             where += " and (township_code = ? or township_name = ?)"
             params += [township, township]
         cur = con.execute(
-            f"select {', '.join(COLUMNS)} from mart.indicator_value where {where} "
-            "order by year, township_code, indicator_code",
+            f"select {', '.join(COLUMNS)} from {table} where {where} order by year, township_code, indicator_code",
             params,
         )
         names = [d[0] for d in cur.description]
@@ -62,6 +68,43 @@ def read_values(published: Path, year: int, township: str | None = None) -> list
         if r["value"] is not None and r["kind"] in ("count", "amount") and float(r["value"]).is_integer():
             r["value"] = int(r["value"])
     return rows
+
+
+def read_editions(published: Path, year: int) -> list[dict]:
+    con = _open(published)
+    try:
+        cur = con.execute("select * from mart.indicator_edition where year = ? order by edition", [year])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def read_evidence(published: Path, year: int, township: str, indicator: str) -> tuple[list[dict], list[dict]]:
+    """The value (one row) and the records counted in it; a county code lists all its townships' records."""
+    con = _open(published)
+    try:
+        values = read_values(published, year, township)
+        values = [v for v in values if v["indicator_code"] == indicator.upper()]
+        if not values:
+            return [], []
+        code = values[0]["township_code"]
+        cur = con.execute(
+            "select township_code, record_table, record_id, cast(record_date as varchar) as record_date, "
+            "numerator, denominator, measure, qualifier from mart.indicator_evidence "
+            "where year = ? and indicator_code = ? and (township_code = ? or county_code = ?) "
+            "order by township_code, record_table, record_id",
+            [year, indicator.upper(), code, code],
+        )
+        names = [d[0] for d in cur.description]
+        records = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    for r in records:
+        for k in ("numerator", "denominator"):
+            if r[k] is not None:
+                r[k] = int(r[k]) if r[k] == int(r[k]) else float(r[k])
+    return values, records
 
 
 def to_json(rows: list[dict]) -> str:

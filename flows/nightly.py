@@ -12,9 +12,11 @@ quiet_environment()
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from flows import pipeline  # noqa: E402
+from flows import alerts, orchestration, pipeline, validation_report  # noqa: E402
 from flows.config import Settings, load_settings, resolve_home  # noqa: E402
+from warehouse.audit import AuditFailed  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
 
@@ -27,14 +29,18 @@ def prepare_warehouse(settings: Settings) -> None:
     pipeline.prepare_warehouse(settings)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+# Network task: retried with exponential backoff (tuned per home in fazhi.toml [orchestration],
+# flows/orchestration.py, through `with_options`). Its timeouts are the HTTP client's own
+# (connect/read timeout per request, a cap on the time spent retrying: fazhi.toml per source):
+# a Prefect task timeout cannot interrupt a blocking call in a worker thread.
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 20], retry_jitter_factor=0.2)
 def land_source(settings: Settings, source: str):
     return pipeline.land_source(settings, settings.sources[source])
 
 
 @task(cache_policy=NO_CACHE)
 def parse_and_validate(settings: Settings, batch):
-    return pipeline.parse_and_validate(settings, batch)
+    return None if batch is None else pipeline.parse_and_validate(settings, batch)
 
 
 @task(cache_policy=NO_CACHE)
@@ -52,62 +58,129 @@ def audit_and_publish(settings: Settings) -> str:
     return str(pipeline.audit_and_publish(settings))
 
 
-@flow(name="nightly", log_prints=False)
+@flow(name="nightly", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def nightly(home: str | None = None) -> dict:
+    """Sources are landed and validated concurrently (the task runner's threads), loaded one
+    batch at a time (one writer), then compute, audits, publish. Holds the shared writer slot and
+    the file lock for the whole write; a failed run sends one alert (flows/alerts.py)."""
     settings = load_settings(resolve_home(home))
-    settings.hmac_key()  # a missing key is a clear error before anything runs
     run_id = pipeline.new_run_id()
-    with writer_lock(settings.home, run_id, settings.lock_wait_seconds):
-        return _nightly(settings, run_id)
-
-
-def _nightly(settings: Settings, run_id: str) -> dict:
     logger = get_run_logger()
     report = pipeline.RunReport(run_id, datetime.now(UTC).isoformat())
+    try:
+        settings.hmac_key()  # a missing key is a clear error before anything runs
+        with (
+            orchestration.writer_slot(settings, logger),
+            writer_lock(settings.home, run_id, settings.lock_wait_seconds),
+        ):
+            report.started_at = datetime.now(UTC).isoformat()  # audit.run: the time this run held the writer
+            return _nightly(settings, report)
+    except Exception as exc:
+        alerts.send_failure_alert(settings.extra, "nightly", run_id, str(settings.home), exc, report.sources)
+        raise
+
+
+def _source_error(landed, checked, exc: BaseException) -> str:
+    """The root error of a source whose land or parse task failed (the land task's own error when
+    the parse task never ran)."""
+    if landed.state.is_failed() or landed.state.is_crashed():
+        root = landed.result(raise_on_failure=False)
+        if isinstance(root, BaseException):
+            exc = root
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
+    logger = get_run_logger()
     prepare_warehouse(settings)
     report.steps["prepare"] = "ok"
+    land = land_source.with_options(
+        retries=orchestration.option(settings, "land_retries"),
+        retry_delay_seconds=orchestration.land_retry_delays(settings),
+    )
+    # pulled and validated concurrently ...
+    landed = {name: land.submit(settings, name) for name in settings.sources}
+    checked = {name: parse_and_validate.submit(settings, landed[name]) for name in settings.sources}
+    # ... loaded one batch at a time, in configuration order (one writer, deterministic)
     for name in settings.sources:
         try:
-            batch = land_source(settings, name)
-            if batch is None:
-                report.sources[name] = {"status": "unchanged"}
-                continue
-            prepared = parse_and_validate(settings, batch)
-            outcome = load_batch(settings, prepared, report.run_id)
-            report.sources[name] = {
-                "status": outcome.status,
-                "batch_id": outcome.batch_id,
-                "files": [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in batch.files],
-                "received_rows": outcome.received_rows,
-                "loaded_rows": outcome.loaded_rows,
-                "quarantined_rows": outcome.quarantined_rows,
-                "core_rows_inserted": outcome.core_rows_inserted,
-            }
-            if outcome.status == "stopped":
-                report.sources[name] |= {
-                    "message_zh": prepared.stop_zh,
-                    "message_en": prepared.stop_en,
-                    "rule": prepared.stop_rule,
-                }
-                logger.error("source %s stopped: %s", name, prepared.stop_en)
+            prepared = checked[name].result()
         except Exception as exc:  # one source failing must not stop the others
+            report.sources[name] = {"status": "failed", "error": _source_error(landed[name], checked[name], exc)}
+            logger.error("source %s failed: %s", name, report.sources[name]["error"].split(":", 1)[0])
+            continue
+        if prepared is None:
+            report.sources[name] = {"status": "unchanged"}
+            continue
+        batch = prepared.batch
+        try:
+            outcome = load_batch(settings, prepared, report.run_id)
+        except Exception as exc:
             report.sources[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-            logger.error("source %s failed: %s", name, type(exc).__name__)
+            logger.error("source %s failed to load: %s", name, type(exc).__name__)
+            continue
+        report.sources[name] = {
+            "status": outcome.status,
+            "batch_id": outcome.batch_id,
+            "files": [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in batch.files],
+            "received_rows": outcome.received_rows,
+            "loaded_rows": outcome.loaded_rows,
+            "quarantined_rows": outcome.quarantined_rows,
+            "core_rows_inserted": outcome.core_rows_inserted,
+        }
+        if outcome.status == "stopped":
+            report.sources[name] |= {
+                "message_zh": prepared.stop_zh,
+                "message_en": prepared.stop_en,
+                "rule": prepared.stop_rule,
+            }
+            logger.error("source %s stopped: %s", name, prepared.stop_en)
+    before = orchestration.year_fingerprints(settings.work_db)
     compute_indicators(settings)
     report.steps["compute"] = "ok"
-    if pipeline.needs_publish(settings):
-        report.published = audit_and_publish(settings)
-        report.steps["publish"] = "ok"
-    else:
-        report.steps["publish"] = "unchanged"
+    report.steps["validation_report"] = validation_report.write_and_publish(settings, report, logger)
+    try:
+        if pipeline.needs_publish(settings):
+            report.published = audit_and_publish(settings)
+            report.steps["publish"] = "ok"
+        else:
+            report.steps["publish"] = "unchanged"
+    except AuditFailed:
+        report.steps["publish"] = "blocked by audits"
+        report.outcome = "audit_failed"
+        _finish(settings, report, before, logger)
+        raise
     report.steps["retention"] = f"purged {len(pipeline.purge_landing(settings))}"
     failed = report.failed_sources
     report.outcome = "failed" if failed else "completed"
-    manifest = pipeline.write_run_report(settings, report)
-    logger.info("run %s %s; manifest %s", report.run_id, report.outcome, manifest)
+    _finish(settings, report, before, logger)
     if failed:
         details = "; ".join(
             f"{s}: {report.sources[s].get('message_en') or report.sources[s].get('error')}" for s in failed
         )
         raise SourcesFailed(f"数据源失败 / sources failed: {details}")
     return {"run_id": report.run_id, "sources": report.sources, "published": report.published}
+
+
+def _finish(settings: Settings, report: pipeline.RunReport, before: dict, logger) -> None:
+    """Manifest (file + audit.run) and the run's artifacts: indicators of the years this run
+    changed, the manifest. (The validation summary is published by flows/validation_report.py.)"""
+    after = orchestration.year_fingerprints(settings.work_db)
+    changed = sorted(y for y, h in after.items() if before.get(y) != h)
+    years, note = changed, ""
+    if not changed and after:
+        years, note = [max(after)], "本次运行没有指标值变化 / no indicator value changed in this run"
+    report.steps["indicator_years"] = ",".join(map(str, changed)) or "none"
+    manifest = pipeline.write_run_report(settings, report)
+    logger.info("run %s %s; manifest %s", report.run_id, report.outcome, manifest)
+    if years:
+        published = "已发布 / published" if report.steps.get("publish") == "ok" else "未发布 / not published"
+        orchestration.publish_artifact(
+            "indicators",
+            orchestration.indicator_markdown(settings.work_db, years, f"{published}. {note}".strip()),
+            "本次运行涉及年份的指标 / indicators of the years this run changed",
+            logger,
+        )
+    orchestration.publish_artifact(
+        "run-manifest", orchestration.manifest_markdown(manifest), "运行清单 / run manifest", logger
+    )

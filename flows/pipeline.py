@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,17 +21,24 @@ import pandas as pd
 
 from flows.config import Settings, SourceConfig
 from flows.sources import parser_for
-from flows.sources.landing import LandedBatch, delivered_files, land
-from flows.sources.mapping import SourceError, column_notes, load_mappings
+from flows.sources.landing import LandedBatch, delivered_files, land, write_manifest
+from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
 from warehouse import audit
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
 from warehouse.publish import needs_publish as needs_publish_
-from warehouse.publish import publish
+from warehouse.parquet_export import export_parquet
+from warehouse.publish import PUBLISHED_TABLES, publish
+from warehouse.watermark import read_watermark
+from warehouse.rebuild import Edition
+from warehouse.rebuild import rebuild_year as rebuild_year_
 
 log = logging.getLogger("fazhi")
 CRASH_ENV = "FAZHI_CRASH_AT"
+# Great Expectations is not thread-safe (its suite-parameter parser is shared): when the flow
+# parses sources in parallel threads, their validations take turns; parsing stays parallel.
+_GX_LOCK = threading.Lock()
 
 
 def crash_point(name: str) -> None:
@@ -60,6 +68,8 @@ class RunReport:
     steps: dict[str, str] = field(default_factory=dict)
     published: str | None = None
     outcome: str = "running"
+    flow: str = "nightly"  # or year-end-rebuild
+    result: dict = field(default_factory=dict)  # the flow's own outcome (a rebuild's edition)
 
     @property
     def failed_sources(self) -> list[str]:
@@ -81,15 +91,26 @@ def prepare_warehouse(settings: Settings) -> None:
 
 
 def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
-    """Land what the source delivered that the warehouse has not loaded yet."""
+    """Land what the source delivered that the warehouse has not loaded yet: an HTTP source is
+    pulled from its watermark (flows/sources/http.py); a folder source lands its new files."""
+    check_overrides(source.name, source.fields)
     con = open_work_db(settings.work_db)
     try:
         loaded = {
             r[0] for r in con.execute("select sha256 from audit.landed_file where source = ?", [source.name]).fetchall()
         }
+        watermark = read_watermark(con, source.name) if source.kind == "http" else None
     finally:
         con.close()
-    batch = land(source.name, delivered_files(source.path, source.kind), settings.landing_dir, loaded)
+    if source.kind == "http":
+        from flows.sources.http import land_http
+
+        batch = land_http(source, settings.landing_dir, watermark)
+    else:
+        batch = land(source.name, delivered_files(source.path, source.kind), settings.landing_dir, loaded)
+        if batch and source.fields:
+            batch.extra["fields"] = source.fields
+            write_manifest(batch)
     if batch:
         log.info("landed %s: batch %s, %d file(s)", source.name, batch.batch_id, len(batch.files))
         crash_point("land:done")
@@ -100,6 +121,34 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
 
 def township_codes(settings: Settings) -> list[str]:
     return pd.read_csv(settings.townships_csv, dtype=str)["code"].tolist()
+
+
+def extract_kind(settings: Settings, batch: LandedBatch) -> str:
+    """'full' only for a batch that is a source's whole export: an export source (not a
+    spreadsheet drop, where each file is its own township-year) landed without skipping files
+    already loaded. Anything else is incremental and never compared with the last full extract."""
+    source = settings.sources.get(batch.source)
+    whole = batch.skipped_files == 0 and (source is None or source.kind != "spreadsheet_drop")
+    return "full" if batch.extract_kind == "full" and whole else "incremental"
+
+
+def previous_full_extract_rows(settings: Settings, source: str) -> dict[str, int]:
+    """Rows per table of the source's last loaded full extract (empty when there is none)."""
+    con = open_work_db(settings.work_db)
+    try:
+        rows = con.execute(
+            """
+            select t.table_name, t.received_rows
+            from audit.batch_table t
+            join (select batch_id from audit.batch
+                  where source = ? and status = 'loaded' and extract_kind = 'full'
+                  order by loaded_at desc limit 1) b using (batch_id)
+            """,
+            [source],
+        ).fetchall()
+    finally:
+        con.close()
+    return {table: int(n) for table, n in rows}
 
 
 def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
@@ -113,9 +162,11 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
         return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
     params = {"township_codes": township_codes(settings)}
+    previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
     tables, stops = [], []
     for name, df in frames.items():
-        result = validate_table(name, df, params)
+        with _GX_LOCK:
+            result = validate_table(name, df, params, previous.get(name))
         tables.append(TableLoad(name, df, result.failures, result.results, mappings[name].key))
         stops += [dict(e, table=name) for e in result.batch_errors]
     received = sum(len(t.rows) for t in tables)
@@ -140,7 +191,9 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
         run_id,
         b.landed_at,
         [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in b.files],
-        b.extract_kind,
+        extract_kind(settings, b),
+        watermark=b.extra.get("watermark_next"),
+        supersede_files=getattr(settings.sources.get(b.source), "kind", None) == "spreadsheet_drop",
     )
     now = datetime.now(UTC).replace(tzinfo=None)
     con = open_work_db(settings.work_db)
@@ -181,6 +234,25 @@ def compute(settings: Settings) -> int:
         con.close()
 
 
+def rebuild_year(settings: Settings, year: int) -> Edition:
+    """Recompute `year` from the raw layer and record it as the year's next edition."""
+    keys = {table: m.key for tables in load_mappings().values() for table, m in tables.items()}
+    con = open_work_db(settings.work_db)
+    try:
+        edition = rebuild_year_(
+            con,
+            year,
+            keys,
+            settings.home / "rebuild.duckdb",
+            first_year=settings.first_year,
+            required_training_hours=settings.required_training_hours,
+        )
+    finally:
+        con.close()
+    log.info("rebuilt %d: edition %d, %d value(s) changed", year, edition.edition, edition.changed_values)
+    return edition
+
+
 def needs_publish(settings: Settings) -> bool:
     con = open_work_db(settings.work_db)
     try:
@@ -194,9 +266,11 @@ def audit_and_publish(settings: Settings) -> Path:
     con = open_work_db(settings.work_db)
     try:
         audit.check(con)
-        return publish(con, settings.published_db, column_notes(), on_step=crash_point)
+        published = publish(con, settings.published_db, column_notes(), on_step=crash_point)
     finally:
         con.close()
+    export_parquet(published, PUBLISHED_TABLES)
+    return published
 
 
 def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:
@@ -225,10 +299,17 @@ def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:
 
 
 def write_run_report(settings: Settings, report: RunReport) -> Path:
-    """The run manifest: in runs/<run_id>/manifest.json and in audit.run."""
+    """The run manifest: in runs/<run_id>/manifest.json and in audit.run. Besides the report:
+    code version (package version and commit), package versions, every source's watermark."""
     directory = settings.runs_dir / report.run_id
     directory.mkdir(parents=True, exist_ok=True)
-    doc = asdict(report) | {"failed_sources": report.failed_sources, "code_version": _code_version()}
+    doc = asdict(report) | {
+        "failed_sources": report.failed_sources,
+        "code_version": _code_version(),
+        "code_commit": _code_commit(),
+        "packages": package_versions(),
+        "watermarks": read_watermarks(settings),
+    }
     path = directory / "manifest.json"
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     con = open_work_db(settings.work_db)
@@ -255,3 +336,60 @@ def _code_version() -> str:
         return version("fazhi-warehouse")
     except PackageNotFoundError:
         return os.environ.get("FAZHI_CODE_VERSION", "unknown")
+
+
+PACKAGES = ("prefect", "duckdb", "great-expectations", "pandas", "numpy", "requests", "python-calamine", "pyarrow")
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages the results depend on."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def read_watermarks(settings: Settings) -> dict[str, dict]:
+    """Every source's incremental-pull watermark (audit.watermark); empty where there is none yet.
+    Read defensively: a warehouse without the table (or a broken one) gives {}."""
+    import duckdb
+
+    try:
+        con = open_work_db(settings.work_db)
+    except (duckdb.Error, OSError):
+        return {}
+    try:
+        rows = con.execute("select source, modified_at, batch_id, updated_at from audit.watermark order by source")
+        return {
+            r[0]: {"modified_at": str(r[1]), "batch_id": r[2], "updated_at": str(r[3])} for r in rows.fetchall()
+        }
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+
+
+def _code_commit() -> str | None:
+    """The checkout's commit, read from .git without running git (FAZHI_CODE_COMMIT overrides)."""
+    if os.environ.get("FAZHI_CODE_COMMIT"):
+        return os.environ["FAZHI_CODE_COMMIT"]
+    git = Path(__file__).resolve().parent.parent / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        if (git / ref).exists():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:
+        return None
+    return None

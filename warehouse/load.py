@@ -16,6 +16,8 @@ import duckdb
 import pandas as pd
 
 from warehouse.db import sql, statements
+from warehouse.supersede import close_superseded
+from warehouse.watermark import save_watermark
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class BatchInfo:
     landed_at: str
     files: list[dict]  # name, bytes, sha256
     extract_kind: str = "full"
+    watermark: dict | None = None  # HTTP pulls: advanced in this load's transaction (audit.watermark)
+    supersede_files: bool = False  # spreadsheet drops: a file's new version closes rows it no longer has
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,21 @@ def load_batch(
     loaded_at: datetime,
     on_step: Callable[[str], None] | None = None,
 ) -> LoadOutcome:
-    """`on_step(name)` is called at points inside the transaction (crash tests use it)."""
+    """`on_step(name)` is called at points inside the transaction (crash tests use it).
+    A batch already loaded is not loaded again: replaying it changes nothing."""
+    done = con.execute(
+        "select received_rows, loaded_rows, quarantined_rows from audit.batch where batch_id = ? and status = 'loaded'",
+        [batch.batch_id],
+    ).fetchone()
+    if done:
+        return LoadOutcome(batch.batch_id, batch.source, "already_loaded", *done, 0)
     received = loaded = quarantined = inserted = 0
     con.execute("begin transaction")
     try:
         for t in tables:
             r, q, n = _load_table(con, batch, t, loaded_at)
+            if batch.supersede_files:
+                close_superseded(con, t.table, t.key, batch.batch_id, loaded_at)
             if on_step:
                 on_step("load:table_merged")
             received, quarantined, inserted = received + r, quarantined + q, inserted + n
@@ -90,6 +103,8 @@ def load_batch(
                 batch.extract_kind,
             ],
         )
+        if batch.watermark:
+            save_watermark(con, batch.source, batch.watermark, batch.batch_id, loaded_at)
         con.execute("commit")
     except Exception:
         con.execute("rollback")

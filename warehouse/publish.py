@@ -22,6 +22,10 @@ PUBLISHED_TABLES = (
     "mart.indicator_value",
     "mart.indicator_catalogue",
     "mart.indicator_evidence",
+    "mart.indicator_edition",
+    "mart.indicator_edition_value",
+    "mart.indicator_edition_change",
+    "mart.indicator_edition_evidence",
     "ref.township",
     "core.enforcement_act",
     "core.mediation_case",
@@ -31,7 +35,11 @@ PUBLISHED_TABLES = (
     "core.annual_return_item",
     "audit.batch",
     "audit.quarantine",
+    "audit.validation_result",
 )
+# Views of the working database recreated in the analyst database (migration 008: validation
+# trends); their queries name published tables only, and resolve inside the published file.
+PUBLISHED_VIEWS = ("audit.validation_trend", "audit.validation_rule_trend")
 STORAGE_VERSION = "v1.4.0"
 
 
@@ -74,6 +82,19 @@ def publish(
             for col in cols:
                 if col in notes:
                     con.execute(f'comment on column pub.{table}."{col}" is {_literal(notes[col])}')
+        for view in PUBLISHED_VIEWS:
+            schema, name = view.split(".")
+            (text,) = con.execute(
+                "select sql from duckdb_views() where database_name = current_database() "
+                "and schema_name = ? and view_name = ?",
+                [schema, name],
+            ).fetchone()
+            con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
+            if view in d["tables"]:
+                con.execute(f"comment on view pub.{view} is {_literal(d['tables'][view])}")
+            for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
+                if col in notes:
+                    con.execute(f'comment on column pub.{view}."{col}" is {_literal(notes[col])}')
         con.execute("checkpoint pub")
     finally:
         con.execute("detach pub")

@@ -12,7 +12,7 @@ SOURCE = "enforcement"
 
 
 def parse_enforcement(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    df = parse_json_pages(batch, table_mapping(SOURCE, "enforcement_act"), key)
+    df = parse_json_pages(batch, table_mapping(SOURCE, "enforcement_act", batch.extra.get("fields")), key)
     df.insert(2, "township_code", df["division_code"].str.slice(0, 9))
     df["officer_count"] = (
         df["officer_certificate_keys"]

@@ -64,6 +64,7 @@ def parse_json_pages(batch: LandedBatch, mapping: TableMapping, key: bytes) -> p
                 "page-json",
             ) from None
         _check_drift(con, batch, mapping)
+        _deduplicate(con, batch, mapping)
         cols = ", ".join(_select(c) for c in mapping.kept_columns)
         df = con.execute(
             f"select _source_file, _row_number::integer as _row_number, {cols} from pages "
@@ -72,6 +73,34 @@ def parse_json_pages(batch: LandedBatch, mapping: TableMapping, key: bytes) -> p
     finally:
         con.close()
     return df
+
+
+def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
+    """A record counts once as received: per id, the version with the latest 更新时间 (a page
+    served twice, or a record modified between two pages of one pull, arrives twice). Records
+    the warehouse already loaded at the previous watermark (`batch.extra["already_loaded"]`,
+    set by the HTTP connector: same id and same 更新时间) are not received again."""
+    by_name = {c.name: c for c in mapping.columns}
+    if len(mapping.key) != 1 or mapping.key[0] not in by_name:
+        return
+    id_f = _quote(by_name[mapping.key[0]].fields[0])
+    ts = by_name.get("source_modified_at")
+    ts_f = _quote(ts.fields[0]) if ts else "''"
+    con.execute(
+        f"""
+        create or replace temp table pages as
+        select * from pages
+        qualify rec->>{id_f} is null
+             or row_number() over (partition by rec->>{id_f}
+                                   order by rec->>{ts_f} desc nulls last, _source_file desc, _row_number desc) = 1
+        """
+    )
+    seen = batch.extra.get("already_loaded") or {}
+    if seen.get("ids") and ts:
+        con.execute(
+            f"delete from pages where rec->>{ts_f} = $ts and list_contains($ids, rec->>{id_f})",
+            {"ts": seen["modified_at"], "ids": list(seen["ids"])},
+        )
 
 
 def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -62,8 +62,41 @@ def load_mappings(path: Path = FIELDS_FILE) -> dict[str, dict[str, TableMapping]
     return out
 
 
-def table_mapping(source: str, table: str) -> TableMapping:
-    return load_mappings()[source][table]
+def table_mapping(source: str, table: str, overrides: dict | None = None) -> TableMapping:
+    """The table's mapping, with a county's overrides from fazhi.toml (`[sources.<s>.fields]`,
+    canonical column -> the field name or list of names its export uses) applied on top."""
+    return with_overrides(load_mappings()[source][table], overrides)
+
+
+def with_overrides(mapping: TableMapping, overrides: dict | None) -> TableMapping:
+    """Replace the source field names of the columns named in `overrides`. Flat entries apply to
+    every table of the source that has the column; a nested table (`[sources.training.fields.
+    training_session]`) applies to that table only."""
+    if not overrides:
+        return mapping
+    mine = {k: v for k, v in overrides.items() if not isinstance(v, dict)} | dict(overrides.get(mapping.table, {}))
+    cols = tuple(
+        replace(c, fields=tuple(mine[c.name] if isinstance(mine[c.name], list) else [mine[c.name]]))
+        if c.name in mine
+        else c
+        for c in mapping.columns
+    )
+    return replace(mapping, columns=cols)
+
+
+def check_overrides(source: str, overrides: dict | None) -> None:
+    """A field override naming no column of the source is a configuration error (a typo)."""
+    tables = load_mappings().get(source, {})
+    columns = {c.name for m in tables.values() for c in m.columns}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict):
+            if key not in tables:
+                raise ValueError(f"[sources.{source}.fields.{key}]: {source} has no table {key!r}")
+            bad = sorted(set(value) - {c.name for c in tables[key].columns})
+        else:
+            bad = [] if key in columns else [key]
+        if bad:
+            raise ValueError(f"[sources.{source}.fields]: unknown column(s) {bad} (see flows/sources/fields.yaml)")
 
 
 def column_notes() -> dict[str, str]:
@@ -72,5 +105,5 @@ def column_notes() -> dict[str, str]:
     for tables in load_mappings().values():
         for mapping in tables.values():
             for col in mapping.kept_columns:
-                notes.setdefault(col.name, f"源字段「{col.fields[0]}」/ source field {col.fields[0]}")
+                notes.setdefault(col.name, f"源字段「{col.fields[0]}」 / source field {col.fields[0]}")
     return notes

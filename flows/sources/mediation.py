@@ -12,6 +12,6 @@ SOURCE = "mediation"
 
 
 def parse_mediation(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    df = parse_json_pages(batch, table_mapping(SOURCE, "mediation_case"), key)
+    df = parse_json_pages(batch, table_mapping(SOURCE, "mediation_case", batch.extra.get("fields")), key)
     df.insert(2, "township_code", df["division_code"].str.slice(0, 9))
     return {"mediation_case": df}

@@ -14,7 +14,7 @@ _VALUE = r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<mark>余|以上|多)?\s*(?:[^\d\s]{0
 
 
 def parse_returns(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    mapping = table_mapping(SOURCE, "annual_return_item")
+    mapping = table_mapping(SOURCE, "annual_return_item", batch.extra.get("fields"))
     frames = []
     for f in batch.files:
         township, year = township_and_year(SOURCE, f.name)

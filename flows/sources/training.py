@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from flows.sources.landing import LandedBatch
-from flows.sources.mapping import SourceError, load_mappings
+from flows.sources.mapping import SourceError, load_mappings, with_overrides
 from flows.sources.spreadsheet import canonicalise, extract_table, read_workbook
 from flows.sources.township_files import township_and_year
 
@@ -13,7 +13,7 @@ SOURCE = "training"
 
 
 def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    tables = load_mappings()[SOURCE]
+    tables = {n: with_overrides(m, batch.extra.get("fields")) for n, m in load_mappings()[SOURCE].items()}
     raw: dict[str, list[pd.DataFrame]] = {name: [] for name in tables}
     for f in batch.files:
         township, year = township_and_year(SOURCE, f.name)

@@ -89,3 +89,20 @@ def test_missing_configuration_is_a_clear_error(tmp_path, capsys):
 
     assert main(["indicators", "--year", "2023", "--home", str(tmp_path)]) == 2
     assert "fazhi.toml" in capsys.readouterr().err
+
+
+def test_quarantine_lists_open_entries_without_heavy_modules(mini_run):
+    home = str(mini_run.settings.home)
+    got = _modules_after(["quarantine", "--home", home, "--format", "json"])
+    assert not got["prefect"] and not got["great_expectations"] and not got["pandas"]
+    entries = json.loads(got["stdout"])
+    assert {(e["source"], e["business_key"]) for e in entries} >= {("enforcement", k) for k in ("X1", "X2", "X3")}
+    x3 = next(e for e in entries if e["business_key"] == "X3")
+    assert x3["township_code"] == mini.A and x3["rules"] == ["ENF-R03"] and x3["row_number"] == 2
+    assert x3["source_file"] == "page-000003.json" and x3["batch_id"].startswith("enforcement-")
+    assert "行为类型" in x3["message_zh"] and "act_type" in x3["message_en"]
+    argv = ["quarantine", "--home", home, "--source", "mediation", "--township", "贡川镇", "--format", "json"]
+    got = _modules_after(argv)
+    assert [e["business_key"] for e in json.loads(got["stdout"])] == ["X8"]
+    table = _modules_after(["quarantine", "--home", home, "--township", mini.A])["stdout"]
+    assert "贡川镇" in table and "X3" in table and "ENF-R03" in table and "X1" not in table

@@ -112,7 +112,7 @@ def test_comparisons_rank_change_and_traffic_light(home):
     assert got[(mini.A, "ENF09")][5] == "red" and got[(mini.B, "ENF09")][5] == "green"
     assert got[(mini.A, "ENF09")][4] == pytest.approx(0.6 - 1.0)
     # ENF02 2022 -> 2023 for 贡川镇: 1 -> 2
-    assert got[(mini.A, "ENF02")][1:3] == (1.0, 1.0)
+    assert list(got[(mini.A, "ENF02")][1:3]) == [1.0, 1.0]
     # a NULL value (安砂镇 LIT02, zero denominator) has no rank and no light
     assert got[(mini.B, "LIT02")][0] is None and got[(mini.B, "LIT02")][5] is None
     assert got[(mini.COUNTY, "ENF09")][0] is None  # the county is not ranked among its townships

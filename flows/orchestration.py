@@ -1,0 +1,214 @@
+"""What the Prefect flows share: the writer slot, task options from fazhi.toml, the run's artifacts.
+
+No two pipeline runs overlap, in three layers:
+
+1. each deployment's own `concurrency_limit: 1` (prefect.yaml): a second nightly waits in
+   Scheduled/AwaitingConcurrencySlot before a worker even starts it;
+2. the global concurrency limit `fazhi-warehouse-writer` (limit 1), held by every nightly and
+   rebuild for its whole write: a rebuild triggered during the nightly waits for it. It is
+   created by `prefect deploy --all` (prefect.yaml build step) or by hand
+   (`prefect gcl create fazhi-warehouse-writer --limit 1`, docs/operations.md). Where it does not
+   exist (`fazhi run` against an ephemeral API, tests) the flows skip it quietly;
+3. the OS file lock on the working database (warehouse/lock.py), the last line of defence
+   for runs outside Prefect.
+
+The `[orchestration]` table of fazhi.toml tunes it (all optional)::
+
+    [orchestration]
+    concurrency_limit = "fazhi-warehouse-writer"
+    slot_wait_seconds = 21600     # a run waits this long for the slot, then fails
+    land_retries = 2              # task-level retries of a source's pull
+    land_retry_delay_seconds = 10 # first retry delay; doubles (exponential backoff)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from flows.config import Settings
+
+log = logging.getLogger("fazhi.orchestration")
+
+WRITER_LIMIT = "fazhi-warehouse-writer"
+DEFAULTS = {
+    "concurrency_limit": WRITER_LIMIT,
+    "slot_wait_seconds": 21600.0,
+    "land_retries": 2,
+    "land_retry_delay_seconds": 10.0,
+}
+MAX_TOWNSHIP_COLUMNS = 30  # wider counties get the county column only in the indicator artifact
+
+
+def option(settings: Settings, key: str):
+    value = settings.extra.get("orchestration", {}).get(key, DEFAULTS[key])
+    return type(DEFAULTS[key])(value)
+
+
+def land_retry_delays(settings: Settings) -> list[float]:
+    """Exponential backoff: d, 2d, 4d … for each task-level retry of a pull."""
+    first = option(settings, "land_retry_delay_seconds")
+    return [first * 2**i for i in range(option(settings, "land_retries"))]
+
+
+def _limit_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        return False
+    return bool(limit.active)
+
+
+def prepare_deployment(limit: str = WRITER_LIMIT) -> dict[str, str]:
+    """prefect.yaml build step, run by `prefect deploy` from the repository root: creates the
+    shared writer limit (limit 1) unless it exists, and returns this checkout's directory for
+    the pull step of a process worker on the same host."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(limit)
+        except ObjectNotFound:
+            with suppress(ObjectAlreadyExists):  # another deploy created it meanwhile
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit, limit=1))
+    return {"directory": str(Path.cwd().resolve()), "limit": limit}
+
+
+@contextmanager
+def writer_slot(settings: Settings, logger: logging.Logger | logging.LoggerAdapter | None = None):
+    """Hold the shared global concurrency limit for the whole write (waits for a running
+    nightly or rebuild). Skipped when the limit is not defined on this Prefect API."""
+    logger = logger or log
+    name = option(settings, "concurrency_limit")
+    if not _limit_exists(name):
+        logger.info("global concurrency limit %r not defined here: the file lock alone serializes writers", name)
+        yield False
+        return
+    from prefect.concurrency.sync import concurrency
+
+    logger.info("waiting for the writer slot %r", name)
+    with concurrency(name, occupy=1, timeout_seconds=option(settings, "slot_wait_seconds"), strict=True):
+        logger.info("holding the writer slot %r", name)
+        yield True
+
+
+# --- artifacts -------------------------------------------------------------------------------
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1 or value != int(value) else f"{int(value)}"
+    return str(value)
+
+
+def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
+    """Markdown: per year, one row per indicator, the county's value then each township's."""
+    from warehouse.db import connect
+
+    con = connect(db)  # the working database, which this run holds
+    try:
+        rows = con.execute(
+            """
+            select year, indicator_code, indicator_name_zh, unit, area_level, township_code, township_name, value
+            from mart.indicator_value where year in (select unnest(?::integer[]))
+            order by year, indicator_code, area_level desc, township_code
+            """,
+            [years],
+        ).fetchall()
+    finally:
+        con.close()
+    out = [f"# 指标 / indicators {', '.join(map(str, years))}", ""]
+    if note:
+        out += [note, ""]
+    for year in years:
+        data = [r for r in rows if r[0] == year]
+        areas = list(dict.fromkeys((r[4], r[5], r[6]) for r in data))
+        county = [a for a in areas if a[0] == "county"]
+        towns = [a for a in areas if a[0] != "county"]
+        shown = county + (towns if len(towns) <= MAX_TOWNSHIP_COLUMNS else [])
+        values = {(r[1], r[5]): r[7] for r in data}
+        indicators = list(dict.fromkeys((r[1], r[2], r[3]) for r in data))
+        out += [f"## {year}", ""]
+        if len(towns) > MAX_TOWNSHIP_COLUMNS:
+            out += [f"{len(towns)} 个乡镇，仅列全县 / {len(towns)} townships: county column only", ""]
+        out.append("| 指标 code | 名称 | 单位 | " + " | ".join(a[2] or a[1] for a in shown) + " |")
+        out.append("|---|---|---|" + "---:|" * len(shown))
+        for code, name, unit in indicators:
+            cells = " | ".join(_fmt(values.get((code, a[1]))) for a in shown)
+            out.append(f"| {code} | {name or ''} | {unit or ''} | {cells} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def year_fingerprints(db: Path) -> dict[int, str]:
+    """A hash of every year's indicator values, to tell which years a run changed."""
+    import duckdb
+
+    from warehouse.db import connect
+
+    if not db.exists():
+        return {}
+    con = connect(db)  # the working database, which this run holds
+    try:
+        rows = con.execute(
+            """
+            select year, md5(string_agg(concat_ws('|', township_code, indicator_code, value, numerator, denominator),
+                                        ',' order by township_code, indicator_code))
+            from mart.indicator_value group by year
+            """
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    finally:
+        con.close()
+    return {int(y): h for y, h in rows}
+
+
+def manifest_markdown(manifest: Path) -> str:
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    out = [
+        f"# 运行清单 / run manifest {doc.get('run_id')}",
+        "",
+        f"- 结果 / outcome: **{doc.get('outcome')}**",
+        f"- 代码版本 / code version: {doc.get('code_version')} ({doc.get('code_commit') or 'no commit recorded'})",
+        f"- 清单文件 / manifest file: `{manifest}`",
+        "",
+    ]
+    if doc.get("sources"):
+        out += [
+            "| 数据源 source | 状态 status | 批次 batch | 接收 received | 加载 loaded | 隔离 quarantined"
+            " | 水位 watermark |",
+            "|---|---|---|---:|---:|---:|---|",
+        ]
+        marks = doc.get("watermarks") or {}
+        for name, info in doc["sources"].items():
+            mark = (marks.get(name) or {}).get("modified_at", "")
+            out.append(
+                f"| {name} | {info.get('status')} | {info.get('batch_id', '')} | {info.get('received_rows', '')}"
+                f" | {info.get('loaded_rows', '')} | {info.get('quarantined_rows', '')} | {mark} |"
+            )
+        out.append("")
+    out += ["| 步骤 step | 结果 outcome |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in doc.get("steps", {}).items()]
+    out += ["", "```json", json.dumps(doc, ensure_ascii=False, indent=2, default=str), "```"]
+    return "\n".join(out)
+
+
+def publish_artifact(key: str, markdown: str, description: str, logger=None) -> None:
+    """A Prefect markdown artifact; one that cannot be created is logged, never fails the run."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
+    except Exception as exc:
+        (logger or log).warning("artifact %s not created: %s", key, type(exc).__name__)

@@ -1,0 +1,95 @@
+"""Read the open quarantine entries from the published database and render them (table, JSON).
+
+`fazhi quarantine` lists what township staff still have to fix in their source systems. The
+entries are already free of personal data (audit.quarantine keeps the parsed, pseudonymised
+row). Imports only duckdb: the command must start fast and never load Prefect or GX.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from flows.indicators_view import NotPublished, _pad, _width
+
+FIELDS = (
+    "source",
+    "table_name",
+    "township_code",
+    "township_name",
+    "batch_id",
+    "source_file",
+    "row_number",
+    "business_key",
+    "rules",
+    "message_zh",
+    "message_en",
+    "quarantined_at",
+)
+
+_QUERY = """
+select q.source, q.table_name, q.township_code, t.name as township_name, q.batch_id, q.source_file,
+       q.row_number, q.business_key, q.rules, q.message_zh, q.message_en,
+       strftime(q.quarantined_at, '%Y-%m-%d %H:%M:%S') as quarantined_at
+from audit.quarantine q
+left join ref.township t on t.code = q.township_code
+where q.resolved_at is null
+  and ($source is null or q.source = $source)
+  and ($township is null or q.township_code = $township or t.name = $township)
+order by q.township_code nulls last, q.source, q.table_name, q.source_file, q.row_number
+"""
+
+
+def read_open(published: Path, source: str | None = None, township: str | None = None) -> list[dict]:
+    """Open (unresolved) entries, by township, source, file and row. `township`: code or name."""
+    if not published.exists():
+        raise NotPublished(
+            f"尚未发布分析库 {published} / no published database at {published}: run `fazhi demo` or `fazhi run`"
+        )
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        cur = con.execute(_QUERY, {"source": source, "township": township})
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    for r in rows:
+        r["rules"] = list(r["rules"] or [])
+    return rows
+
+
+def to_json(rows: list[dict]) -> str:
+    return json.dumps([{k: r[k] for k in FIELDS} for r in rows], ensure_ascii=False, indent=2)
+
+
+def to_table(rows: list[dict]) -> str:
+    """One line per entry, grouped under a heading per township; reasons in Chinese and English."""
+    if not rows:
+        return "没有待更正的隔离记录 / no open quarantine entries"
+    header = ("数据源/source", "文件/file", "行/row", "主键/key", "规则/rules", "原因/reason")
+    lines_by_area: dict[str, list[tuple[str, ...]]] = {}
+    for r in rows:
+        area = f"{r['township_name'] or '(未知乡镇 / unknown township)'} {r['township_code'] or ''}".strip()
+        lines_by_area.setdefault(area, []).append(
+            (
+                f"{r['source']}/{r['table_name']}",
+                r["source_file"],
+                str(r["row_number"]),
+                r["business_key"] or "",
+                ",".join(r["rules"]),
+                f"{r['message_zh']} / {r['message_en']}",
+            )
+        )
+    cells = [header, *(line for lines in lines_by_area.values() for line in lines)]
+    widths = [max(_width(c[i]) for c in cells) for i in range(len(header) - 1)]
+
+    def fmt(cols: tuple[str, ...]) -> str:
+        return "  ".join(_pad(c, w) for c, w in zip(cols[:-1], widths, strict=True)) + "  " + cols[-1]
+
+    out = [f"待更正的隔离记录 / open quarantine entries: {len(rows)}"]
+    for area, lines in lines_by_area.items():
+        out += ["", f"{area} ({len(lines)})", fmt(header), "-" * (sum(widths) + 2 * len(widths) + 12)]
+        out += [fmt(line) for line in lines]
+    return "\n".join(out)

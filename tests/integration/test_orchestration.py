@@ -1,0 +1,204 @@
+"""The flows' orchestration behaviour under the session's Prefect test harness: a failing source,
+one alert per failed run, the run's artifacts and manifest, two runs started together, and the
+CLI without any server. The alert message itself is tested without Prefect."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_mini_home, query
+from tests.fixtures import mini
+
+ENF01_A_2023 = (
+    "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'ENF01'"
+)
+PERSONAL = [*mini.NAMES, *mini.IDS, *mini.PHONES, *(c[0] for c in mini.CERTS.values())]
+
+
+@contextmanager
+def webhook_receiver():
+    """A loopback robot webhook that records every JSON body it is sent."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"errcode":0,"errmsg":"ok"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cgi-bin/webhook/send?key=test", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def add_config(home: Path, text: str) -> None:
+    cfg = home / "fazhi.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- alerts, without Prefect -----------------------------------------------------------------
+
+
+def test_alert_message_is_a_robot_text_message_without_personal_data():
+    from flows.alerts import build_message, describe_failure
+    from warehouse.audit import AuditFailed
+
+    sources = {
+        "enforcement": {"status": "loaded"},
+        "mediation": {"status": "failed", "error": f"ValueError: bad id {mini.IDS[0]} of {mini.NAMES[0]}"},
+        "training": {"status": "stopped", "rule": "row_count_drop", "message_en": mini.NAMES[1]},
+    }
+    message = build_message("nightly", "run-1", "/srv/fazhi", describe_failure(RuntimeError(mini.PHONES[0]), sources))
+    assert message["msgtype"] == "text" and set(message["text"]) == {"content"}
+    content = message["text"]["content"]
+    assert "mediation" in content and "ValueError" in content and "row_count_drop" in content
+    assert "enforcement" not in content
+    assert not [p for p in PERSONAL if p in json.dumps(message, ensure_ascii=False)]
+
+    audit = describe_failure(AuditFailed([("reconciliation", f"batch x {mini.IDS[1]}")] * 3))
+    assert audit[-1].endswith("reconciliation ×3") and mini.IDS[1] not in "".join(audit)
+
+
+def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch):
+    from flows.alerts import send_failure_alert
+
+    monkeypatch.delenv("FAZHI_ALERT_WEBHOOK_URL", raising=False)
+    extra = {"alerts": {"webhook_url": f"http://127.0.0.1:{closed_port()}/hook", "timeout_seconds": 2}}
+    assert send_failure_alert(extra, "nightly", "run-1", "/h", RuntimeError("x")) is False
+    assert send_failure_alert({}, "nightly", "run-1", "/h", RuntimeError("x")) is False  # none configured
+
+
+# --- flows under the test harness ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def failed_night(prefect_harness, tmp_path_factory):
+    """A nightly whose mediation export is not JSON, with a webhook configured."""
+    from flows.nightly import nightly
+
+    home = make_mini_home(tmp_path_factory.mktemp("failing"))
+    (home / "data" / "mediation" / "page-000001.json").write_text("<html>502 Bad Gateway</html>", encoding="utf-8")
+    with webhook_receiver() as (url, received):
+        add_config(home, f'[alerts]\nwebhook_url = "{url}"\ntimeout_seconds = 5\n')
+        state = nightly(home=str(home), return_state=True)
+    return home, state, received
+
+
+def test_a_failing_source_fails_the_run_naming_it_and_the_others_are_published(failed_night):
+    home, state, _ = failed_night
+    assert state.is_failed()
+    assert "mediation" in state.message and "enforcement" not in state.message.split("sources failed:")[1]
+    assert query(home / "published" / "fazhi.duckdb", ENF01_A_2023, [mini.A]) == [(3.0,)]
+    assert query(home / "published" / "fazhi.duckdb", "select count(*) from core.mediation_case") == [(0,)]
+    (manifest,) = (home / "runs").glob("*/manifest.json")
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    assert doc["outcome"] == "failed" and doc["failed_sources"] == ["mediation"]
+    assert doc["sources"]["enforcement"]["status"] == "loaded" and doc["sources"]["enforcement"]["batch_id"]
+    assert {"prefect", "duckdb", "great-expectations", "python"} <= set(doc["packages"])
+    assert "watermarks" in doc and doc["code_version"]
+    run = query(home / "work.duckdb", "select outcome, manifest->>'$.failed_sources[0]' from audit.run")
+    assert run == [("failed", "mediation")]
+
+
+def test_a_failed_run_sends_exactly_one_alert_without_personal_data(failed_night):
+    _, _, received = failed_night
+    assert len(received) == 1
+    text = json.dumps(received[0], ensure_ascii=False)
+    assert received[0]["msgtype"] == "text" and "mediation" in received[0]["text"]["content"]
+    assert not [p for p in PERSONAL if p in text]
+
+
+def test_each_run_leaves_indicator_manifest_and_validation_artifacts(failed_night):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    _, state, _ = failed_night
+    with get_client(sync_client=True) as client:
+        flow_run_id = state.state_details.flow_run_id
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert {"indicators", "run-manifest", "validation-summary"} <= set(by_key)
+    assert "ENF01" in by_key["indicators"].data and "贡川镇" in by_key["indicators"].data
+    assert "mediation" in by_key["run-manifest"].data and "great-expectations" in by_key["run-manifest"].data
+
+
+def test_two_runs_started_together_never_write_at_the_same_time(prefect_harness, tmp_path):
+    """Both hold the shared writer limit (created here as `prefect deploy` would): the second
+    waits for the first; the file lock would catch anything that slipped through."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.orchestration import WRITER_LIMIT
+
+    home = make_mini_home(tmp_path / "home")
+    env = dict(os.environ) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
+    try:
+        cmd = [sys.executable, "-m", "flows.cli", "run", "--home", str(home)]
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(WRITER_LIMIT)
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    assert all("holding the writer slot" in o[1] for o in outs)
+    runs = query(home / "work.duckdb", "select started_at, finished_at from audit.run order by started_at")
+    assert len(runs) == 2
+    (s1, f1), (s2, f2) = runs
+    assert f1 <= s2, f"writes overlapped: {runs}"
+    # the batches were written by the first run only; the second found nothing new
+    assert query(home / "work.duckdb", "select count(distinct run_id) from audit.batch") == [(1,)]
+
+
+def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
+    """No PREFECT_API_URL: Prefect starts its ephemeral API, as for a first-time user."""
+    home = make_mini_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_HMAC_KEY": "test-key-not-secret"}
+    script = (
+        "import sys; from flows.cli import main; "
+        f"r = main(['run', '--home', {str(home)!r}]); "
+        f"r = r or main(['rebuild', '--year', '2023', '--home', {str(home)!r}]); sys.exit(r)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2023" in done.stdout and "edition 1" in done.stdout
+    assert query(home / "published" / "fazhi.duckdb", ENF01_A_2023, [mini.A]) == [(3.0,)]
+    assert query(home / "published" / "fazhi.duckdb", "select year, edition from mart.indicator_edition") == [(2023, 1)]
+    flows = query(home / "work.duckdb", "select manifest->>'$.flow', outcome from audit.run order by started_at")
+    assert flows == [("nightly", "completed"), ("year-end-rebuild", "completed")]
+    log = done.stdout + done.stderr
+    assert "telemetry" not in log.lower() and "sens-o-matic" not in log

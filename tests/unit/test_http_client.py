@@ -1,0 +1,167 @@
+"""The HTTP client's retry rules, the county field overrides, the http source configuration and
+the de-duplication of JSON pages: no network (a scripted session stands in for the server)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import requests
+
+from flows.config import ConfigError, HttpOptions, load_settings
+from flows.sources.http import HttpPuller, _retry_after
+from flows.sources.json_pages import parse_json_pages
+from flows.sources.landing import LandedBatch, LandedFile, sha256_file
+from flows.sources.mapping import SourceError, check_overrides, table_mapping
+
+TOKEN = "unit-token-do-not-print"
+
+
+def _response(status: int, body: bytes = b"", headers: dict | None = None) -> requests.Response:
+    r = requests.Response()
+    r.status_code, r._content, r.headers = status, body, requests.structures.CaseInsensitiveDict(headers or {})
+    return r
+
+
+def _page(records: list, cursor=None, next_cursor=None) -> bytes:
+    doc = {"source": "enforcement", "cursor": cursor, "modified_since": None, "next_cursor": next_cursor}
+    return json.dumps(doc | {"records": records}).encode()
+
+
+class ScriptedSession(requests.Session):
+    """Answers each GET with the next scripted item (a Response or an exception to raise)."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.script, self.calls = list(script), []
+
+    def get(self, url, **kw):
+        self.calls.append(kw)
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+def _puller(script, **opts):
+    waits: list[float] = []
+    defaults = {"backoff_base": 0.1, "backoff_max": 1.0, "max_retry_seconds": 10.0, "max_attempts": 6}
+    options = HttpOptions(url="https://example.invalid/export", token_env="X", **(defaults | opts))
+    session = ScriptedSession(script)
+    return HttpPuller("enforcement", options, TOKEN, sleep=waits.append, session=session), session, waits
+
+
+def test_retry_after_seconds_fractions_and_dates():
+    assert _retry_after("3") == 3.0 and _retry_after("0.25") == 0.25
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < _retry_after(soon) <= 30
+    assert _retry_after("soon") is None and _retry_after(None) is None
+
+
+def test_retries_back_off_exponentially_and_honour_retry_after():
+    ok = _response(200, _page([{"行为编号": "A"}]))
+    script = [
+        _response(503),
+        requests.ConnectionError("reset"),
+        _response(429, headers={"Retry-After": "2"}),
+        requests.ReadTimeout("slow"),
+        _response(200, b'{"records": [{"a": 1'),
+        ok,
+    ]
+    puller, session, waits = _puller(script)
+    pages = list(puller.pages(None))
+    assert len(pages) == 1 and pages[0][3]["records"] == [{"行为编号": "A"}]
+    assert waits == [0.1, 0.2, 2.0, 0.8, 1.0]  # 0.1·2^n capped at 1.0; Retry-After 2 s wins over 0.4
+    assert [r["reason"].split(" (")[0] for r in puller.stats.retries] == [
+        "HTTP 503",
+        "ConnectionError",
+        "HTTP 429",
+        "ReadTimeout",
+        "invalid JSON",
+    ]
+    for call in session.calls:  # every request: (connect, read) timeouts, TLS verification, the token in a header
+        assert call["timeout"] == (5.0, 30.0) and call["verify"] is True
+        assert call["headers"]["Authorization"] == f"Bearer {TOKEN}" and TOKEN not in json.dumps(call["params"])
+
+
+def test_gives_up_at_the_cap_on_total_retry_time_naming_the_page():
+    puller, _, waits = _puller([_response(429, headers={"Retry-After": "8"})] * 3, max_retry_seconds=10)
+    with pytest.raises(SourceError) as err:
+        list(puller.pages(None))
+    assert waits == [8.0]  # the second 8 s wait would pass the 10 s cap
+    assert err.value.rule == "http-status" and "page 1" in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_truncated_json_after_the_retries_is_a_source_error_naming_the_page():
+    first = _response(200, _page([{"行为编号": "A"}], next_cursor="c1"))
+    cut = _response(200, _page([{"行为编号": "B"}], cursor="c1")[:20])
+    puller, _, _ = _puller([first] + [cut] * 3, max_attempts=3)
+    with pytest.raises(SourceError) as err:
+        list(puller.pages(None))
+    assert err.value.rule == "page-json" and err.value.source == "enforcement" and err.value.file == "page 2"
+    assert "第2页" in err.value.message_zh and "invalid JSON" in err.value.message_en
+
+
+def test_wrong_token_is_not_retried():
+    puller, session, waits = _puller([_response(401)])
+    with pytest.raises(SourceError) as err:
+        list(puller.pages(None))
+    assert err.value.rule == "http-auth" and waits == [] and len(session.calls) == 1
+
+
+def test_http_source_configuration(tmp_path, monkeypatch):
+    (tmp_path / "fazhi.toml").write_text(
+        '[sources.enforcement]\nkind = "http"\nurl = "https://a.example/x/"\npage_size = 100\nread_timeout = 9\n'
+        '[sources.enforcement.fields]\nact_type = "行为种类"\n'
+        '[sources.training]\nkind = "spreadsheet_drop"\n'
+        '[sources.mediation]\nkind = "http"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("FAZHI_MEDIATION_URL", raising=False)
+    with pytest.raises(ConfigError, match="needs `url`"):
+        load_settings(tmp_path)
+    monkeypatch.setenv("FAZHI_MEDIATION_URL", "http://127.0.0.1:9/")
+    s = load_settings(tmp_path)
+    enf = s.sources["enforcement"]
+    assert enf.kind == "http" and enf.http.page_size == 100 and enf.http.read_timeout == 9
+    assert enf.http.token_env == "FAZHI_ENFORCEMENT_TOKEN" and enf.http.verify is True
+    assert enf.fields == {"act_type": "行为种类"}
+    assert s.sources["mediation"].http.url == "http://127.0.0.1:9/"
+    assert s.sources["training"].path == tmp_path / "drop" / "training"  # the default drop folder
+
+
+def test_field_overrides_replace_the_export_names():
+    m = table_mapping("enforcement", "enforcement_act", {"act_type": "行为种类"})
+    assert next(c for c in m.columns if c.name == "act_type").fields == ("行为种类",)
+    t = table_mapping("training", "training_session", {"training_session": {"hours": ["学分", "学时"]}})
+    assert next(c for c in t.columns if c.name == "hours").fields == ("学分", "学时")
+    check_overrides("training", {"training_session": {"hours": "学分"}, "unit": "部门"})
+    with pytest.raises(ValueError, match="unknown column"):
+        check_overrides("enforcement", {"act_kind": "行为种类"})
+
+
+def _batch(tmp_path, pages: list[list[dict]], extra: dict | None = None) -> LandedBatch:
+    files = []
+    for n, records in enumerate(pages, 1):
+        p = tmp_path / f"page-{n:06d}.json"
+        p.write_text(json.dumps({"records": records}, ensure_ascii=False), encoding="utf-8")
+        files.append(LandedFile(p.name, p, sha256_file(p), p.stat().st_size))
+    return LandedBatch("enforcement", "b1", tmp_path, files, "2024-01-01", extra=extra or {})
+
+
+def test_json_pages_keep_one_row_per_record_the_latest(tmp_path):
+    from tests.fixtures import mini
+
+    good, _ = mini.enforcement_records()
+    e1, e2, e3 = good[0], good[1], good[2]
+    e1_later = dict(e1, 检查结果="责令整改", 更新时间="2024-02-01 08:00:00")
+    pages = [[e1, e2], [e1, e2], [e3, e1_later]]  # page 1 served twice; E1 modified during the pull
+    df = parse_json_pages(_batch(tmp_path, pages), table_mapping("enforcement", "enforcement_act"), b"k")
+    assert sorted(df["act_id"]) == ["E1", "E2", "E3"]
+    assert df.set_index("act_id").loc["E1", "inspection_result"] == "责令整改"
+    # records the warehouse already loaded at the previous watermark do not come in again
+    seen = {"already_loaded": {"modified_at": "2024-01-05 10:00:00", "ids": ["E2", "E3"]}}
+    df = parse_json_pages(_batch(tmp_path, pages, seen), table_mapping("enforcement", "enforcement_act"), b"k")
+    assert sorted(df["act_id"]) == ["E1"]
