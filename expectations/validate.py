@@ -54,6 +54,7 @@ def load_suite_doc(table: str) -> dict:
 @cache
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # GX's "Calculating Metrics" progress bars
     import great_expectations as gx
 
     return gx.get_context(mode="ephemeral")

@@ -73,8 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_home(p)
 
     p = sub.add_parser("rollup", help="roll counties' published Parquet partitions up to a province")
-    p.add_argument("--county", action="append", required=True, type=Path, metavar="PUBLISHED_DIR",
-                   help="a county's published/ folder (repeat for each county)")
+    p.add_argument(
+        "--county",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="PUBLISHED_DIR",
+        help="a county's published/ folder (repeat for each county)",
+    )
     p.add_argument("--out", type=Path, required=True, help="the region's DuckDB file")
     p.add_argument("--region-code", required=True, help="the province or region code, e.g. 350000")
 

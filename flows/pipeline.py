@@ -27,12 +27,12 @@ from warehouse import audit
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
-from warehouse.publish import needs_publish as needs_publish_
 from warehouse.parquet_export import export_parquet
 from warehouse.publish import PUBLISHED_TABLES, publish
-from warehouse.watermark import read_watermark
+from warehouse.publish import needs_publish as needs_publish_
 from warehouse.rebuild import Edition
 from warehouse.rebuild import rebuild_year as rebuild_year_
+from warehouse.watermark import read_watermark
 
 log = logging.getLogger("fazhi")
 CRASH_ENV = "FAZHI_CRASH_AT"
@@ -366,9 +366,7 @@ def read_watermarks(settings: Settings) -> dict[str, dict]:
         return {}
     try:
         rows = con.execute("select source, modified_at, batch_id, updated_at from audit.watermark order by source")
-        return {
-            r[0]: {"modified_at": str(r[1]), "batch_id": r[2], "updated_at": str(r[3])} for r in rows.fetchall()
-        }
+        return {r[0]: {"modified_at": str(r[1]), "batch_id": r[2], "updated_at": str(r[3])} for r in rows.fetchall()}
     except duckdb.Error:
         return {}
     finally:

@@ -80,8 +80,9 @@ def publish(
                 con.execute(f"comment on table pub.{table} is {_literal(d['tables'][table])}")
             cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
             for col in cols:
-                if col in notes:
-                    con.execute(f'comment on column pub.{table}."{col}" is {_literal(notes[col])}')
+                note = notes.get(f"{table}.{col}") or notes.get(col)
+                if note:
+                    con.execute(f'comment on column pub.{table}."{col}" is {_literal(note)}')
         for view in PUBLISHED_VIEWS:
             schema, name = view.split(".")
             (text,) = con.execute(

@@ -28,16 +28,15 @@ TOKEN = "tok-9f3c1e77b2d54a08-never-log-me"
 MART = "select * from mart.indicator_value order by all"
 CORE_COUNTS = (
     "select (select count(*) from core.enforcement_act where valid_to is null),"
-    " (select count(*) from core.mediation_case where valid_to is null),"
-    " (select count(*) from core.training_attendance where valid_to is null),"
-    " (select count(*) from core.annual_return_item where valid_to is null)"
+    " (select count(*) from core.mediation_case where valid_to is null)"
 )
 RAW_COUNTS = "select (select count(*) from raw.enforcement_act), (select count(*) from raw.mediation_case)"
 FAST = {"page_size": 2, "read_timeout": 0.4, "connect_timeout": 0.5, "backoff_base": 0.01, "max_retry_seconds": 10}
 
 
-def http_home(root: Path, url: str, sources=("enforcement", "mediation", "training", "returns"), **opts) -> Path:
-    """The mini county with enforcement and mediation pulled over HTTP from `url`."""
+def http_home(root: Path, url: str, sources=("enforcement", "mediation"), **opts) -> Path:
+    """The mini county with enforcement and mediation pulled over HTTP from `url` (training and
+    returns, when asked for, as folder drops)."""
     home = make_mini_home(root)
     options = FAST | opts
     blocks = ["[pipeline]", 'townships = "data/townships.csv"', "first_year = 2022", ""]
@@ -146,6 +145,8 @@ def test_none_pull_gives_the_hand_worked_figures(baseline):
         )
     }
     for key, (value, _, _) in mini.EXPECTED.items():
+        if key[2][:3] not in ("ENF", "MED") or key[2] == "ENF09":
+            continue  # training and returns (ENF09 needs the roster's certificates) are not loaded here
         assert got[key] == pytest.approx(value) if value is not None else got[key] is None, key
     enf = _manifests(home, "enforcement")[0]
     assert enf["extract_kind"] == "full" and enf["records_received"] == 12 and enf["duplicates"] == 0
@@ -238,7 +239,7 @@ def test_field_override_in_fazhi_toml_absorbs_a_rename(tmp_path, mini_data):
 
 def test_late_corrections_arrive_in_the_next_incremental_pull(tmp_path, mini_data):
     with _sim(data=mini_data, seed=7) as sim:
-        home = http_home(tmp_path / "home", sim.url, sources=("enforcement", "mediation"))
+        home = http_home(tmp_path / "home", sim.url)
         first = run_all(home, publish=False)
         assert run_all(home, publish=False) == {"enforcement": "unchanged", "mediation": "unchanged"}
         sim.advance()
@@ -295,7 +296,7 @@ def test_the_token_appears_in_no_log_manifest_or_landing_file(flaky_run, tmp_pat
         assert TOKEN not in r.getMessage(), r.name
     leaks = [p for p in home.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert leaks == []
-    assert len(list(home.rglob("manifest.json"))) >= 4  # landing and run manifests were scanned too
+    assert len(list(home.rglob("manifest.json"))) >= 2  # the landing manifests were among the files scanned
     # and not in the errors either: a wrong token is refused with a message without it
     with _sim(data=mini_data) as sim:
         opts = HttpOptions(url=sim.url, token_env="X", page_size=2, backoff_base=0.01)

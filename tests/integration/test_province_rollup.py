@@ -54,9 +54,10 @@ def test_region_roll_up_of_separate_counties_equals_a_combined_run(tmp_path):
     # the county rows also equal the combined run's own county figures (mart.indicator_value)
     combined_counties = {
         (r[0], r[1], r[2]): r[3]
-        for r in query(combined / "published" / "fazhi.duckdb",
-                       "select year, township_code, indicator_code, value from mart.indicator_value "
-                       "where area_level = 'county'")
+        for r in query(
+            combined / "published" / "fazhi.duckdb",
+            "select year, township_code, indicator_code, value from mart.indicator_value where area_level = 'county'",
+        )
     }
     for year, area, level, code, value, *_ in separate:
         if level == "county":

@@ -63,3 +63,12 @@ def test_the_same_tables_as_parquet(mini_run):
         m = duckdb.connect(str(mini_run.settings.published_db), read_only=True)
         assert n == m.execute(f"select count(*) from {table}").fetchone()[0], table
         m.close()
+
+
+def test_the_data_dictionary_document_is_current(mini_run):
+    from warehouse.data_dictionary import render
+
+    doc = Path(__file__).parents[2] / "docs" / "data-dictionary.md"
+    assert doc.read_text(encoding="utf-8") == render(mini_run.settings.published_db), (
+        "docs/data-dictionary.md is stale: python -m warehouse.data_dictionary PUBLISHED_DB > docs/data-dictionary.md"
+    )

@@ -27,8 +27,13 @@ def _working_days_after(decided: date, published: date) -> int:
 )
 def test_working_days_follow_the_holiday_calendar(decided, published, working, weekdays):
     assert _working_days_after(decided, published) == working
-    assert int(np.busday_count(decided + (date(2000, 1, 2) - date(2000, 1, 1)), published, weekmask="1111100")
-               + (published.weekday() < 5)) == weekdays  # what a plain weekday count would say
+    assert (
+        int(
+            np.busday_count(decided + (date(2000, 1, 2) - date(2000, 1, 1)), published, weekmask="1111100")
+            + (published.weekday() < 5)
+        )
+        == weekdays
+    )  # what a plain weekday count would say
 
 
 def test_a_year_the_calendar_does_not_cover_fails_naming_the_package():

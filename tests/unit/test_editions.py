@@ -52,7 +52,10 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
 
     # a late correction: P2's legal review was in fact done before the decision
     good, _ = mini.enforcement_records()
-    p2 = next(r for r in good if r["行为编号"] == "P2") | {"法制审核日期": "2023-09-27", "更新时间": "2024-02-01 09:00:00"}
+    p2 = next(r for r in good if r["行为编号"] == "P2") | {
+        "法制审核日期": "2023-09-27",
+        "更新时间": "2024-02-01 09:00:00",
+    }
     mini.write_pages(home / "data" / "enforcement" / "x", "enforcement", [p2], page_size=10)
     shutil.move(home / "data/enforcement/x/page-000001.json", home / "data/enforcement/page-000050.json")
     run_steps(home)
@@ -84,8 +87,24 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
 def test_explain_lists_the_records_behind_a_value(home, capsys):
     from flows.cli import main
 
-    assert main(["explain", "--year", "2023", "--township", "贡川镇", "--indicator", "ENF09", "--format", "json",
-                 "--home", str(home)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--year",
+                "2023",
+                "--township",
+                "贡川镇",
+                "--indicator",
+                "ENF09",
+                "--format",
+                "json",
+                "--home",
+                str(home),
+            ]
+        )
+        == 0
+    )
     import json
 
     out = json.loads(capsys.readouterr().out)
@@ -93,8 +112,9 @@ def test_explain_lists_the_records_behind_a_value(home, capsys):
     got = {r["record_id"]: r["numerator"] for r in out["records"]}
     assert got == {"E1": 1, "E2": 0, "E3": 0, "P1": 1, "P2": 1}
     assert sum(got.values()) == out["value"]["numerator"] and len(got) == out["value"]["denominator"]
-    assert main(["explain", "--year", "2023", "--township", mini.COUNTY, "--indicator", "ENF01", "--home",
-                 str(home)]) == 0
+    assert (
+        main(["explain", "--year", "2023", "--township", mini.COUNTY, "--indicator", "ENF01", "--home", str(home)]) == 0
+    )
     table = capsys.readouterr().out
     assert "E9" in table and "E1" in table and "4 records counted" in table
 
