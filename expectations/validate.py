@@ -54,10 +54,12 @@ def load_suite_doc(table: str) -> dict:
 @cache
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # GX's "Calculating Metrics" progress bars
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    return gx.get_context(mode="ephemeral")
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # none in run logs
+    return context
 
 
 def _element_columns(doc: dict) -> list[str]:

@@ -8,7 +8,6 @@ QUIET = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "GX_ANALYTICS_ENABLED": "false",
-    "TQDM_DISABLE": "1",  # GX's "Calculating Metrics" progress bars in run logs
     "PREFECT_UI_ENABLED": "false",
     "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",  # no Prefect Cloud promotions fetched by the UI
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",  # (Cloud only) never send orchestration telemetry
