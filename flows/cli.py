@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `fazhi … | head` ends quietly
     args = build_parser().parse_args(argv)
     from flows.config import ConfigError
 
@@ -290,7 +294,7 @@ def cmd_explain(args) -> int:
     import json
 
     from flows.config import load_settings, resolve_home
-    from flows.indicators_view import NotPublished, display, read_evidence
+    from flows.indicators_view import NotPublished, display, pad, read_evidence
 
     settings = load_settings(resolve_home(args.home))
     try:
@@ -315,7 +319,7 @@ def cmd_explain(args) -> int:
     blank = lambda x: "" if x is None else x  # noqa: E731
     for r in records:
         print(
-            f"{r['township_code']:<11}{r['record_table']:<22}{r['record_id']:<40}{blank(r['record_date']):<12}"
+            f"{r['township_code']:<11}{r['record_table']:<22}{pad(r['record_id'], 40)}{blank(r['record_date']):<12}"
             f"{blank(r['numerator']):>10}{blank(r['denominator']):>6}{blank(r['measure']):>9}"
         )
     return 0

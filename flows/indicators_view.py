@@ -135,7 +135,7 @@ def _width(s: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
-def _pad(s: str, width: int, right: bool = False) -> str:
+def pad(s: str, width: int, right: bool = False) -> str:
     fill = " " * max(0, width - _width(s))
     return fill + s if right else s + fill
 
@@ -168,8 +168,8 @@ def to_table(rows: list[dict], max_width: int = 160) -> str:
     lines = [f"{year}年度法治政府建设指标 / rule-of-law indicators {year}"]
     for block in blocks:
         lines.append("")
-        lines.append(_pad("指标 / indicator", label_w) + "".join(_pad(areas[a], col_w[a], True) for a in block))
+        lines.append(pad("指标 / indicator", label_w) + "".join(pad(areas[a], col_w[a], True) for a in block))
         lines.append("-" * (label_w + sum(col_w[a] for a in block)))
         for c in indicators:
-            lines.append(_pad(label[c], label_w) + "".join(_pad(cells.get((c, a), ""), col_w[a], True) for a in block))
+            lines.append(pad(label[c], label_w) + "".join(pad(cells.get((c, a), ""), col_w[a], True) for a in block))
     return "\n".join(lines)
