@@ -75,6 +75,8 @@ def _suite_and_batch_definition(table: str, element_column: str | None = None):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
+    import expectations.custom  # noqa: F401  (registers the project's expectations)
+
     ctx = _context()
     doc = load_suite_doc(table)
     name = doc["name"] if element_column is None else f"{doc['name']}__{element_column}"
