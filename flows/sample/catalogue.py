@@ -7,6 +7,8 @@ write targets.json.
 
 from __future__ import annotations
 
+from flows.sources.templates import RETURN_ITEMS as TEMPLATE_RETURN_ITEMS
+
 # kind: count | rate | amount (yuan, 2 decimals) | median_days | mean_days
 INDICATORS: dict[str, str] = {
     "ENF01": "count",
@@ -50,20 +52,7 @@ INDICATORS: dict[str, str] = {
 # Counts a township reports on its annual return: ">=N" there means the return says "N余".
 RETURN_COUNTS = ("LIT01", "OGI01", "OGI02", "OGI03", "PUB01", "PUB02", "PUB03", "PUB04", "PUB05", "PUB06")
 
-# The return's rows: item code, name, unit (docs/sources.md).
-RETURN_ITEMS: tuple[tuple[str, str, str], ...] = (
-    ("LIT01", "行政应诉案件数", "件"),
-    ("LIT02A", "负责人出庭应诉件数", "件"),
-    ("LIT02B", "开庭审理件数", "件"),
-    ("OGI01", "主动公开政府信息条数", "条"),
-    ("OGI02", "依申请公开答复件数", "件"),
-    ("OGI03", "法律顾问审核文件份数", "份"),
-    ("PUB01", "普法宣传资料发放份数", "份"),
-    ("PUB02", "法治讲座场次", "场"),
-    ("PUB03", "户外法治广告牌更新面数", "面"),
-    ("PUB04", "户外法治主题宣传活动次数", "次"),
-    ("PUB05", "反诈主题宣传次数", "次"),
-    ("PUB06", "新建反诈宣传阵地个数", "个"),
-)
+# The return's rows (item code, name, unit): the template townships fill in defines them.
+RETURN_ITEMS: tuple[tuple[str, str, str], ...] = tuple(TEMPLATE_RETURN_ITEMS)
 
 REQUIRED_TRAINING_HOURS = 60
