@@ -174,3 +174,51 @@ def test_year_end_rebuild_edition_1_reproduces_the_report(sample_home):
     for code, (lo, hi) in SEED_RANGES.items():
         assert lo <= rows[code]["value"] < hi, code
     assert rows["OGI03"]["qualifier"] == ">=" and rows["ENF06"]["value"] >= 1
+
+
+def test_no_personal_data_of_the_sample_reaches_the_published_database(sample_home):
+    """Every name, ID number, phone number and certificate number the sample's exports carry
+    is looked for in every text column of the published database: whole values, and any run
+    of 11-18 digits inside a value."""
+    import duckdb
+
+    con = duckdb.connect()
+    pages = [str(p) for p in sorted((sample_home / "sample").glob("*/page-*.json"))]
+    con.execute(
+        """
+        create table needles as
+        with recs as (
+            select unnest(cast(json_extract(json, '$.records') as json[])) as r
+            from read_json_objects($p, format = 'auto')
+        )
+        select distinct needle from (
+            select unnest([r->>'当事人名称', r->>'当事人姓名', r->>'证件号码', r->>'联系电话', r->>'地址',
+                           r->>'调解员', r->>'纠纷简要情况']) as needle from recs
+            union all
+            select unnest(cast(r->'执法人员' as varchar[])) from recs
+            union all
+            select unnest(cast(r->'执法证号' as varchar[])) from recs
+        ) where needle is not null and length(needle) >= 2
+        """,
+        {"p": pages},
+    )
+    assert con.execute("select count(*) from needles").fetchone()[0] > 10_000
+    con.execute(f"attach '{sample_home / 'published' / 'fazhi.duckdb'}' as pub (read_only)")
+    columns = con.execute(
+        "select schema_name, table_name, column_name from duckdb_columns() "
+        "where database_name = 'pub' and data_type in ('VARCHAR', 'VARCHAR[]', 'JSON')"
+    ).fetchall()
+    assert len(columns) > 100
+    for schema, table, column in columns:
+        value = f'cast("{column}" as varchar)'
+        hits = con.execute(
+            f"""
+            select count(*) from (
+                select {value} as v from pub.{schema}.{table} where {value} in (select needle from needles)
+                union all
+                select d from (select unnest(regexp_extract_all({value}, '[0-9]{{11,17}}[0-9Xx]?')) as d
+                               from pub.{schema}.{table}) where d in (select needle from needles)
+            )
+            """
+        ).fetchone()[0]
+        assert hits == 0, f"personal data of the sample found in {schema}.{table}.{column}"
