@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,10 +106,3 @@ def _private_dirs(directory: Path, stop: Path) -> None:
     while p != stop and stop in p.parents:
         os.chmod(p, 0o700)
         p = p.parent
-
-
-def batch_summary(batch: LandedBatch) -> dict:
-    d = asdict(batch)
-    d["directory"] = str(batch.directory)
-    d["files"] = [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in batch.files]
-    return d

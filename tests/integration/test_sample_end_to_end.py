@@ -56,12 +56,6 @@ def sample_home(tmp_path_factory, prefect_harness) -> Path:
     return home
 
 
-def _indicators(home: Path, year: int, township: str | None = None) -> list[dict]:
-    from flows.indicators_view import read_values
-
-    return read_values(home / "published" / "fazhi.duckdb", year, township)
-
-
 def test_gongchuan_2023_reproduces_the_published_report(sample_home, capsys):
     from flows.cli import main
 
