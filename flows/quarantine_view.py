@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from flows.indicators_view import NotPublished, _pad, _width
+from flows.indicators_view import NotPublished, _width, pad
 
 FIELDS = (
     "source",
@@ -86,7 +86,7 @@ def to_table(rows: list[dict]) -> str:
     widths = [max(_width(c[i]) for c in cells) for i in range(len(header) - 1)]
 
     def fmt(cols: tuple[str, ...]) -> str:
-        return "  ".join(_pad(c, w) for c, w in zip(cols[:-1], widths, strict=True)) + "  " + cols[-1]
+        return "  ".join(pad(c, w) for c, w in zip(cols[:-1], widths, strict=True)) + "  " + cols[-1]
 
     out = [f"待更正的隔离记录 / open quarantine entries: {len(rows)}"]
     for area, lines in lines_by_area.items():
