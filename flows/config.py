@@ -168,14 +168,7 @@ lock_wait_seconds = 600              # a second run waits this long for the one 
 key_file = "{key_file}"         # demo only; production sets FAZHI_HMAC_KEY
 # secret_block = "fazhi-hmac-key"    # or the name of a Prefect Secret block holding the key
 
-[sources.enforcement]
-kind = "json_pages"
-path = "sample/enforcement"
-
-[sources.mediation]
-kind = "json_pages"
-path = "sample/mediation"
-
+{page_sources}
 [sources.training]
 kind = "spreadsheet_drop"
 path = "sample/training"
@@ -230,7 +223,5 @@ def write_demo_config(home: Path, http: bool = False) -> None:
             fh.write(secrets.token_hex(32))
     cfg = home / CONFIG_NAME
     if not cfg.exists():
-        text = DEMO_CONFIG.format(key_file=DEMO_KEY_FILE)
-        if http:
-            text = text.replace(_DEMO_FOLDER_SOURCES, DEMO_HTTP_SOURCES)
-        cfg.write_text(text, encoding="utf-8")
+        sources = DEMO_HTTP_SOURCES if http else _DEMO_FOLDER_SOURCES
+        cfg.write_text(DEMO_CONFIG.format(key_file=DEMO_KEY_FILE, page_sources=sources), encoding="utf-8")
