@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from flows.config import Settings, SourceConfig
-from flows.sources import parser_for
+from flows.sources import parse_batch
 from flows.sources.landing import LandedBatch, delivered_files, land, write_manifest
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
+from flows.sources.parsed import FILES_PER_GROUP, remove_parsed
 from warehouse import audit
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
@@ -83,6 +84,7 @@ def new_run_id() -> str:
 def prepare_warehouse(settings: Settings) -> None:
     """Create or migrate the working database and refresh the township reference."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    remove_parsed(settings.home / "parsed")  # a killed run's parsed tables: its batches land again
     con = open_work_db(settings.work_db)
     try:
         load_townships(con, settings.townships_csv)
@@ -151,25 +153,46 @@ def previous_full_extract_rows(settings: Settings, source: str) -> dict[str, int
     return {table: int(n) for table, n in rows}
 
 
+def parsed_dir(settings: Settings, batch: LandedBatch) -> Path:
+    """Where the batch's parsed tables wait for the load (removed once it is loaded or stopped)."""
+    return settings.home / "parsed" / batch.batch_id
+
+
+def performance_option(settings: Settings, name: str) -> int:
+    """fazhi.toml `[performance]`: chunk_rows (rows per validation chunk), files_per_group
+    (spreadsheet files parsed together)."""
+    from expectations.validate import CHUNK_ROWS
+
+    defaults = {"chunk_rows": CHUNK_ROWS, "files_per_group": FILES_PER_GROUP}
+    return int(settings.extra.get("performance", {}).get(name, defaults[name]))
+
+
 def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
-    """Parse the batch to canonical PII-free rows and validate every table with its GX suite."""
+    """Parse the batch to canonical PII-free rows on disk (Parquet, flows/sources/parsed.py) and
+    validate every table with its GX suite, chunk by chunk."""
     from expectations.validate import validate_table  # GX is heavy: imported when validating
 
     mappings = load_mappings()[batch.source]
+    directory = parsed_dir(settings, batch)
     try:
-        frames = parser_for(batch.source)(batch, settings.hmac_key())
+        parsed = parse_batch(batch, settings.hmac_key(), directory, performance_option(settings, "files_per_group"))
     except SourceError as exc:
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
         return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
     params = {"township_codes": township_codes(settings)}
     previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
+    chunk_rows = performance_option(settings, "chunk_rows")
     tables, stops = [], []
-    for name, df in frames.items():
-        with _GX_LOCK:
-            result = validate_table(name, df, params, previous.get(name))
-        tables.append(TableLoad(name, df, result.failures, result.results, mappings[name].key))
-        stops += [dict(e, table=name) for e in result.batch_errors]
-    received = sum(len(t.rows) for t in tables)
+    try:
+        for name, table in parsed.items():
+            with _GX_LOCK:
+                result = validate_table(name, table, params, previous.get(name), chunk_rows)
+            tables.append(TableLoad(name, table.path, table.rows, result.failures, result.results, mappings[name].key))
+            stops += [dict(e, table=name) for e in result.batch_errors]
+    except BaseException:
+        remove_parsed(directory)
+        raise
+    received = sum(t.row_count for t in tables)
     if stops:
         first = stops[0]
         return PreparedBatch(
@@ -212,6 +235,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
             outcome = load_batch(con, info, prepared.tables, now, on_step=crash_point)
     finally:
         con.close()
+    remove_parsed(parsed_dir(settings, b))
     log.info(
         "loaded %s batch %s: %s, received %d, loaded %d, quarantined %d",
         b.source,

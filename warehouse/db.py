@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -23,10 +24,15 @@ def statements(text: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
+# DuckDB's memory cap per connection (it spills to disk beyond it); its default, 80% of RAM,
+# would let one national load take the whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides.
+MEMORY_LIMIT = "4GB"
+
+
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2})
-    return con
+    memory = os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
+    return duckdb.connect(str(path), read_only=read_only, config={"threads": 2, "memory_limit": memory})
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -35,7 +36,8 @@ class BatchInfo:
 @dataclass(frozen=True)
 class TableLoad:
     table: str
-    rows: pd.DataFrame  # parsed rows, canonical columns
+    rows_path: Path  # parsed rows as Parquet: `_row` (position) then the canonical columns
+    row_count: int
     failures: pd.DataFrame  # _row, rule, message_zh, message_en (row-level only)
     results: pd.DataFrame  # per-expectation validation results
     key: tuple[str, ...]
@@ -150,17 +152,14 @@ def record_stopped_batch(
 def _load_table(
     con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, loaded_at: datetime
 ) -> tuple[int, int, int]:
-    rows = t.rows.reset_index(drop=True)
-    con.register("incoming", rows)
+    path = str(t.rows_path)
     con.execute(
-        f"insert into raw.{t.table} by name select $batch_id as _batch_id, * from incoming",
-        {"batch_id": batch.batch_id},
+        f"insert into raw.{t.table} by name select $batch_id as _batch_id, * exclude (_row) from read_parquet($path)",
+        {"batch_id": batch.batch_id, "path": path},
     )
 
     quarantined = 0
     if len(t.failures):
-        rows_with_pos = rows.assign(_row=range(len(rows)))
-        con.register("incoming_pos", rows_with_pos)
         con.register("failures", t.failures)
         con.execute(
             f"""
@@ -168,25 +167,23 @@ def _load_table(
             select $batch_id, $source, $table, d._source_file, d._row_number, d.township_code,
                    {_key_expr(t.key, "d")}, f.rules, f.message_zh, f.message_en,
                    to_json(d), $now, null, null
-            from incoming_pos d
+            from (select * from read_parquet($path) where _row in (select _row from failures)) d
             join (select _row, list(distinct rule order by rule) as rules,
                          string_agg(distinct message_zh, '；' order by message_zh) as message_zh,
                          string_agg(distinct message_en, '; ' order by message_en) as message_en
                   from failures group by _row) f on f._row = d._row
             """,
-            {"batch_id": batch.batch_id, "source": batch.source, "table": t.table, "now": loaded_at},
+            {"batch_id": batch.batch_id, "source": batch.source, "table": t.table, "now": loaded_at, "path": path},
         )
         quarantined = int(t.failures["_row"].nunique())
-        con.unregister("incoming_pos")
         con.unregister("failures")
-    con.unregister("incoming")
 
     inserted = merge_into_core(con, t.table, t.key, batch.batch_id, loaded_at, resolve_quarantine=True)
     con.execute(
         "insert into audit.batch_table values (?, ?, ?, ?, ?)",
-        [batch.batch_id, t.table, len(rows), len(rows) - quarantined, quarantined],
+        [batch.batch_id, t.table, t.row_count, t.row_count - quarantined, quarantined],
     )
-    return len(rows), quarantined, inserted
+    return t.row_count, quarantined, inserted
 
 
 def merge_into_core(

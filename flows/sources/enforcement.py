@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
-from flows.sources.json_pages import parse_json_pages
+from flows.sources.json_pages import json_pages_select, parse_json_pages
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import table_mapping
 
 SOURCE = "enforcement"
+TABLE = "enforcement_act"
+DERIVED = {
+    "township_code": "left(division_code, 9)",
+    "officer_count": "coalesce(len(officer_certificate_keys), 0)::integer",
+}
 
 
 def parse_enforcement(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    df = parse_json_pages(batch, table_mapping(SOURCE, "enforcement_act", batch.extra.get("fields")), key)
-    df.insert(2, "township_code", df["division_code"].str.slice(0, 9))
-    df["officer_count"] = (
-        df["officer_certificate_keys"]
-        .map(lambda v: 0 if v is None or (isinstance(v, float)) else len(v))
-        .astype("int32")
-    )
-    return {"enforcement_act": df}
+    return {TABLE: parse_json_pages(batch, table_mapping(SOURCE, TABLE, batch.extra.get("fields")), key, DERIVED)}
+
+
+def enforcement_select(con: duckdb.DuckDBPyConnection, batch: LandedBatch, key: bytes) -> dict[str, str]:
+    mapping = table_mapping(SOURCE, TABLE, batch.extra.get("fields"))
+    return {TABLE: json_pages_select(con, batch, mapping, key, DERIVED)}

@@ -42,56 +42,75 @@ def _select(col: Column, i: int) -> str:
 _LISTS = ("text_list", "pseudonym_list")
 
 
-def parse_json_pages(batch: LandedBatch, mapping: TableMapping, key: bytes) -> pd.DataFrame:
-    """All records of the batch's pages, one row each, with `_source_file` and `_row_number`."""
-    paths = [str(f.path) for f in batch.files]
+def parse_json_pages(
+    batch: LandedBatch, mapping: TableMapping, key: bytes, derived: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """All records of the batch's pages, one row each, with `_source_file` and `_row_number`
+    (in memory: tests and small batches; the pipeline writes the same rows to disk)."""
     con = duckdb.connect()
     try:
-        install_pseudonym_macro(con, key)
-        try:
-            # read_json_objects + one cast is ~8x faster than read_json with a JSON[] column
-            con.execute(
-                """
-                create temp table pages as
-                with docs as (
-                    select parse_filename(filename) as _source_file,
-                           cast(json_extract(json, '$.records') as json[]) as records
-                    from read_json_objects($paths, filename = true, format = 'auto')
-                )
-                select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
-                from docs
-                """,
-                {"paths": paths},
-            )
-            missing = con.execute(
-                "select f from (select parse_filename(filename) as f, json_extract(json, '$.records') as r "
-                "from read_json_objects($paths, filename = true, format = 'auto')) where r is null",
-                {"paths": paths},
-            ).fetchall()
-            if missing:
-                raise duckdb.InvalidInputException(f"{missing[0][0]} has no records array")
-        except duckdb.Error as exc:
-            raise SourceError(
-                batch.source,
-                ", ".join(f.name for f in batch.files),
-                "导出页不是有效的JSON或缺少records字段",
-                f"an export page is not valid JSON or has no records array: {str(exc).splitlines()[0]}",
-                "page-json",
-            ) from None
-        _check_drift(con, batch, mapping)
-        _deduplicate(con, batch, mapping)
-        scalars = [c for c in mapping.kept_columns if c.type not in _LISTS]
-        index = {c.name: i for i, c in enumerate(scalars, 1)}
-        fields = "[" + ", ".join(_quote(c.fields[0]) for c in scalars) + "]"
-        cols = ", ".join(_select(c, index.get(c.name, 0)) for c in mapping.kept_columns)
-        df = con.execute(
-            f"select _source_file, _row_number::integer as _row_number, {cols} "
-            f"from (select *, json_extract_string(rec, {fields}) as v from pages) "
-            "order by _source_file, _row_number"
-        ).df()
+        select = json_pages_select(con, batch, mapping, key, derived)
+        return con.execute(f"{select} order by _source_file, _row_number").df()
     finally:
         con.close()
-    return df
+
+
+def json_pages_select(
+    con: duckdb.DuckDBPyConnection,
+    batch: LandedBatch,
+    mapping: TableMapping,
+    key: bytes,
+    derived: dict[str, str] | None = None,
+) -> str:
+    """Read the batch's pages into the table `pages` on `con` (checked for drift, de-duplicated)
+    and return the query giving the canonical rows; `derived` adds columns computed in SQL from
+    the canonical ones (name -> expression)."""
+    paths = [str(f.path) for f in batch.files]
+    install_pseudonym_macro(con, key)
+    try:
+        # read_json_objects + one cast is ~8x faster than read_json with a JSON[] column
+        con.execute(
+            """
+            create or replace table pages as
+            with docs as (
+                select parse_filename(filename) as _source_file,
+                       cast(json_extract(json, '$.records') as json[]) as records
+                from read_json_objects($paths, filename = true, format = 'auto')
+            )
+            select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
+            from docs
+            """,
+            {"paths": paths},
+        )
+        missing = con.execute(
+            "select f from (select parse_filename(filename) as f, json_extract(json, '$.records') as r "
+            "from read_json_objects($paths, filename = true, format = 'auto')) where r is null",
+            {"paths": paths},
+        ).fetchall()
+        if missing:
+            raise duckdb.InvalidInputException(f"{missing[0][0]} has no records array")
+    except duckdb.Error as exc:
+        raise SourceError(
+            batch.source,
+            ", ".join(f.name for f in batch.files),
+            "导出页不是有效的JSON或缺少records字段",
+            f"an export page is not valid JSON or has no records array: {str(exc).splitlines()[0]}",
+            "page-json",
+        ) from None
+    _check_drift(con, batch, mapping)
+    _deduplicate(con, batch, mapping)
+    scalars = [c for c in mapping.kept_columns if c.type not in _LISTS]
+    index = {c.name: i for i, c in enumerate(scalars, 1)}
+    fields = "[" + ", ".join(_quote(c.fields[0]) for c in scalars) + "]"
+    cols = ", ".join(_select(c, index.get(c.name, 0)) for c in mapping.kept_columns)
+    select = (
+        f"select _source_file, _row_number::integer as _row_number, {cols} "
+        f"from (select *, json_extract_string(rec, {fields}) as v from pages)"
+    )
+    if not derived:
+        return select
+    extra = ", ".join(f'{expr} as "{name}"' for name, expr in derived.items())
+    return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
 
 
 def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
@@ -107,7 +126,7 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
     ts_f = _quote(ts.fields[0]) if ts else "''"
     con.execute(
         f"""
-        create or replace temp table pages as
+        create or replace table pages as
         select * from pages
         qualify rec->>{id_f} is null
              or row_number() over (partition by rec->>{id_f}

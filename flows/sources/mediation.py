@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
-from flows.sources.json_pages import parse_json_pages
+from flows.sources.json_pages import json_pages_select, parse_json_pages
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import table_mapping
 
 SOURCE = "mediation"
+TABLE = "mediation_case"
+DERIVED = {"township_code": "left(division_code, 9)"}
 
 
 def parse_mediation(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    df = parse_json_pages(batch, table_mapping(SOURCE, "mediation_case", batch.extra.get("fields")), key)
-    df.insert(2, "township_code", df["division_code"].str.slice(0, 9))
-    return {"mediation_case": df}
+    return {TABLE: parse_json_pages(batch, table_mapping(SOURCE, TABLE, batch.extra.get("fields")), key, DERIVED)}
+
+
+def mediation_select(con: duckdb.DuckDBPyConnection, batch: LandedBatch, key: bytes) -> dict[str, str]:
+    mapping = table_mapping(SOURCE, TABLE, batch.extra.get("fields"))
+    return {TABLE: json_pages_select(con, batch, mapping, key, DERIVED)}

@@ -6,7 +6,7 @@ import pandas as pd
 
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import table_mapping
-from flows.sources.spreadsheet import canonicalise, extract_table, footer_value, normalise_dates, read_workbook
+from flows.sources.spreadsheet import TableRows, canonicalise, footer_value, normalise_dates, read_workbook
 from flows.sources.township_files import township_and_year
 
 SOURCE = "returns"
@@ -15,14 +15,21 @@ _VALUE = r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<mark>余|以上|多)?\s*(?:[^\d\s]{0
 
 def parse_returns(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     mapping = table_mapping(SOURCE, "annual_return_item", batch.extra.get("fields"))
-    frames = []
+    gathered = TableRows(mapping)
     for f in batch.files:
         township, year = township_and_year(SOURCE, f.name)
         sheets = read_workbook(f.path, SOURCE)
         sheet_name, rows = next(iter(sheets.items()))
-        raw = extract_table(rows, mapping, SOURCE, f.name, None if len(sheets) == 1 else sheet_name)
-        frames.append(raw.assign(township_code=township, report_year=year, filled_date=footer_value(rows, "填报日期")))
-    raw = pd.concat(frames, ignore_index=True)
+        gathered.add(
+            rows,
+            SOURCE,
+            f.name,
+            None if len(sheets) == 1 else sheet_name,
+            township_code=township,
+            report_year=year,
+            filled_date=footer_value(rows, "填报日期"),
+        )
+    raw = gathered.frame()
     df = canonicalise(raw, mapping, key, ("township_code", "report_year"))
     df["report_year"] = df["report_year"].astype("int32")
     df["filled_date"] = normalise_dates(raw["filled_date"])

@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from flows.sources.mapping import SourceError, TableMapping
@@ -71,12 +73,11 @@ def read_workbook(path: Path, source: str) -> dict[str, list[list]]:
 
 
 def _norm_header(cell) -> str:
-    import unicodedata
-
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(cell or "")))
 
 
 def _cell_text(v) -> str | None:
+    """One cell as text (footer lines); whole columns go through cells_to_text."""
     if v is None:
         return None
     if isinstance(v, datetime):
@@ -89,14 +90,110 @@ def _cell_text(v) -> str | None:
     return s if s.strip() else None
 
 
-def extract_table(
-    rows: list[list], mapping: TableMapping, source: str, file: str, sheet: str | None = None
-) -> pd.DataFrame:
-    """The table under the header row, canonical column names, `_row_number` as Excel numbers rows."""
+def _blank(v) -> bool:
+    return isinstance(v, str) and not v.strip()
+
+
+def _nonblank(v) -> bool:
+    return v is not None and (not isinstance(v, str) or bool(v.strip()))
+
+
+def cells_to_text(s: pd.Series) -> pd.Series:
+    """Raw cell values (text, numbers, dates as calamine gives them) as text, column-wise:
+    whole numbers without '.0', dates as ISO, blank text as missing. Same result as _cell_text
+    on every cell, without a Python call per cell."""
+    out = pd.Series(None, index=s.index, dtype=object)
+    kinds = s.map(type)
+    text = kinds.isin([str])
+    out[text] = s[text]
+    for kind in (float, int, bool):
+        mask = kinds.isin([kind])
+        if not mask.any():
+            continue
+        values = s[mask]
+        if kind is float:
+            numbers = values.astype("float64")
+            exact = (numbers % 1 == 0) & (numbers.abs() < 2**53)  # whole numbers int64 holds exactly
+            out[exact[exact].index] = numbers[exact].astype("int64").astype(str)
+            out[exact[~exact].index] = values[~exact].map(_cell_text)  # fractions, huge numbers
+        else:
+            out[mask] = values.map(str)
+    for kind in (datetime, date):
+        mask = kinds.isin([kind])
+        if mask.any():
+            out[mask] = s[mask].map(_cell_text)  # rare in ledgers: cells typed as dates
+    rest = ~(text | kinds.isin([float, int, bool, datetime, date, type(None)]))
+    if rest.any():
+        out[rest] = s[rest].map(_cell_text)
+    out[_map_distinct(out, _blank, False).astype(bool)] = None
+    return out.where(out.notna(), None)
+
+
+def _map_distinct(s: pd.Series, fn, missing=None) -> pd.Series:
+    """fn applied once per distinct value of s (ledger columns repeat few values), missing
+    values mapped to `missing`."""
+    codes, distinct = pd.factorize(s.astype(object), use_na_sentinel=True)
+    return pd.Series(np.array([*(fn(v) for v in distinct), missing], dtype=object)[codes], index=s.index)
+
+
+class TableRows:
+    """A table's raw rows gathered over many sheets (files), turned into one text frame at the
+    end: the per-file work is finding the header and slicing rows; the conversion of cells to
+    text and all normalisation run once per column over every file."""
+
+    def __init__(self, mapping: TableMapping):
+        self.mapping = mapping
+        self.files: list[str] = []
+        self.numbers: list[int] = []
+        self.values: dict[str, list] = {c.name: [] for c in mapping.columns}
+        self.constants: dict[str, list] = {}
+
+    def add(self, rows: list[list], source: str, file: str, sheet: str | None = None, **constants) -> int:
+        """The sheet's rows under its header row; `constants` are columns with one value for the
+        whole sheet (township, year). Returns the number of rows taken."""
+        header_idx, positions = _find_header(rows, self.mapping, source, file, sheet)
+        kept, numbers = [], []
+        for offset, row in enumerate(rows[header_idx + 1 :]):
+            first = next(filter(_nonblank, row), None)
+            if first is None or (isinstance(first, str) and _SKIP_FIRST_CELL.match(first)):
+                continue
+            kept.append(row)
+            numbers.append(header_idx + offset + 2)
+        for name, values in self.values.items():
+            j = positions.get(name)
+            if j is None:
+                values.extend([None] * len(kept))
+            else:
+                values.extend([row[j] if j < len(row) else None for row in kept])
+        self.files.extend([file if not sheet else f"{file}#{sheet}"] * len(kept))
+        self.numbers.extend(numbers)
+        for name, value in constants.items():
+            self.constants.setdefault(name, []).extend([value] * len(kept))
+        return len(kept)
+
+    def frame(self) -> pd.DataFrame:
+        """`_source_file`, `_row_number` (as Excel numbers rows), the mapped columns as text,
+        then the constant columns."""
+        df = pd.DataFrame(
+            {
+                "_source_file": pd.Series(self.files, dtype=object),
+                "_row_number": pd.Series(self.numbers, dtype="int32"),
+            }
+        )
+        for name, values in self.values.items():
+            df[name] = cells_to_text(pd.Series(values, dtype=object))
+        for name, values in self.constants.items():
+            df[name] = values
+        return df
+
+
+def _find_header(
+    rows: list[list], mapping: TableMapping, source: str, file: str, sheet: str | None
+) -> tuple[int, dict[str, int]]:
+    """The header row's index and each canonical column's position (fields.yaml names)."""
     where = f"{file}" + (f" [{sheet}]" if sheet else "")
     wanted = {_norm_header(f): c.name for c in mapping.columns for f in c.fields}
     required = [c for c in mapping.columns if c.required]
-    header_idx, positions = None, {}
     for i, row in enumerate(rows[:_HEADER_SCAN_ROWS]):
         found: dict[str, int] = {}
         for j, cell in enumerate(row):
@@ -104,43 +201,33 @@ def extract_table(
             if name and name not in found:
                 found[name] = j
         if sum(c.name in found for c in required) >= max(1, (len(required) + 1) // 2):
-            header_idx, positions = i, found
-            break
-    if header_idx is None:
-        raise SourceError(
-            source,
-            where,
-            "找不到表头行(应包含: " + "、".join(c.fields[0] for c in required) + ")",
-            "no recognisable header row (expected: " + ", ".join(c.fields[0] for c in required) + ")",
-            "header-missing",
-        )
-    missing = [c for c in required if c.name not in positions]
-    if missing:
-        raise SourceError(
-            source,
-            where,
-            f"表头缺少必填列「{missing[0].fields[0]}」",
-            f"the header lacks required column {missing[0].fields[0]!r}",
-            "schema-drift",
-        )
-    body = rows[header_idx + 1 :]
-    records, numbers = [], []
-    for offset, row in enumerate(body):
-        cells = [_cell_text(v) for v in row]
-        if not any(cells):
-            continue
-        first = next((c for c in cells if c), "")
-        if _SKIP_FIRST_CELL.match(first):
-            continue
-        records.append({name: (cells[j] if j < len(cells) else None) for name, j in positions.items()})
-        numbers.append(header_idx + offset + 2)
-    df = pd.DataFrame.from_records(records, columns=list(positions))
-    df.insert(0, "_row_number", pd.Series(numbers, dtype="int32"))
-    df.insert(0, "_source_file", file if not sheet else f"{file}#{sheet}")
-    for col in mapping.columns:
-        if col.name not in df.columns:
-            df[col.name] = None
-    return df
+            missing = [c for c in required if c.name not in found]
+            if missing:
+                raise SourceError(
+                    source,
+                    where,
+                    f"表头缺少必填列「{missing[0].fields[0]}」",
+                    f"the header lacks required column {missing[0].fields[0]!r}",
+                    "schema-drift",
+                )
+            return i, found
+    raise SourceError(
+        source,
+        where,
+        "找不到表头行(应包含: " + "、".join(c.fields[0] for c in required) + ")",
+        "no recognisable header row (expected: " + ", ".join(c.fields[0] for c in required) + ")",
+        "header-missing",
+    )
+
+
+def extract_table(
+    rows: list[list], mapping: TableMapping, source: str, file: str, sheet: str | None = None
+) -> pd.DataFrame:
+    """One sheet's table under the header row, canonical column names, `_row_number` as Excel
+    numbers rows (a single sheet; parsers gather many with TableRows)."""
+    gathered = TableRows(mapping)
+    gathered.add(rows, source, file, sheet)
+    return gathered.frame()
 
 
 def footer_value(rows: list[list], label: str) -> str | None:
@@ -155,8 +242,9 @@ def footer_value(rows: list[list], label: str) -> str | None:
 
 
 def normalise_text(s: pd.Series) -> pd.Series:
-    s = s.astype("string").str.normalize("NFKC").str.strip()
-    return s.mask(s == "")
+    """NFKC (full-width digits and spaces), trimmed, blank as missing. Ledger columns repeat few
+    distinct values: each distinct value is normalised once (factorize), not every cell."""
+    return _map_distinct(s, lambda v: unicodedata.normalize("NFKC", str(v)).strip() or None).astype("string")
 
 
 def normalise_dates(s: pd.Series) -> pd.Series:

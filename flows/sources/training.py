@@ -6,7 +6,7 @@ import pandas as pd
 
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import SourceError, load_mappings, with_overrides
-from flows.sources.spreadsheet import canonicalise, extract_table, read_workbook
+from flows.sources.spreadsheet import TableRows, canonicalise, read_workbook
 from flows.sources.township_files import township_and_year
 
 SOURCE = "training"
@@ -14,7 +14,7 @@ SOURCE = "training"
 
 def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     tables = {n: with_overrides(m, batch.extra.get("fields")) for n, m in load_mappings()[SOURCE].items()}
-    raw: dict[str, list[pd.DataFrame]] = {name: [] for name in tables}
+    raw = {name: TableRows(mapping) for name, mapping in tables.items()}
     for f in batch.files:
         township, year = township_and_year(SOURCE, f.name)
         sheets = read_workbook(f.path, SOURCE)
@@ -27,11 +27,12 @@ def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
                     f"the workbook lacks sheet {mapping.sheet!r}",
                     "sheet-missing",
                 )
-            df = extract_table(sheets[mapping.sheet], mapping, SOURCE, f.name, mapping.sheet)
-            raw[name].append(df.assign(township_code=township, roster_year=year))
+            raw[name].add(
+                sheets[mapping.sheet], SOURCE, f.name, mapping.sheet, township_code=township, roster_year=year
+            )
     parsed = {
         name: canonicalise(
-            pd.concat(raw[name], ignore_index=True),
+            raw[name].frame(),
             mapping,
             key,
             ("township_code", "roster_year") if name == "training_staff" else ("township_code",),

@@ -1,0 +1,140 @@
+"""Parsed tables on disk: what a batch's parse hands to validation and the load.
+
+A batch is parsed into a scratch DuckDB file (`parsed/<batch_id>/parse.duckdb`, memory capped,
+spilling to disk), never into one pandas frame: JSON pages in one SQL statement, spreadsheets a
+group of files at a time. Each table is then written as one Parquet file sorted by township,
+with `_row` (0-based position) as its first column. Validation reads it back in chunks that
+never split a township (the uniqueness rules are per township; record ids are already unique
+per batch), the load reads it with SQL. Memory stays bounded whatever the batch's size.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+# Files parsed (and held in pandas) together for spreadsheet sources.
+FILES_PER_GROUP = 500
+MEMORY_LIMIT = "2GB"  # DuckDB's own cap while parsing; it spills to disk beyond it
+
+_DUCKDB_TYPES = {"float64": "DOUBLE", "int32": "INTEGER", "int64": "BIGINT", "bool": "BOOLEAN"}
+
+
+@dataclass(frozen=True)
+class ParsedTable:
+    """One parsed table of a batch: a Parquet file and its row count."""
+
+    table: str
+    path: Path
+    rows: int
+
+    def frame(self) -> pd.DataFrame:
+        """The whole table (small batches and tests); `_row` becomes the index."""
+        return next(self.chunks(None), _empty_frame(self.path))
+
+    def chunks(self, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+        """Frames of about `chunk_rows` rows (None: all in one), cut only where the township
+        changes; each frame's index is the rows' `_row` position in the table."""
+        con = duckdb.connect()
+        try:
+            # file order is `_row` order (written sorted; DuckDB preserves insertion order)
+            result = con.execute("select * from read_parquet(?)", [str(self.path)])
+            pending: pd.DataFrame | None = None
+            vectors = max(1, (chunk_rows or self.rows or 1) // 2048 + 1)
+            while True:
+                part = result.fetch_df_chunk(vectors)
+                if part.empty:
+                    break
+                part = part.set_index("_row")
+                part.index.name = None
+                pending = part if pending is None else pd.concat([pending, part])
+                if chunk_rows is None:
+                    continue
+                start = 0
+                for cut in _township_starts(pending):  # the last township may go on in the next part
+                    if cut - start >= chunk_rows:
+                        yield pending.iloc[start:cut]
+                        start = cut
+                pending = pending.iloc[start:]
+            if pending is not None and len(pending):
+                yield pending
+        finally:
+            con.close()
+
+
+def _township_starts(df: pd.DataFrame) -> list[int]:
+    """Positions (after the first row) where a new township starts; rows are sorted by township."""
+    codes = df["township_code"].fillna("\0") if "township_code" in df.columns else pd.Series(range(len(df)))
+    changed = codes.ne(codes.shift()).to_numpy(copy=True)
+    changed[0] = False
+    return changed.nonzero()[0].tolist()
+
+
+def _empty_frame(path: Path) -> pd.DataFrame:
+    con = duckdb.connect()
+    try:
+        return con.execute("select * exclude (_row) from read_parquet(?) limit 0", [str(path)]).df()
+    finally:
+        con.close()
+
+
+class ParsedSink:
+    """Collects a batch's parsed rows per table in a scratch DuckDB file, then writes the Parquet
+    files (`finish`). `con` is open for parsers that build their tables in SQL."""
+
+    def __init__(self, directory: Path, memory_limit: str = MEMORY_LIMIT):
+        if directory.exists():
+            shutil.rmtree(directory)  # a previous attempt's leftovers
+        directory.mkdir(parents=True, mode=0o700)
+        self.directory = directory
+        self.con = duckdb.connect(str(directory / "parse.duckdb"))
+        self.con.execute(f"set memory_limit = '{memory_limit}'")
+        self.con.execute("set preserve_insertion_order = false")
+        self.tables: list[str] = []
+
+    def add_sql(self, table: str, select_sql: str, params: dict | None = None) -> None:
+        """The rows of a query on `con` become the table (parsers that work in SQL)."""
+        self.con.execute(f'create table "{table}" as {select_sql}', params or {})
+        self.tables.append(table)
+
+    def add_frame(self, table: str, df: pd.DataFrame) -> None:
+        """Append a group's rows; the first group fixes the columns and their types (text unless
+        numeric or boolean, so a column empty in the first group still takes text later)."""
+        self.con.register("incoming", df)
+        if table not in self.tables:
+            cols = ", ".join(f'"{c}" {_DUCKDB_TYPES.get(str(t), "VARCHAR")}' for c, t in df.dtypes.items())
+            self.con.execute(f'create table "{table}" ({cols})')
+            self.tables.append(table)
+        self.con.execute(f'insert into "{table}" by name select * from incoming')
+        self.con.unregister("incoming")
+
+    def finish(self) -> dict[str, ParsedTable]:
+        """Every table as Parquet sorted by township (then file and row), `_row` first."""
+        out = {}
+        for table in self.tables:
+            cols = {r[0] for r in self.con.execute(f'describe "{table}"').fetchall()}
+            order = ", ".join(
+                c for c in ("township_code nulls last", "_source_file", "_row_number") if c.split()[0] in cols
+            )
+            path = self.directory / f"{table}.parquet"
+            self.con.execute(
+                f'copy (select row_number() over (order by {order}) - 1 as _row, * from "{table}" order by _row) '
+                f"to '{path}' (format parquet, compression zstd)"
+            )
+            rows = self.con.execute(f'select count(*) from "{table}"').fetchone()[0]
+            out[table] = ParsedTable(table, path, int(rows))
+        self.close()
+        (self.directory / "parse.duckdb").unlink(missing_ok=True)
+        return out
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def remove_parsed(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
