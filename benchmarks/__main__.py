@@ -180,6 +180,7 @@ def main() -> None:
         timed(stages, "prepare", pipeline.prepare_warehouse, settings)
         batches = []
         codes = {"township_codes": pipeline.township_codes(settings)}
+        validation = [pipeline.performance_option(settings, o) for o in ("chunk_rows", "validate_workers")]
         for source_name, source in settings.sources.items():
             batch = timed(stages, "land", pipeline.land_source, settings, source)
             batches.append(batch)
@@ -189,7 +190,7 @@ def main() -> None:
             tables = []
             for table, pt in parsed.items():
                 rows += pt.rows
-                res = timed(stages, "validate", validate_table, table, pt, codes)
+                res = timed(stages, "validate", validate_table, table, pt, codes, None, *validation)
                 key = load_mappings()[source_name][table].key
                 tables.append(pipeline.TableLoad(table, pt.path, pt.rows, res.failures, res.results, key))
             prepared = pipeline.PreparedBatch(batch, tables, sum(t.row_count for t in tables))

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
-from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -35,11 +36,15 @@ CHUNK_ROWS = 200_000  # a chunk of the widest table (enforcement_act) is ~0.5 GB
 
 class ChunkedTable(Protocol):
     """A table too large for one frame (flows/sources/parsed.py ParsedTable): its row count,
-    frames of it indexed by row position that never split a township, and an empty frame."""
+    row ranges of about chunk_rows rows that never split a township, the rows of a range
+    (a frame indexed by row position), and the empty frame. Picklable: worker processes read
+    their own ranges."""
 
     rows: int
 
-    def chunks(self, chunk_rows: int | None) -> Iterator[pd.DataFrame]: ...
+    def chunk_ranges(self, chunk_rows: int | None) -> list[tuple[int, int]]: ...
+
+    def read(self, start: int, stop: int) -> pd.DataFrame: ...
 
     def frame(self) -> pd.DataFrame: ...
 
@@ -145,52 +150,47 @@ def validate_table(
     parameters: dict | None = None,
     previous_full_rows: int | None = None,
     chunk_rows: int | None = CHUNK_ROWS,
+    workers: int = 1,
 ) -> TableValidation:
     """Run the table's suite over every row; list every (row, rule) failure.
 
     `data`: a frame (rows numbered by position) or a parsed table on disk, validated in chunks
     of about `chunk_rows` rows that never split a township (the uniqueness rules are per
-    township); whole-table expectations (row count) run once on the batch's row count.
+    township), by `workers` processes when there are several chunks; whole-table expectations
+    (row count) run once on the batch's row count.
     `previous_full_rows`: the rows of this table in the source's previous full extract, when
     this batch is itself a full extract (else None: the extract-size rule does not apply)."""
-    import logging
-
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     doc = load_suite_doc(table)
-    if isinstance(data, pd.DataFrame):
-        n_rows, chunks = len(data), iter([data.reset_index(drop=True)])
-    else:
-        n_rows, chunks = data.rows, data.chunks(chunk_rows)
+    n_rows = len(data) if isinstance(data, pd.DataFrame) else data.rows
     params = {"min_full_extract_rows": min_full_extract_rows(doc, previous_full_rows)} | (parameters or {})
     context = {
         "received": n_rows,
         "previous": previous_full_rows or 0,
         "fraction": doc.get("meta", {}).get("min_full_extract_fraction", 0.5),
     }
-    results: dict[tuple, dict] = {}
-    failures, batch_errors = [], []
+    fold = _Fold()
     # the whole-table part: a frame of the batch's length and no columns costs nothing
-    _collect(
-        _run(table, _TABLE_PART, pd.DataFrame(index=pd.RangeIndex(n_rows)), params),
-        n_rows,
-        context,
-        results,
-        failures,
-        batch_errors,
-    )
-    seen_chunk = False
-    for frame in chunks:
-        seen_chunk = True
-        _validate_chunk(table, doc, frame, params, context, results, failures, batch_errors)
-    if not seen_chunk:  # an empty batch: the per-row rules are still evaluated (and recorded)
-        frame = data if isinstance(data, pd.DataFrame) else data.frame()
-        _validate_chunk(table, doc, frame, params, context, results, failures, batch_errors)
+    fold.add(_run(table, _TABLE_PART, pd.DataFrame(index=pd.RangeIndex(n_rows)), params), n_rows, context)
+    if isinstance(data, pd.DataFrame):
+        fold.merge(_validate_frame(table, data.reset_index(drop=True), params, context))
+    else:
+        ranges = data.chunk_ranges(chunk_rows)
+        if not ranges:  # an empty batch: the per-row rules are still evaluated (and recorded)
+            fold.merge(_validate_frame(table, data.frame(), params, context))
+        elif workers > 1 and len(ranges) > 1:
+            pool = _worker_pool(workers)
+            parts = [pool.submit(_validate_range, table, data, a, b, params, context) for a, b in ranges]
+            for part in parts:
+                fold.merge(part.result())
+        else:
+            for a, b in ranges:
+                fold.merge(_validate_range(table, data, a, b, params, context))
 
-    failures_df = pd.DataFrame(failures, columns=["_row", "rule", "message_zh", "message_en"])
+    failures_df = pd.DataFrame(fold.failures, columns=["_row", "rule", "message_zh", "message_en"])
     limit = doc.get("meta", {}).get("max_failing_row_fraction", 0.5)
     n_failing = failures_df["_row"].nunique()
     if n_rows and n_failing / n_rows > limit:
-        batch_errors.append(
+        fold.batch_errors.append(
             {
                 "rule": "BATCH-FAILING-ROWS",
                 "message_zh": f"本批次 {n_failing}/{n_rows} 行未通过校验，超过 {limit:.0%}，整批停止加载",
@@ -198,10 +198,26 @@ def validate_table(
                 "the batch is stopped",
             }
         )
-    return TableValidation(table, n_rows, pd.DataFrame(list(results.values())), failures_df, batch_errors)
+    return TableValidation(table, n_rows, pd.DataFrame(list(fold.results.values())), failures_df, fold.batch_errors)
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for chunks, started once per process (each imports GX once) and kept."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers != workers:
+        if _POOL is not None:
+            _POOL.shutdown()
+        _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
 
 
 def _run(table: str, part: str | None, data: pd.DataFrame, params: dict) -> list:
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     suite, batch_definition = _suite_and_batch_definition(table, part)
     if not suite.expectations:
         return []
@@ -209,70 +225,95 @@ def _run(table: str, part: str | None, data: pd.DataFrame, params: dict) -> list
     return batch.validate(suite, expectation_parameters=params, result_format=_RESULT_FORMAT).results
 
 
-def _validate_chunk(table, doc, frame, params, context, results, failures, batch_errors) -> None:
+def _validate_range(table: str, data: ChunkedTable, start: int, stop: int, params: dict, context: dict) -> _Fold:
+    """One chunk (rows start..stop-1) of a parsed table; runs in a worker process or in this one."""
+    return _validate_frame(table, data.read(start, stop), params, context)
+
+
+def _validate_frame(table: str, frame: pd.DataFrame, params: dict, context: dict) -> _Fold:
+    """The per-row expectations over one frame (index: row positions in the batch)."""
+    fold = _Fold()
     columns = frame[[c for c in frame.columns if not _is_list_column(frame[c])]]
-    _collect(_run(table, None, columns, params), len(frame), context, results, failures, batch_errors)
-    for column in _element_columns(doc):
+    fold.add(_run(table, None, columns, params), len(frame), context)
+    for column in _element_columns(load_suite_doc(table)):
         elements = _element_frame(frame, column)
-        _collect(_run(table, column, elements, params), len(elements), context, results, failures, batch_errors)
+        fold.add(_run(table, column, elements, params), len(elements), context)
+    return fold
 
 
-def _collect(outcomes, n_rows: int, context: dict, results: dict, failures: list, batch_errors: list) -> None:
-    """Fold one run's expectation results into the table's: counts add up over chunks, an
-    expectation succeeds only if it succeeded on every chunk; failing rows by their position."""
-    for r in outcomes:
-        cfg = r.expectation_config
-        meta = cfg.meta or {}
-        level = meta.get("level", "row")
-        raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
-        res = r.result or {}
-        key = (meta.get("rule"), cfg.type)
-        unexpected = res.get("unexpected_count", 0 if r.success else None)
-        row = results.get(key)
-        if row is None:
-            results[key] = {
-                "rule": meta.get("rule"),
-                "expectation_type": cfg.type,
-                "column": cfg.kwargs.get("column")
-                or ",".join(cfg.kwargs.get("column_list", []) or [])
-                or ",".join(v for k, v in cfg.kwargs.items() if k in ("column_A", "column_B")),
-                "level": level,
-                "success": bool(r.success),
-                "element_count": res.get("element_count", n_rows),  # elements, for list_elements
-                "unexpected_count": unexpected,
-            }
-        else:
-            row["success"] = row["success"] and bool(r.success)
-            row["element_count"] += res.get("element_count", n_rows)
-            row["unexpected_count"] = (
-                None if row["unexpected_count"] is None or unexpected is None else row["unexpected_count"] + unexpected
-            )
-        if raised:
-            error = {
-                "rule": meta.get("rule"),
-                "message_zh": f"校验规则无法执行: {meta.get('message_zh')}",
-                "message_en": f"rule could not be evaluated ({r.exception_info.get('exception_message')})",
-            }
-            if error not in batch_errors:
-                batch_errors.append(error)
-        elif not r.success and level == "batch":
-            batch_errors.append(
+@dataclass
+class _Fold:
+    """Expectation results folded over runs (chunks, list-element frames): counts add up, an
+    expectation succeeds only if it succeeded on every run; failing rows by their position."""
+
+    results: dict[tuple, dict] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    batch_errors: list[dict] = field(default_factory=list)
+
+    def add(self, outcomes, n_rows: int, context: dict) -> None:
+        """One GX run's results."""
+        for r in outcomes:
+            cfg = r.expectation_config
+            meta = cfg.meta or {}
+            level = meta.get("level", "row")
+            res = r.result or {}
+            self._merge_result(
+                (meta.get("rule"), cfg.type),
                 {
                     "rule": meta.get("rule"),
-                    "message_zh": _fill(meta["message_zh"], context),
-                    "message_en": _fill(meta["message_en"], context),
-                }
+                    "expectation_type": cfg.type,
+                    "column": cfg.kwargs.get("column")
+                    or ",".join(cfg.kwargs.get("column_list", []) or [])
+                    or ",".join(v for k, v in cfg.kwargs.items() if k in ("column_A", "column_B")),
+                    "level": level,
+                    "success": bool(r.success),
+                    "element_count": res.get("element_count", n_rows),  # elements, for list_elements
+                    "unexpected_count": res.get("unexpected_count", 0 if r.success else None),
+                },
             )
-        elif not r.success and level == "row":
-            for idx in dict.fromkeys(res.get("unexpected_index_list") or []):
-                failures.append(
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                self._add_error(
                     {
-                        "_row": int(idx),
-                        "rule": meta["rule"],
-                        "message_zh": meta["message_zh"],
-                        "message_en": meta["message_en"],
+                        "rule": meta.get("rule"),
+                        "message_zh": f"校验规则无法执行: {meta.get('message_zh')}",
+                        "message_en": f"rule could not be evaluated ({r.exception_info.get('exception_message')})",
                     }
                 )
+            elif not r.success and level == "batch":
+                self._add_error(
+                    {
+                        "rule": meta.get("rule"),
+                        "message_zh": _fill(meta["message_zh"], context),
+                        "message_en": _fill(meta["message_en"], context),
+                    }
+                )
+            elif not r.success and level == "row":
+                message = {"rule": meta["rule"], "message_zh": meta["message_zh"], "message_en": meta["message_en"]}
+                self.failures += [
+                    {"_row": int(i)} | message for i in dict.fromkeys(res.get("unexpected_index_list") or [])
+                ]
+
+    def merge(self, other: _Fold) -> None:
+        """Another fold's results (a chunk validated elsewhere)."""
+        for key, row in other.results.items():
+            self._merge_result(key, row)
+        self.failures += other.failures
+        for error in other.batch_errors:
+            self._add_error(error)
+
+    def _merge_result(self, key: tuple, row: dict) -> None:
+        mine = self.results.get(key)
+        if mine is None:
+            self.results[key] = dict(row)
+            return
+        mine["success"] = mine["success"] and row["success"]
+        mine["element_count"] += row["element_count"]
+        a, b = mine["unexpected_count"], row["unexpected_count"]
+        mine["unexpected_count"] = None if a is None or b is None else a + b
+
+    def _add_error(self, error: dict) -> None:
+        if error not in self.batch_errors:
+            self.batch_errors.append(error)
 
 
 def _fill(message: str, context: dict) -> str:

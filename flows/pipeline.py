@@ -159,11 +159,16 @@ def parsed_dir(settings: Settings, batch: LandedBatch) -> Path:
 
 
 def performance_option(settings: Settings, name: str) -> int:
-    """fazhi.toml `[performance]`: chunk_rows (rows per validation chunk), files_per_group
-    (spreadsheet files parsed together)."""
+    """fazhi.toml `[performance]`: chunk_rows (rows per validation chunk), validate_workers
+    (processes validating the chunks of a large table), files_per_group (spreadsheet files
+    parsed together)."""
     from expectations.validate import CHUNK_ROWS
 
-    defaults = {"chunk_rows": CHUNK_ROWS, "files_per_group": FILES_PER_GROUP}
+    defaults = {
+        "chunk_rows": CHUNK_ROWS,
+        "validate_workers": min(4, os.cpu_count() or 1),
+        "files_per_group": FILES_PER_GROUP,
+    }
     return int(settings.extra.get("performance", {}).get(name, defaults[name]))
 
 
@@ -181,12 +186,12 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
         return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
     params = {"township_codes": township_codes(settings)}
     previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
-    chunk_rows = performance_option(settings, "chunk_rows")
+    chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "validate_workers")
     tables, stops = [], []
     try:
         for name, table in parsed.items():
             with _GX_LOCK:
-                result = validate_table(name, table, params, previous.get(name), chunk_rows)
+                result = validate_table(name, table, params, previous.get(name), chunk_rows, workers)
             tables.append(TableLoad(name, table.path, table.rows, result.failures, result.results, mappings[name].key))
             stops += [dict(e, table=name) for e in result.batch_errors]
     except BaseException:

@@ -68,27 +68,25 @@ def json_pages_select(
     paths = [str(f.path) for f in batch.files]
     install_pseudonym_macro(con, key)
     try:
-        # read_json_objects + one cast is ~8x faster than read_json with a JSON[] column
+        # read_json_objects + one cast is ~8x faster than read_json with a JSON[] column; each
+        # page is read once (temp tables: in memory, spilled to disk beyond the memory limit)
         con.execute(
             """
-            create or replace table pages as
-            with docs as (
-                select parse_filename(filename) as _source_file,
-                       cast(json_extract(json, '$.records') as json[]) as records
-                from read_json_objects($paths, filename = true, format = 'auto')
-            )
-            select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
-            from docs
+            create or replace temp table docs as
+            select parse_filename(filename) as _source_file,
+                   cast(json_extract(json, '$.records') as json[]) as records
+            from read_json_objects($paths, filename = true, format = 'auto')
             """,
             {"paths": paths},
         )
-        missing = con.execute(
-            "select f from (select parse_filename(filename) as f, json_extract(json, '$.records') as r "
-            "from read_json_objects($paths, filename = true, format = 'auto')) where r is null",
-            {"paths": paths},
-        ).fetchall()
+        missing = con.execute("select _source_file from docs where records is null limit 1").fetchall()
         if missing:
             raise duckdb.InvalidInputException(f"{missing[0][0]} has no records array")
+        con.execute(
+            "create or replace temp table pages as "
+            "select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number from docs"
+        )
+        con.execute("drop table docs")
     except duckdb.Error as exc:
         raise SourceError(
             batch.source,
@@ -124,19 +122,23 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
     id_f = _quote(by_name[mapping.key[0]].fields[0])
     ts = by_name.get("source_modified_at")
     ts_f = _quote(ts.fields[0]) if ts else "''"
-    con.execute(
-        f"""
-        create or replace table pages as
-        select * from pages
-        qualify rec->>{id_f} is null
-             or row_number() over (partition by rec->>{id_f}
-                                   order by rec->>{ts_f} desc nulls last, _source_file desc, _row_number desc) = 1
-        """
+    duplicated = con.execute(
+        f"select count({id_f}) > count(distinct {id_f}) from (select rec->>{id_f} as {id_f} from pages)"
     )
+    if duplicated.fetchone()[0]:  # the window (a sort of every record) only when there are duplicates
+        con.execute(
+            f"""
+            create or replace temp table pages as
+            select * from pages
+            qualify rec->>{id_f} is null
+                 or row_number() over (partition by rec->>{id_f}
+                                       order by rec->>{ts_f} desc nulls last, _source_file desc, _row_number desc) = 1
+            """
+        )
     seen = batch.extra.get("already_loaded") or {}
     if seen.get("ids") and ts:
         con.execute(
-            f"delete from pages where rec->>{ts_f} = $ts and list_contains($ids, rec->>{id_f})",
+            f"delete from pages where rec->>{ts_f} = $ts and rec->>{id_f} in (select unnest($ids))",
             {"ts": seen["modified_at"], "ids": list(seen["ids"])},
         )
 

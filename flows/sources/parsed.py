@@ -35,44 +35,51 @@ class ParsedTable:
 
     def frame(self) -> pd.DataFrame:
         """The whole table (small batches and tests); `_row` becomes the index."""
-        return next(self.chunks(None), _empty_frame(self.path))
+        return self.read(0, self.rows) if self.rows else _empty_frame(self.path)
 
-    def chunks(self, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
-        """Frames of about `chunk_rows` rows (None: all in one), cut only where the township
-        changes; each frame's index is the rows' `_row` position in the table."""
+    def chunk_ranges(self, chunk_rows: int | None) -> list[tuple[int, int]]:
+        """`_row` ranges [start, stop) of at least `chunk_rows` rows (None: one range), cut only
+        where the township changes (the last range may be smaller)."""
+        if not self.rows:
+            return []
+        if chunk_rows is None:
+            return [(0, self.rows)]
         con = duckdb.connect()
         try:
-            # file order is `_row` order (written sorted; DuckDB preserves insertion order)
-            result = con.execute("select * from read_parquet(?)", [str(self.path)])
-            pending: pd.DataFrame | None = None
-            vectors = max(1, (chunk_rows or self.rows or 1) // 2048 + 1)
-            while True:
-                part = result.fetch_df_chunk(vectors)
-                if part.empty:
-                    break
-                part = part.set_index("_row")
-                part.index.name = None
-                pending = part if pending is None else pd.concat([pending, part])
-                if chunk_rows is None:
-                    continue
-                start = 0
-                for cut in _township_starts(pending):  # the last township may go on in the next part
-                    if cut - start >= chunk_rows:
-                        yield pending.iloc[start:cut]
-                        start = cut
-                pending = pending.iloc[start:]
-            if pending is not None and len(pending):
-                yield pending
+            sizes = con.execute(
+                "select count(*) from read_parquet(?) group by township_code order by township_code nulls last",
+                [str(self.path)],
+            ).fetchall()
         finally:
             con.close()
+        ranges, start, stop = [], 0, 0
+        for (n,) in sizes:
+            stop += n
+            if stop - start >= chunk_rows:
+                ranges.append((start, stop))
+                start = stop
+        if stop > start:
+            ranges.append((start, stop))
+        return ranges
 
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`."""
+        con = duckdb.connect()
+        try:
+            df = con.execute(
+                "select * from read_parquet(?) where _row >= ? and _row < ? order by _row",
+                [str(self.path), start, stop],
+            ).df()
+        finally:
+            con.close()
+        df = df.set_index("_row")
+        df.index.name = None
+        return df
 
-def _township_starts(df: pd.DataFrame) -> list[int]:
-    """Positions (after the first row) where a new township starts; rows are sorted by township."""
-    codes = df["township_code"].fillna("\0") if "township_code" in df.columns else pd.Series(range(len(df)))
-    changed = codes.ne(codes.shift()).to_numpy(copy=True)
-    changed[0] = False
-    return changed.nonzero()[0].tolist()
+    def chunks(self, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+        """The table as frames of chunk_ranges (each indexed by `_row`)."""
+        for start, stop in self.chunk_ranges(chunk_rows):
+            yield self.read(start, stop)
 
 
 def _empty_frame(path: Path) -> pd.DataFrame:
@@ -84,8 +91,9 @@ def _empty_frame(path: Path) -> pd.DataFrame:
 
 
 class ParsedSink:
-    """Collects a batch's parsed rows per table in a scratch DuckDB file, then writes the Parquet
-    files (`finish`). `con` is open for parsers that build their tables in SQL."""
+    """Collects a batch's parsed rows per table in temporary tables of a scratch DuckDB file
+    (in memory up to the limit, spilled beside it beyond), then writes the Parquet files
+    (`finish`). `con` is open for parsers that build their tables in SQL."""
 
     def __init__(self, directory: Path, memory_limit: str = MEMORY_LIMIT):
         if directory.exists():
@@ -99,7 +107,7 @@ class ParsedSink:
 
     def add_sql(self, table: str, select_sql: str, params: dict | None = None) -> None:
         """The rows of a query on `con` become the table (parsers that work in SQL)."""
-        self.con.execute(f'create table "{table}" as {select_sql}', params or {})
+        self.con.execute(f'create temp table "{table}" as {select_sql}', params or {})
         self.tables.append(table)
 
     def add_frame(self, table: str, df: pd.DataFrame) -> None:
@@ -108,7 +116,7 @@ class ParsedSink:
         self.con.register("incoming", df)
         if table not in self.tables:
             cols = ", ".join(f'"{c}" {_DUCKDB_TYPES.get(str(t), "VARCHAR")}' for c, t in df.dtypes.items())
-            self.con.execute(f'create table "{table}" ({cols})')
+            self.con.execute(f'create temp table "{table}" ({cols})')
             self.tables.append(table)
         self.con.execute(f'insert into "{table}" by name select * from incoming')
         self.con.unregister("incoming")

@@ -88,3 +88,14 @@ def test_cells_become_text_column_wise_as_one_by_one():
     cells += [datetime(2023, 3, 5), datetime(2023, 3, 5, 10, 1), date(2023, 1, 2)]
     got = cells_to_text(pd.Series(cells, dtype=object)).tolist()
     assert got == [_cell_text(v) for v in cells]
+
+
+def test_chunks_validated_by_worker_processes_give_the_same_result(batches):
+    root, landed = batches
+    (parsed,) = parse_batch(landed["enforcement"], KEY, root / "workers").values()
+    assert len(parsed.chunk_ranges(1)) >= 2
+    serial = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1)
+    parallel = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1, workers=2)
+    assert not serial.failures.empty
+    for a, b in zip(_comparable(serial), _comparable(parallel), strict=True):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
