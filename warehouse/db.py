@@ -32,7 +32,8 @@ MEMORY_LIMIT = "4GB"
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     memory = os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
-    return duckdb.connect(str(path), read_only=read_only, config={"threads": 2, "memory_limit": memory})
+    config = {"threads": 2, "memory_limit": memory, "enable_progress_bar": False}  # no bars in run logs
+    return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
