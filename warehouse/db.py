@@ -32,8 +32,9 @@ MEMORY_LIMIT = "4GB"
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     memory = os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
-    config = {"threads": 2, "memory_limit": memory, "enable_progress_bar": False}  # no bars in run logs
-    return duckdb.connect(str(path), read_only=read_only, config=config)
+    con = duckdb.connect(str(path), read_only=read_only, config={"threads": 2, "memory_limit": memory})
+    con.execute("set enable_progress_bar = false")  # no progress bars in run logs
+    return con
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

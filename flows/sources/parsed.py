@@ -100,7 +100,8 @@ class ParsedSink:
             shutil.rmtree(directory)  # a previous attempt's leftovers
         directory.mkdir(parents=True, mode=0o700)
         self.directory = directory
-        self.con = duckdb.connect(str(directory / "parse.duckdb"), config={"enable_progress_bar": False})
+        self.con = duckdb.connect(str(directory / "parse.duckdb"))
+        self.con.execute("set enable_progress_bar = false")
         self.con.execute(f"set memory_limit = '{memory_limit}'")
         self.con.execute("set preserve_insertion_order = false")
         self.tables: list[str] = []
