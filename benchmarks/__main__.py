@@ -74,6 +74,7 @@ class TreeMemory:
 
 
 MEMORY: TreeMemory | None = None
+LIMIT_S: float | None = None  # the DuckDB limit, once measured
 
 
 def timed(stages: dict, name: str, fn, *args, **kwargs):
@@ -84,7 +85,8 @@ def timed(stages: dict, name: str, fn, *args, **kwargs):
     s = stages.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
     s["seconds"] += elapsed
     s["peak_mb"] = max(s["peak_mb"], MEMORY.peak_mb, MEMORY.current_mb())
-    print(f"  {name} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB", file=sys.stderr, flush=True)  # progress
+    ratio = f", {s['seconds'] / LIMIT_S:.1f}x limit so far" if LIMIT_S else ""
+    print(f"  {name} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB{ratio}", file=sys.stderr, flush=True)  # progress
     return out
 
 
@@ -112,7 +114,8 @@ def township_list(n: int, out: Path) -> Path:
 
 def duckdb_limit(batches, scratch: Path) -> float:
     """DuckDB reading the landed pages into a table of a database file (as the pipeline's own
-    tables are: memory capped like the warehouse's), calamine reading every workbook."""
+    tables are: memory capped like the warehouse's), calamine reading every workbook. Measured
+    right after landing, before the pipeline's stages (so progress lines can show ratios)."""
     from python_calamine import CalamineWorkbook
 
     from warehouse.db import connect
@@ -176,7 +179,7 @@ def main() -> None:
         help="time the nightly run after one day of changes (default: at county scale only)",
     )
     args = ap.parse_args()
-    global MEMORY
+    global MEMORY, LIMIT_S
     MEMORY = TreeMemory()
 
     from flows import pipeline
@@ -216,12 +219,14 @@ def main() -> None:
         stages: dict[str, dict] = {}
         rows = 0
         timed(stages, "prepare", pipeline.prepare_warehouse, settings)
-        batches = []
         codes = {"township_codes": pipeline.township_codes(settings)}
         validation = [pipeline.performance_option(settings, o) for o in ("chunk_rows", "validate_workers")]
-        for source_name, source in settings.sources.items():
-            batch = timed(stages, "land", pipeline.land_source, settings, source)
-            batches.append(batch)
+        batches = {
+            name: timed(stages, "land", pipeline.land_source, settings, s) for name, s in settings.sources.items()
+        }
+        limit_s = LIMIT_S = duckdb_limit(batches.values(), home)
+        print(f"  duckdb limit {limit_s:.1f} s", file=sys.stderr, flush=True)
+        for source_name, batch in batches.items():
             parsed = timed(
                 stages, "parse", parse_batch, batch, settings.hmac_key(), pipeline.parsed_dir(settings, batch)
             )
@@ -236,7 +241,6 @@ def main() -> None:
             del prepared, tables
         timed(stages, "compute", pipeline.compute, settings)
         timed(stages, "audit+publish", pipeline.audit_and_publish, settings)
-        limit_s = duckdb_limit(batches, home)
 
         changed = incremental_s = None
         if incremental:
