@@ -220,20 +220,23 @@ def main() -> None:
         rows = 0
         timed(stages, "prepare", pipeline.prepare_warehouse, settings)
         codes = {"township_codes": pipeline.township_codes(settings)}
-        validation = [pipeline.performance_option(settings, o) for o in ("chunk_rows", "validate_workers")]
+        chunk_rows, workers, files_per_group = (
+            pipeline.performance_option(settings, o) for o in ("chunk_rows", "workers", "files_per_group")
+        )
         batches = {
             name: timed(stages, "land", pipeline.land_source, settings, s) for name, s in settings.sources.items()
         }
         limit_s = LIMIT_S = duckdb_limit(batches.values(), home)
         print(f"  duckdb limit {limit_s:.1f} s", file=sys.stderr, flush=True)
         for source_name, batch in batches.items():
+            directory = pipeline.parsed_dir(settings, batch)
             parsed = timed(
-                stages, "parse", parse_batch, batch, settings.hmac_key(), pipeline.parsed_dir(settings, batch)
+                stages, "parse", parse_batch, batch, settings.hmac_key(), directory, files_per_group, workers
             )
             tables = []
             for table, pt in parsed.items():
                 rows += pt.rows
-                res = timed(stages, "validate", validate_table, table, pt, codes, None, *validation)
+                res = timed(stages, "validate", validate_table, table, pt, codes, None, chunk_rows, workers)
                 key = load_mappings()[source_name][table].key
                 tables.append(pipeline.TableLoad(table, pt.path, pt.rows, res.failures, res.results, key))
             prepared = pipeline.PreparedBatch(batch, tables, sum(t.row_count for t in tables))

@@ -159,14 +159,14 @@ def parsed_dir(settings: Settings, batch: LandedBatch) -> Path:
 
 
 def performance_option(settings: Settings, name: str) -> int:
-    """fazhi.toml `[performance]`: chunk_rows (rows per validation chunk), validate_workers
-    (processes validating the chunks of a large table), files_per_group (spreadsheet files
-    parsed together)."""
+    """fazhi.toml `[performance]`: chunk_rows (rows per validation chunk), workers (processes
+    parsing groups of spreadsheet files and validating the chunks of a large table),
+    files_per_group (spreadsheet files parsed together)."""
     from expectations.validate import CHUNK_ROWS
 
     defaults = {
         "chunk_rows": CHUNK_ROWS,
-        "validate_workers": min(4, os.cpu_count() or 1),
+        "workers": min(4, os.cpu_count() or 1),
         "files_per_group": FILES_PER_GROUP,
     }
     return int(settings.extra.get("performance", {}).get(name, defaults[name]))
@@ -180,13 +180,19 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     mappings = load_mappings()[batch.source]
     directory = parsed_dir(settings, batch)
     try:
-        parsed = parse_batch(batch, settings.hmac_key(), directory, performance_option(settings, "files_per_group"))
+        parsed = parse_batch(
+            batch,
+            settings.hmac_key(),
+            directory,
+            performance_option(settings, "files_per_group"),
+            performance_option(settings, "workers"),
+        )
     except SourceError as exc:
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
         return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
     params = {"township_codes": township_codes(settings)}
     previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
-    chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "validate_workers")
+    chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "workers")
     tables, stops = [], []
     try:
         for name, table in parsed.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from flows.sources.landing import LandedBatch
-from flows.sources.parsed import FILES_PER_GROUP, ParsedSink, ParsedTable, remove_parsed
+from flows.sources.parsed import FILES_PER_GROUP, ParsedSink, ParsedTable, remove_parsed, write_frame
 
 Parser = Callable[[LandedBatch, bytes], dict[str, pd.DataFrame]]
 SqlParser = Callable[[duckdb.DuckDBPyConnection, LandedBatch, bytes], dict[str, str]]
@@ -41,20 +43,35 @@ def sql_parser_for(source: str) -> SqlParser | None:
 
 
 def parse_batch(
-    batch: LandedBatch, key: bytes, directory: Path, files_per_group: int = FILES_PER_GROUP
+    batch: LandedBatch, key: bytes, directory: Path, files_per_group: int = FILES_PER_GROUP, workers: int = 1
 ) -> dict[str, ParsedTable]:
     """Parse a whole batch to Parquet files in `directory` (flows/sources/parsed.py): JSON pages
-    in SQL, spreadsheets `files_per_group` files at a time, so memory does not grow with the batch."""
+    in SQL, spreadsheets `files_per_group` files at a time (by `workers` processes when there
+    are several groups), so memory does not grow with the batch."""
     sink = ParsedSink(directory)
     try:
         sql_parser = sql_parser_for(batch.source)
+        groups = [
+            replace(batch, files=batch.files[start : start + files_per_group])
+            for start in range(0, len(batch.files), files_per_group)
+        ]
         if sql_parser:
             for table, select in sql_parser(sink.con, batch, key).items():
                 sink.add_sql(table, select)
+        elif workers > 1 and len(groups) > 1:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(groups)), mp_context=context) as pool:
+                parts = [
+                    pool.submit(_parse_group, group, key, directory / f"group-{i:05d}")
+                    for i, group in enumerate(groups)
+                ]
+                for i, part in enumerate(parts):  # in file order, whichever worker finishes first
+                    for table, path in part.result().items():
+                        sink.add_parquet(table, path)
+                    remove_parsed(directory / f"group-{i:05d}")
         else:
             parser = parser_for(batch.source)
-            for start in range(0, len(batch.files), files_per_group):
-                group = replace(batch, files=batch.files[start : start + files_per_group])
+            for group in groups:
                 for table, df in parser(group, key).items():
                     sink.add_frame(table, df)
         return sink.finish()
@@ -62,3 +79,10 @@ def parse_batch(
         sink.close()
         remove_parsed(directory)
         raise
+
+
+def _parse_group(group: LandedBatch, key: bytes, directory: Path) -> dict[str, Path]:
+    """One group of spreadsheet files parsed in a worker process, each table as Parquet."""
+    directory.mkdir(mode=0o700)
+    frames = parser_for(group.source)(group, key)
+    return {table: write_frame(df, directory / f"{table}.parquet") for table, df in frames.items()}

@@ -46,6 +46,9 @@ class SourceError(Exception):
         where = f"{source}" + (f" / {file}" if file else "")
         super().__init__(f"[{where}] {message_zh} / {message_en} (rule {rule})")
 
+    def __reduce__(self):  # picklable: raised in worker processes, re-raised in the flow
+        return (SourceError, (self.source, self.file, self.message_zh, self.message_en, self.rule))
+
 
 @cache
 def load_mappings(path: Path = FIELDS_FILE) -> dict[str, dict[str, TableMapping]]:

@@ -44,7 +44,7 @@ class ParsedTable:
             return []
         if chunk_rows is None:
             return [(0, self.rows)]
-        con = duckdb.connect()
+        con = _connect()
         try:
             sizes = con.execute(
                 "select count(*) from read_parquet(?) group by township_code order by township_code nulls last",
@@ -64,7 +64,7 @@ class ParsedTable:
 
     def read(self, start: int, stop: int) -> pd.DataFrame:
         """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`."""
-        con = duckdb.connect()
+        con = _connect()
         try:
             df = con.execute(
                 "select * from read_parquet(?) where _row >= ? and _row < ? order by _row",
@@ -83,7 +83,7 @@ class ParsedTable:
 
 
 def _empty_frame(path: Path) -> pd.DataFrame:
-    con = duckdb.connect()
+    con = _connect()
     try:
         return con.execute("select * exclude (_row) from read_parquet(?) limit 0", [str(path)]).df()
     finally:
@@ -100,8 +100,7 @@ class ParsedSink:
             shutil.rmtree(directory)  # a previous attempt's leftovers
         directory.mkdir(parents=True, mode=0o700)
         self.directory = directory
-        self.con = duckdb.connect(str(directory / "parse.duckdb"))
-        self.con.execute("set enable_progress_bar = false")
+        self.con = _connect(directory / "parse.duckdb")
         self.con.execute(f"set memory_limit = '{memory_limit}'")
         self.con.execute("set preserve_insertion_order = false")
         self.tables: list[str] = []
@@ -112,15 +111,20 @@ class ParsedSink:
         self.tables.append(table)
 
     def add_frame(self, table: str, df: pd.DataFrame) -> None:
-        """Append a group's rows; the first group fixes the columns and their types (text unless
-        numeric or boolean, so a column empty in the first group still takes text later)."""
+        """Append a group's rows; the first group fixes the columns and their types."""
         self.con.register("incoming", df)
-        if table not in self.tables:
-            cols = ", ".join(f'"{c}" {_DUCKDB_TYPES.get(str(t), "VARCHAR")}' for c, t in df.dtypes.items())
-            self.con.execute(f'create temp table "{table}" ({cols})')
-            self.tables.append(table)
-        self.con.execute(f'insert into "{table}" by name select * from incoming')
+        self._append(table, f"select {_typed_columns(df)} from incoming")
         self.con.unregister("incoming")
+
+    def add_parquet(self, table: str, path: Path) -> None:
+        """Append a group parsed elsewhere (a worker process: write_frame)."""
+        self._append(table, f"select * from read_parquet('{path}')")
+
+    def _append(self, table: str, select_sql: str) -> None:
+        if table not in self.tables:
+            self.con.execute(f'create temp table "{table}" as {select_sql} limit 0')
+            self.tables.append(table)
+        self.con.execute(f'insert into "{table}" by name {select_sql}')
 
     def finish(self) -> dict[str, ParsedTable]:
         """Every table as Parquet sorted by township (then file and row), `_row` first."""
@@ -143,6 +147,29 @@ class ParsedSink:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _typed_columns(df: pd.DataFrame) -> str:
+    """Select list giving every column its parsed type: text unless numeric or boolean, so a
+    column empty in one group of files is still text (not NULL-typed) and groups stack."""
+    return ", ".join(f'cast("{c}" as {_DUCKDB_TYPES.get(str(t), "VARCHAR")}) as "{c}"' for c, t in df.dtypes.items())
+
+
+def write_frame(df: pd.DataFrame, path: Path) -> Path:
+    """A group's frame as Parquet with the sink's column types (parsed in a worker process)."""
+    con = _connect()
+    try:
+        con.register("incoming", df)
+        con.execute(f"copy (select {_typed_columns(df)} from incoming) to '{path}' (format parquet)")
+    finally:
+        con.close()
+    return path
+
+
+def _connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path) if path else ":memory:")
+    con.execute("set enable_progress_bar = false")  # no progress bars in run logs
+    return con
 
 
 def remove_parsed(directory: Path) -> None:

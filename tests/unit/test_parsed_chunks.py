@@ -99,3 +99,29 @@ def test_chunks_validated_by_worker_processes_give_the_same_result(batches):
     assert not serial.failures.empty
     for a, b in zip(_comparable(serial), _comparable(parallel), strict=True):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_groups_parsed_by_worker_processes_give_the_same_tables(batches):
+    root, landed = batches
+    assert len(landed["returns"].files) == 2  # one group each, two workers
+    serial = parse_batch(landed["returns"], KEY, root / "serial", files_per_group=1)
+    parallel = parse_batch(landed["returns"], KEY, root / "parallel", files_per_group=1, workers=2)
+    for table, parsed in serial.items():
+        pd.testing.assert_frame_equal(parsed.frame(), parallel[table].frame())
+    assert not list((root / "parallel").glob("group-*"))  # each worker's part is removed once taken
+
+
+def test_a_bad_file_in_a_worker_process_stops_the_batch_naming_it(batches, tmp_path):
+    from dataclasses import replace
+
+    from flows.sources.landing import LandedFile
+    from flows.sources.mapping import SourceError
+
+    root, landed = batches
+    bad = tmp_path / "350481103_2023_年度报表.xlsx"
+    bad.write_bytes(b"PK not really a workbook")
+    batch = replace(landed["returns"], files=[*landed["returns"].files, LandedFile(bad.name, bad, "x", 24)])
+    with pytest.raises(SourceError) as err:
+        parse_batch(batch, KEY, tmp_path / "p", files_per_group=1, workers=2)
+    assert err.value.file == bad.name and err.value.rule == "file-format"
+    assert not (tmp_path / "p").exists()
