@@ -19,3 +19,9 @@ QUIET = {
 def quiet_environment() -> None:
     for k, v in QUIET.items():
         os.environ.setdefault(k, v)
+
+
+def quiet_values() -> dict[str, str]:
+    """The quiet settings as this process has them (an operator's own value wins), for child
+    processes given an environment explicitly (the Dask runner's local worker processes)."""
+    return {k: os.environ.get(k, v) for k, v in QUIET.items()}

@@ -33,14 +33,18 @@ def prepare_warehouse(settings: Settings) -> None:
 # flows/orchestration.py, through `with_options`). Its timeouts are the HTTP client's own
 # (connect/read timeout per request, a cap on the time spent retrying: fazhi.toml per source):
 # a Prefect task timeout cannot interrupt a blocking call in a worker thread.
+#
+# Both run on the task runner's workers: threads of the flow's process, or Dask worker processes
+# (`[orchestration] task_runner = "dask"`), where they may find the working database open in
+# another worker for a moment (retry_while_db_busy).
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 20], retry_jitter_factor=0.2)
 def land_source(settings: Settings, source: str):
-    return pipeline.land_source(settings, settings.sources[source])
+    return orchestration.retry_while_db_busy(pipeline.land_source, settings, settings.sources[source])
 
 
 @task(cache_policy=NO_CACHE)
 def parse_and_validate(settings: Settings, batch):
-    return None if batch is None else pipeline.parse_and_validate(settings, batch)
+    return None if batch is None else orchestration.retry_while_db_busy(pipeline.parse_and_validate, settings, batch)
 
 
 @task(cache_policy=NO_CACHE)
@@ -60,15 +64,17 @@ def audit_and_publish(settings: Settings) -> str:
 
 @flow(name="nightly", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def nightly(home: str | None = None) -> dict:
-    """Sources are landed and validated concurrently (the task runner's threads), loaded one
-    batch at a time (one writer), then compute, audits, publish. Holds the shared writer slot and
-    the file lock for the whole write; a failed run sends one alert (flows/alerts.py)."""
+    """Sources are landed and validated concurrently (the task runner's threads, or Dask worker
+    processes with `[orchestration] task_runner = "dask"`), loaded one batch at a time (one
+    writer), then compute, audits, publish. Holds the shared writer slot and the file lock for
+    the whole write; a failed run sends one alert (flows/alerts.py)."""
     settings = load_settings(resolve_home(home))
     run_id = pipeline.new_run_id()
     logger = get_run_logger()
     report = pipeline.RunReport(run_id, datetime.now(UTC).isoformat())
     try:
         settings.hmac_key()  # a missing key is a clear error before anything runs
+        report.steps["task_runner"] = orchestration.describe_task_runner(orchestration.task_runner_choice(settings))
         with (
             orchestration.writer_slot(settings, logger),
             writer_lock(settings.home, run_id, settings.lock_wait_seconds),
@@ -80,9 +86,62 @@ def nightly(home: str | None = None) -> dict:
         raise
 
 
+def _submit_sources(settings: Settings) -> tuple[dict, dict]:
+    """Every source's land task and its parse + validate task, submitted to the current task
+    runner: (landed, checked) futures by source."""
+    land = land_source.with_options(
+        retries=orchestration.option(settings, "land_retries"),
+        retry_delay_seconds=orchestration.land_retry_delays(settings),
+    )
+    landed = {name: land.submit(settings, name) for name in settings.sources}
+    checked = {name: parse_and_validate.submit(settings, landed[name]) for name in settings.sources}
+    return landed, checked
+
+
+def _outcome(landed, checked) -> tuple[pipeline.PreparedBatch | None, str | None]:
+    """A source's prepared batch (None: nothing new), or the error that stopped it."""
+    try:
+        return checked.result(), None
+    except Exception as exc:
+        return None, _source_error(landed, checked, exc)
+
+
+def _prepared_sources(settings: Settings):
+    """(source, prepared batch, error) in configuration order.
+
+    threads (default): the tasks run in this process and each source is yielded as soon as it is
+    ready, so loading one overlaps parsing the next. dask: every source is landed, parsed and
+    validated on the Dask workers (subflow `nightly-sources`) before the first load, because the
+    worker processes open the working database to read what is already loaded, and DuckDB lets
+    one process at a time open it: the flow's loads wait until the workers are done with it."""
+    choice = orchestration.task_runner_choice(settings)
+    if choice["kind"] == "threads":
+        landed, checked = _submit_sources(settings)
+        for name in settings.sources:
+            yield (name, *_outcome(landed[name], checked[name]))
+        return
+    runner = orchestration.dask_task_runner(choice)
+    # the subflow's only parameter is the home: fazhi.toml may hold a robot key, and flow-run
+    # parameters are stored by the Prefect server
+    with orchestration.api_for_other_processes():
+        outcomes = nightly_sources.with_options(task_runner=runner)(str(settings.home))
+    for name in settings.sources:
+        yield (name, *outcomes[name])
+
+
+@flow(name="nightly-sources", log_prints=False)
+def nightly_sources(home: str) -> dict:
+    """The nightly's sources landed, parsed and validated concurrently on the task runner chosen
+    by the caller (`with_options(task_runner=…)`: the Dask runner); nothing is loaded here."""
+    settings = load_settings(resolve_home(home))
+    landed, checked = _submit_sources(settings)
+    return {name: _outcome(landed[name], checked[name]) for name in settings.sources}
+
+
 def _source_error(landed, checked, exc: BaseException) -> str:
     """The root error of a source whose land or parse task failed (the land task's own error when
     the parse task never ran)."""
+    landed.wait()  # its final state (a Dask future learns it only by waiting)
     if landed.state.is_failed() or landed.state.is_crashed():
         root = landed.result(raise_on_failure=False)
         if isinstance(root, BaseException):
@@ -94,20 +153,12 @@ def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
     logger = get_run_logger()
     prepare_warehouse(settings)
     report.steps["prepare"] = "ok"
-    land = land_source.with_options(
-        retries=orchestration.option(settings, "land_retries"),
-        retry_delay_seconds=orchestration.land_retry_delays(settings),
-    )
-    # pulled and validated concurrently ...
-    landed = {name: land.submit(settings, name) for name in settings.sources}
-    checked = {name: parse_and_validate.submit(settings, landed[name]) for name in settings.sources}
-    # ... loaded one batch at a time, in configuration order (one writer, deterministic)
-    for name in settings.sources:
-        try:
-            prepared = checked[name].result()
-        except Exception as exc:  # one source failing must not stop the others
-            report.sources[name] = {"status": "failed", "error": _source_error(landed[name], checked[name], exc)}
-            logger.error("source %s failed: %s", name, report.sources[name]["error"].split(":", 1)[0])
+    # pulled and validated concurrently, loaded one batch at a time in configuration order
+    # (one writer, deterministic)
+    for name, prepared, error in _prepared_sources(settings):
+        if error is not None:  # one source failing must not stop the others
+            report.sources[name] = {"status": "failed", "error": error}
+            logger.error("source %s failed: %s", name, error.split(":", 1)[0])
             continue
         if prepared is None:
             report.sources[name] = {"status": "unchanged"}

@@ -19,16 +19,26 @@ The `[orchestration]` table of fazhi.toml tunes it (all optional)::
     slot_wait_seconds = 21600     # a run waits this long for the slot, then fails
     land_retries = 2              # task-level retries of a source's pull
     land_retry_delay_seconds = 10 # first retry delay; doubles (exponential backoff)
+    task_runner = "threads"       # or "dask": sources landed and validated in worker processes
+    dask_workers = 2              # "dask": a local cluster of this many processes (1 thread each)
+    # dask_address = "tcp://10.0.0.5:8786"   # "dask": an existing cluster instead of a local one
+
+`concurrency_limit` is global to the Prefect server, not to a home: a province running several
+county homes on one server gives each home a name of its own (for example
+"fazhi-warehouse-writer-350481"), which the flows create with limit 1 on first use, so counties
+run side by side while each county's nightly and rebuild still never overlap.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from flows.config import Settings
+from flows.config import ConfigError, Settings
 
 log = logging.getLogger("fazhi.orchestration")
 
@@ -38,7 +48,11 @@ DEFAULTS = {
     "slot_wait_seconds": 21600.0,
     "land_retries": 2,
     "land_retry_delay_seconds": 10.0,
+    "task_runner": "threads",
+    "dask_workers": 2,
+    "dask_address": "",
 }
+TASK_RUNNERS = ("threads", "dask")
 MAX_TOWNSHIP_COLUMNS = 30  # wider counties get the county column only in the indicator artifact
 
 
@@ -65,6 +79,15 @@ def _limit_exists(name: str) -> bool:
     return bool(limit.active)
 
 
+def _create_limit(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):  # another run created it meanwhile
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
 def prepare_deployment(limit: str = WRITER_LIMIT) -> dict[str, str]:
     """prefect.yaml build step, run by `prefect deploy` from the repository root: creates the
     shared writer limit (limit 1) unless it exists, and returns this checkout's directory for
@@ -85,9 +108,15 @@ def prepare_deployment(limit: str = WRITER_LIMIT) -> dict[str, str]:
 @contextmanager
 def writer_slot(settings: Settings, logger: logging.Logger | logging.LoggerAdapter | None = None):
     """Hold the shared global concurrency limit for the whole write (waits for a running
-    nightly or rebuild). Skipped when the limit is not defined on this Prefect API."""
+    nightly or rebuild). The default limit is skipped when it is not defined on this Prefect API;
+    a limit the home names itself (`[orchestration] concurrency_limit`, one per county on a
+    shared server) is created with limit 1 on first use."""
     logger = logger or log
     name = option(settings, "concurrency_limit")
+    own = "concurrency_limit" in settings.extra.get("orchestration", {}) and name != WRITER_LIMIT
+    if own and not _limit_exists(name):
+        _create_limit(name)
+        logger.info("created the writer limit %r (limit 1) for this home", name)
     if not _limit_exists(name):
         logger.info("global concurrency limit %r not defined here: the file lock alone serializes writers", name)
         yield False
@@ -98,6 +127,129 @@ def writer_slot(settings: Settings, logger: logging.Logger | logging.LoggerAdapt
     with concurrency(name, occupy=1, timeout_seconds=option(settings, "slot_wait_seconds"), strict=True):
         logger.info("holding the writer slot %r", name)
         yield True
+
+
+# --- task runner ---------------------------------------------------------------------------
+
+
+def task_runner_choice(settings: Settings) -> dict:
+    """`[orchestration] task_runner` and its options, checked: {"kind": "threads"} or
+    {"kind": "dask", "workers": n} or {"kind": "dask", "address": "tcp://…"}."""
+    cfg = settings.extra.get("orchestration", {})
+    kind = str(cfg.get("task_runner", DEFAULTS["task_runner"])).strip().lower()
+    if kind not in TASK_RUNNERS:
+        raise ConfigError(
+            f"[orchestration] task_runner 只能是 threads 或 dask / must be one of {', '.join(TASK_RUNNERS)}: {kind!r}"
+        )
+    if kind == "threads":
+        return {"kind": "threads"}
+    address = str(cfg.get("dask_address", "")).strip()
+    if address:
+        if "dask_workers" in cfg:
+            raise ConfigError(
+                "[orchestration] dask_address 与 dask_workers 不能同时设置 / "
+                "set dask_address (an existing cluster) or dask_workers (a local one), not both"
+            )
+        if "://" not in address:
+            raise ConfigError(
+                f"[orchestration] dask_address 应形如 tcp://主机:端口 / must look like tcp://host:port: {address!r}"
+            )
+        return {"kind": "dask", "address": address}
+    workers = cfg.get("dask_workers", DEFAULTS["dask_workers"])
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"[orchestration] dask_workers 应为正整数 / must be a positive integer: {workers!r}")
+    return {"kind": "dask", "workers": workers}
+
+
+def describe_task_runner(choice: dict) -> str:
+    if choice["kind"] == "threads":
+        return "threads"
+    if "address" in choice:
+        return f"dask (cluster at {choice['address']})"
+    return f"dask (local cluster, {choice['workers']} worker processes)"
+
+
+def dask_task_runner(choice: dict):
+    """The Dask task runner for a "dask" choice. A local cluster listens on loopback only (free
+    ports), has no dashboard, and its worker processes (one thread each) get the quiet
+    environment of flows/env.py explicitly."""
+    from prefect_dask import DaskTaskRunner
+
+    from flows.env import quiet_values
+
+    if "address" in choice:
+        return DaskTaskRunner(address=choice["address"])
+    return DaskTaskRunner(
+        cluster_class=local_cluster,
+        cluster_kwargs={
+            "n_workers": choice["workers"],
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            "scheduler_port": 0,
+            "dashboard_address": None,
+            "worker_dashboard_address": None,
+            # the scheduler's HTTP endpoint (health, metrics; no dashboard without bokeh) on a
+            # free loopback port instead of 8787
+            "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+            "env": quiet_values(),
+        },
+    )
+
+
+@contextmanager
+def api_for_other_processes():
+    """Task runs in other processes (Dask workers) report to this run's Prefect API. Without
+    PREFECT_API_URL (`fazhi run` with no server), Prefect serves an ephemeral API from a
+    subprocess of this one and the flow's settings name no URL: each Dask worker process would
+    then start an ephemeral server of its own. Within this block the settings name this one."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the ephemeral server, started already
+        api = str(client.api_url).rstrip("/")
+    with temporary_settings({PREFECT_API_URL: api}):
+        yield
+
+
+def local_cluster(**kwargs):
+    """A `distributed.LocalCluster` whose worker processes are not daemons: a task in one may
+    start processes of its own (the validation of a large table's chunks in a process pool,
+    `[performance] workers`), which a daemon process may not."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.daemon": False}):  # read as the workers start
+        return LocalCluster(**kwargs)
+
+
+def _db_busy(exc: BaseException) -> bool:
+    """DuckDB refused to open the working database because another process has it open."""
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def retry_while_db_busy(call, *args, wait_seconds: float = 120.0):
+    """`call(*args)`, repeated while another process holds the working database. DuckDB lets
+    one process at a time open a file: with the Dask runner, a source's land and parse steps
+    open it (to read what is loaded already) in their worker processes, so two of them may meet;
+    in one process (threads) they never do. The steps read before they write, so a retry is
+    safe; it is only a retry of the whole step (parse included)."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return call(*args)
+        except Exception as exc:
+            if not _db_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 2.0)
 
 
 # --- artifacts -------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 `prefect server start` on a loopback port with a temporary home, the work pool, `prefect deploy
 --all` from the repository root, `prefect worker start`; then `prefect deployment run` of the
 nightly (published indicators checked), and of the year-end rebuild for 2023 together with a
-second nightly (a new edition; the two never write at the same time). Everything it starts,
-it stops."""
+second nightly (a new edition; the two never write at the same time); then a province: two
+county homes, a deployment each, a second worker on the same pool, both counties run together
+(each holding its own writer limit) and rolled up. Everything it starts, it stops."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
+from warehouse.province import roll_up
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -71,6 +73,8 @@ class Stack:
             "DO_NOT_TRACK": "1",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_WORKER_PREFETCH_SECONDS": "2",
+            # a run waiting for a writer slot asks again within 3 s (default: up to 30 s)
+            "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "3",
             "PREFECT_LOGGING_LEVEL": "INFO",
             "FAZHI_HOME": str(self.home),
             "FAZHI_HMAC_KEY": "test-key-not-secret",
@@ -190,3 +194,130 @@ def _post(url: str, body: dict) -> bytes:
     )
     with urllib.request.urlopen(request, timeout=10) as r:
         return r.read()
+
+
+def _patch(url: str, body: dict) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="PATCH"
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def recode(home: Path, county: str) -> Path:
+    """The mini county moved to another county code: townships county+101 and county+102 (same
+    records, same names), so that two homes are two different counties."""
+    codes = {mini.A: county + mini.A[6:], mini.B: county + mini.B[6:]}
+    for path in sorted((home / "data").rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".csv"):
+            encoding = "gb18030" if path.parent.name == "returns" else "utf-8"
+            text = path.read_text(encoding=encoding)
+            for old, new in codes.items():
+                text = text.replace(old, new)
+            if path.name == "townships.csv":
+                text = text.replace(f",{mini.COUNTY},永安市", f",{county},沙县区")
+            path.write_text(text, encoding=encoding)
+        for old, new in codes.items():
+            if path.name.startswith(old):
+                path.rename(path.with_name(new + path.name[len(old) :]))
+    return home
+
+
+PROVINCE_YAML = """\
+# per-county deployments of a province (docs/operations.md, "A province")
+name: fazhi-province
+prefect-version: 3.9.1
+build:
+  - flows.orchestration.prepare_deployment:
+      id: fazhi
+push: null
+pull:
+  - prefect.deployments.steps.set_working_directory:
+      directory: "{{{{ fazhi.directory }}}}"
+deployments:
+{deployments}"""
+COUNTY_DEPLOYMENT = """\
+  - name: nightly-{county}
+    entrypoint: flows/nightly.py:nightly
+    parameters:
+      home: {home}
+    work_pool:
+      name: fazhi-province
+      work_queue_name: default
+    concurrency_limit:
+      limit: 1
+      collision_strategy: ENQUEUE
+"""
+
+
+def _logs(stack: Stack, flow_run_id: str) -> str:
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
+    return "\n".join(r["message"] for r in json.loads(_post(f"{stack.api}/logs/filter", body)))
+
+
+def _wait_for(condition, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(1)
+
+
+def test_a_province_two_counties_on_two_workers_each_with_its_own_writer_limit(stack):
+    """One home and one deployment per county on one pool served by two workers (one run at a
+    time each, so the two counties run on different workers). Each home names its own writer
+    limit (created by its first run): while county 350481's is held (as by its own rebuild),
+    county 350427 takes its own; released, both complete. Then the province roll-up over both
+    counties' Parquet partitions."""
+    counties = {"350481": stack.root / "county-350481", "350427": stack.root / "county-350427"}
+    make_mini_home(counties["350481"])
+    recode(make_mini_home(counties["350427"]), "350427")
+    for county, home in counties.items():
+        with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[orchestration]\nconcurrency_limit = "fazhi-warehouse-writer-{county}"\n')
+    province = stack.root / "province.yaml"
+    deployments = "".join(COUNTY_DEPLOYMENT.format(county=c, home=h) for c, h in counties.items())
+    province.write_text(PROVINCE_YAML.format(deployments=deployments), encoding="utf-8")
+    stack.cli("work-pool", "create", "fazhi-province", "--type", "process")
+    for n in (1, 2):  # one flow run at a time each, so that two runs at once need both workers
+        worker = [*PREFECT, "worker", "start", "--pool", "fazhi-province", "--type", "process"]
+        stack.start([*worker, "--limit", "1", "--name", f"province-worker-{n}"], f"province-worker-{n}.log")
+    stack.cli("--no-prompt", "deploy", "--all", "--prefect-file", str(province), timeout=180)
+    pool_workers = f"{stack.api}/work_pools/fazhi-province/workers/filter"
+    _wait_for(lambda: len(json.loads(_post(pool_workers, {}))) == 2, "two workers on the pool")
+
+    # county 350481's writer is busy (its limit exists with its one slot taken)
+    held = "fazhi-warehouse-writer-350481"
+    _post(f"{stack.api}/v2/concurrency_limits/", {"name": held, "limit": 1, "active_slots": 1})
+    first = stack.run_deployment("nightly/nightly-350481")
+    second = stack.run_deployment("nightly/nightly-350427")
+    _wait_for(lambda: f"waiting for the writer slot '{held}'" in _logs(stack, first), "350481 waiting for its slot")
+    own = "fazhi-warehouse-writer-350427"
+    _wait_for(lambda: f"holding the writer slot '{own}'" in _logs(stack, second), "350427 holding its own slot")
+    # 350427 got its writer while 350481's was taken: the limits are per home
+    assert f"holding the writer slot '{held}'" not in _logs(stack, first)
+    assert get_json(f"{stack.api}/flow_runs/{first}")["state_type"] == "RUNNING"
+    created = get_json(f"{stack.api}/v2/concurrency_limits/{own}")
+    assert created["limit"] == 1 and created["active"]
+
+    _patch(f"{stack.api}/v2/concurrency_limits/{held}", {"active_slots": 0})  # its holder is done
+    for run in (first, second):
+        done = stack.wait_final(run)
+        assert done["state_type"] == "COMPLETED", _logs(stack, run)[-3000:]
+    assert f"holding the writer slot '{held}'" in _logs(stack, first)
+    logs = {n: (stack.root / f"province-worker-{n}.log").read_text() for n in (1, 2)}
+    ran = {n: [run for run in (first, second) if f"/runs/flow-run/{run}" in log] for n, log in logs.items()}
+    assert sorted(map(len, ran.values())) == [1, 1], f"each worker runs one county: {ran}"
+
+    enf01 = "select township_code, value from mart.indicator_value where year = 2023 and indicator_code = 'ENF01'"
+    for county, home in counties.items():
+        published = home / "published" / "fazhi.duckdb"
+        assert sorted(query(published, enf01)) == [(county, 4.0), (county + "101", 3.0), (county + "102", 1.0)]
+        assert query(home / "work.duckdb", "select outcome from audit.run") == [("completed",)]
+
+    region = stack.root / "province.duckdb"
+    roll_up([home / "published" for home in counties.values()], region, "350000")  # as `fazhi rollup`
+    region_enf01 = (
+        "select area_code, value from mart.region_indicator_value where year = 2023 and indicator_code = 'ENF01' "
+        "and area_level in ('region', 'county') order by area_code"
+    )
+    assert query(region, region_enf01) == [("350000", 8.0), ("350427", 4.0), ("350481", 4.0)]
