@@ -81,6 +81,15 @@ def _context():
     return context
 
 
+def warm_up() -> None:
+    """Import GX and build every suite now (the flow's process does it once, at import, before
+    any run starts, not inside the first validation task of each run)."""
+    for path in sorted(SUITES_DIR.glob("*.json")):
+        table = path.stem
+        for part in (None, _TABLE_PART, *_element_columns(load_suite_doc(table))):
+            _suite_and_batch_definition(table, part)
+
+
 def _element_columns(doc: dict) -> list[str]:
     """List columns whose elements some expectation checks (meta.list_elements)."""
     cols = [e["kwargs"]["column"] for e in doc["expectations"] if e.get("meta", {}).get("list_elements")]

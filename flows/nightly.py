@@ -14,10 +14,16 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
+from expectations.validate import warm_up  # noqa: E402
 from flows import alerts, orchestration, pipeline, validation_report  # noqa: E402
 from flows.config import Settings, load_settings, resolve_home  # noqa: E402
 from warehouse.audit import AuditFailed  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
+
+# Great Expectations' import and suites (~5-8 s) are paid once when this module is imported (the
+# worker's flow process), not inside each run's first validation task; GX is not thread-safe,
+# and here it is still alone in the process.
+warm_up()
 
 
 class SourcesFailed(RuntimeError):
