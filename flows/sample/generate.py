@@ -6,6 +6,11 @@ Deterministic: every random draw comes from a generator seeded by (seed, townshi
 purpose), timestamps are derived from the data, and workbooks carry a fixed creation date, so
 the same seed and inputs give byte-identical files. A township's data depends only on the seed,
 its own row and the calibration profile, not on the other townships in the list.
+
+Scale: townships are built in chunks by worker processes (build.py); each chunk writes its
+spreadsheets and one sorted run of records per source, and the runs are merged into the export
+pages (pages.py). Memory is bounded by a chunk, not by the list, and neither the number of
+processes nor the chunk size changes a byte of the output.
 """
 
 from __future__ import annotations
@@ -13,30 +18,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from statistics import median
 
-import numpy as np
 import pandas as pd
 
-from flows.sample import enforcement, mediation
+from flows.sample.build import SOURCES, ChunkResult, Fault, Job, build_chunk, plan_township
 from flows.sample.calibration import load_profile
-from flows.sample.catalogue import INDICATORS, RETURN_COUNTS
-from flows.sample.context import Township, abbreviations, make_township
-from flows.sample.plan import Plan, draw_defaults, plan_year
-from flows.sample.training import People, build_ledger, build_rosters
-from flows.sample.workbooks import write_return, write_training
+from flows.sample.context import abbreviations
+from flows.sample.pages import write_pages
 from flows.sample.workdays import DayTable
 
-PAGE_SIZE = 500
 TOWNSHIP_COLUMNS = ["code", "name", "kind", "county_code", "county_name"]
 SUBDIRS = {"enforcement": "page-*.json", "mediation": "page-*.json", "training": "*.xlsx", "returns": "*_年度报表.*"}
-# purposes of the random streams
-_TOWNSHIP, _ROSTER, _ENF, _MED, _FILES, _RETURN = 1, 2, 3, 4, 5, 6
+CHUNK_TOWNSHIPS = 8  # townships built together (the county sample in two): one record run per source
+MAX_CHUNKS = 256  # larger lists get larger chunks, so that the merge opens at most this many runs
 
 
 def default_townships_csv() -> Path:
@@ -59,206 +61,6 @@ def read_townships(path: Path | None) -> pd.DataFrame:
     return df.sort_values("code", kind="stable").reset_index(drop=True)
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, *key]))
-
-
-@dataclass
-class _Fault:
-    source: str
-    id: str | None
-    field: str
-    value: str | None
-    rule: str
-    description: str
-
-
-def _rate(num: int, den: int) -> dict:
-    return {"value": num / den if den else None, "numerator": num, "denominator": den}
-
-
-def _count(v: int, qualifier: str | None = None) -> dict:
-    return {"value": v, "numerator": v, "denominator": None, "qualifier": qualifier}
-
-
-def targets_for(plan: Plan, enf: enforcement.EnfResult, med: mediation.MedResult) -> list[dict]:
-    """The indicator values of one township-year, computed from what the generator built."""
-    e, m, t, r = plan.enf, plan.med, plan.trn, plan.ret
-    cents = enf.fine_cents
-    dur = enf.durations
-    out = {
-        "ENF01": _count(e.n_insp),
-        "ENF02": _count(e.n_pen),
-        "ENF03": _count(e.n_insp_online),
-        "ENF04": _count(e.n_pen_online),
-        "ENF05": _rate(e.n_insp_online + e.n_pen_online, e.n_insp + e.n_pen),
-        "ENF06": _count(e.n_waiver_first),
-        "ENF07": _rate(e.n_reviewed, e.n_pen),
-        "ENF08": _rate(e.n_timely, e.n_pen),
-        "ENF09": _rate(e.n_certified, e.n_insp + e.n_pen),
-        "ENF10": {"value": cents / 100, "numerator": cents / 100, "denominator": None},
-        "ENF11": {
-            "value": float(median(dur.tolist())) if len(dur) else None,
-            "numerator": None,
-            "denominator": len(dur),
-        },
-        "MED01": _count(m.n_cases),
-        "MED02": _rate(m.n_success, m.n_cases - m.n_open),
-        "MED03": _rate(m.n_fulfilled, m.n_due),
-        "MED04": _count(m.n_major),
-        "MED05": {
-            "value": med.total_days / med.n_concluded if med.n_concluded else None,
-            "numerator": med.total_days,
-            "denominator": med.n_concluded,
-        },
-        "TRN01": _count(t.sessions["专题培训"]),
-        "TRN02": _count(t.topic_attendance),
-        "TRN03": _count(t.sessions["领导干部法治课"]),
-        "TRN04": _count(t.sessions["部门学法"]),
-        "TRN05": _count(t.sessions["执法培训"]),
-        "TRN06": _count(t.sessions["法律知识测试"]),
-        "TRN07": _rate(t.n_attending, t.roster_size),
-        "TRN08": _rate(t.n_meeting, t.n_officers),
-        "TRN09": _rate(t.test_passes, t.test_rows),
-        "LIT02": _rate(r.values["LIT02A"], r.values["LIT02B"]),
-    }
-    for code in RETURN_COUNTS:
-        out[code] = _count(r.values[code], r.qualifiers.get(code))
-    rows = []
-    for code in INDICATORS:
-        row = {"township_code": plan.township, "year": plan.year, "indicator_code": code}
-        row.update({"value": None, "numerator": None, "denominator": None, "qualifier": None})
-        row.update(out[code])
-        rows.append(row)
-    return rows
-
-
-def _extra_rows(cols: dict, idx: np.ndarray) -> dict:
-    return {k: v[idx].copy() for k, v in cols.items()}
-
-
-def _append(cols: dict, extra: dict) -> None:
-    for k in cols:
-        cols[k] = np.concatenate([cols[k], extra[k]])
-
-
-def _voided(cols: dict, rng: np.random.Generator, id_field: str, id_prefix: str, width: int, share: float) -> int:
-    """Voided duplicates (作废=是) of a few records: entered twice, the copy voided."""
-    n = len(cols[id_field])
-    k = int(rng.binomial(n, share)) if n else 0
-    if not k:
-        return 0
-    extra = _extra_rows(cols, rng.choice(n, k, replace=False))
-    seq = int(cols["_seq"].max()) + 1 + np.arange(k)
-    extra["_seq"] = seq
-    extra[id_field] = id_prefix + np.char.zfill(seq.astype(str), width).astype(object)
-    extra["作废"][:] = "是"
-    extra["更新时间"] = extra["更新时间"] + rng.integers(3600, 7 * 86400, k)
-    _append(cols, extra)
-    return k
-
-
-def _faults(cols: dict, source: str, t: Township, year: int, unknown: str) -> list[_Fault]:
-    """Three faulty rows, copies of one good record, each breaking one rule."""
-    if source == "enforcement":
-        id_field, width, prefix = "行为编号", 5, "ZF"
-        insp = np.flatnonzero(cols["行为类型"] == "检查")
-        template = int(insp[0]) if len(insp) else 0
-        date_field, bad_date = "检查时间", f"{year}-02-30"
-        req_field, what = "行为类型", "行为类型为空(必填) / act type missing (required)"
-    else:
-        id_field, width, prefix = "案件编号", 4, "TJ"
-        template = 0
-        date_field, bad_date = "受理日期", f"{year}-13-01"
-        req_field, what = "纠纷类型", "纠纷类型为空(必填) / dispute type missing (required)"
-    extra = _extra_rows(cols, np.array([template] * 3))
-    seq = int(cols["_seq"].max()) + 1 + np.arange(3)
-    extra["_seq"] = seq
-    ids = [f"{prefix}{unknown}-{year}-{1:0{width}d}"] + [f"{prefix}{t.code}-{year}-{s:0{width}d}" for s in seq[1:]]
-    extra[id_field] = np.array(ids, dtype=object)
-    extra["作废"][:] = "否"
-    extra["更新时间"] = extra["更新时间"] + np.array([600, 1200, 1800])
-    extra["行政区划代码"][0] = unknown
-    extra[date_field][1] = bad_date
-    extra[req_field][2] = None
-    _append(cols, extra)
-    return [
-        _Fault(source, ids[0], "行政区划代码", unknown, "unknown-township",
-               f"行政区划代码{unknown}不是已知乡镇 / division code {unknown} is not a known township"),
-        _Fault(source, ids[1], date_field, bad_date, "invalid-date",
-               f"{date_field}「{bad_date}」不是有效日期 / {date_field} {bad_date!r} is not a valid date"),
-        _Fault(source, ids[2], req_field, None, "required-missing", what),
-    ]  # fmt: skip
-
-
-def _cap(cols: dict, cutoff: int, rng: np.random.Generator) -> None:
-    """No record is modified after the export was taken."""
-    ts = cols["更新时间"]
-    over = ts >= cutoff
-    cols["更新时间"] = np.where(over, cutoff - rng.integers(60, 5 * 86400, len(ts)), ts)
-
-
-class _Writer:
-    """Writes spreadsheets in worker processes for large runs. Each file has its own random
-    stream, so the bytes do not depend on which process writes it."""
-
-    def __init__(self, parallel: bool):
-        workers = min(8, os.cpu_count() or 1)
-        self.pool = ProcessPoolExecutor(workers) if parallel and workers > 1 else None
-        self.pending: deque[Future] = deque()
-
-    def submit(self, fn, *args) -> None:
-        if self.pool is None:
-            fn(*args)
-            return
-        self.pending.append(self.pool.submit(fn, *args))
-        while len(self.pending) > 256:
-            self.pending.popleft().result()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            try:
-                while self.pending:
-                    self.pending.popleft().result()
-            finally:
-                self.pool.shutdown(cancel_futures=True)
-
-
-class _Collector:
-    def __init__(self, fields: list[str]):
-        self.fields = fields
-        self.chunks: dict[str, list[np.ndarray]] = {f: [] for f in fields}
-
-    def add(self, cols: dict) -> None:
-        for f in self.fields:
-            self.chunks[f].append(cols[f])
-
-    def frame(self, start: np.datetime64) -> pd.DataFrame:
-        data = {f: np.concatenate(v) if v else np.empty(0, dtype=object) for f, v in self.chunks.items()}
-        ts = start.astype("datetime64[s]") + data["更新时间"].astype(np.int64)
-        data["更新时间"] = np.char.replace(np.datetime_as_string(ts, unit="s"), "T", " ").astype(object)
-        return pd.DataFrame(data, columns=self.fields)
-
-
-def _write_pages(df: pd.DataFrame, source: str, id_field: str, folder: Path) -> dict[str, int]:
-    """Pages of PAGE_SIZE records ordered by 更新时间 then id; returns each record id's page."""
-    df = df.sort_values(["更新时间", id_field], kind="stable").reset_index(drop=True)
-    lines = df.to_json(orient="records", lines=True, force_ascii=False).split("\n") if len(df) else []
-    lines = [x for x in lines if x]
-    total = len(lines)
-    pages = max(1, -(-total // PAGE_SIZE))
-    for p in range(pages):
-        chunk = lines[p * PAGE_SIZE : (p + 1) * PAGE_SIZE]
-        head = {"source": source, "page": p + 1, "page_size": PAGE_SIZE, "total_records": total, "total_pages": pages}
-        text = json.dumps(head, ensure_ascii=False)[:-1] + ', "records": [\n' + ",\n".join(chunk) + "\n]}\n"
-        (folder / f"page-{p + 1:06d}.json").write_text(text, encoding="utf-8")
-    return {
-        "records": total,
-        "pages": pages,
-        "_page_of": dict(zip(df[id_field], df.index // PAGE_SIZE + 1, strict=True)),
-    }
-
-
 def _fault_target(profile: dict, codes: list[str], years: tuple[int, ...]) -> tuple[str, int]:
     if "350481101" in codes and 2023 in years:
         return "350481101", 2023
@@ -275,6 +77,63 @@ def _unknown_code(county: str, codes: set[str]) -> str:
     return "999999999"
 
 
+def _chunks(n: int, size: int | None) -> list[tuple[int, int]]:
+    """[start, end) of each chunk of townships."""
+    size = size or max(CHUNK_TOWNSHIPS, -(-n // MAX_CHUNKS))
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _in_order(pool: ProcessPoolExecutor | None, fn: Callable, tasks: Iterable[tuple], ahead: int) -> Iterator:
+    """fn(*task) for every task, in the pool's processes when there is one, results in task order;
+    at most `ahead` tasks are submitted and not yet collected."""
+    if pool is None:
+        for task in tasks:
+            yield fn(*task)
+        return
+    pending: deque[Future] = deque()
+    for task in tasks:
+        pending.append(pool.submit(fn, *task))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@dataclass
+class _Totals:
+    """The chunks' results added up (their targets.json rows are written as they come)."""
+
+    targets: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    voided: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    runs: dict[str, list[Path]] = field(default_factory=lambda: {s: [] for s in SOURCES})
+    n_csv: int = 0
+
+    def add(self, res: ChunkResult) -> None:
+        self.targets += len(res.targets)
+        self.faults += res.faults
+        self.n_csv += res.n_csv
+        for source in SOURCES:
+            self.voided[source] += res.voided[source]
+            self.records[source] += res.records[source]
+            self.runs[source].append(res.runs[source])
+
+
+def _build(job: Job, rows: list[dict], abbrs: dict[str, str], chunks: list, pool, ahead: int, targets: Path) -> _Totals:
+    """Builds every chunk, writing the targets.json rows to `targets` in township order."""
+    tasks = ((job, n, a, rows[a:b], [abbrs[r["code"]] for r in rows[a:b]]) for n, (a, b) in enumerate(chunks))
+    total = _Totals()
+    with targets.open("w", encoding="utf-8") as f:
+        f.write("[\n")
+        for res in _in_order(pool, build_chunk, tasks, ahead):
+            if res.targets:
+                f.write(",\n" * (total.targets > 0) + ",\n".join(res.targets))
+            total.add(res)
+        f.write("\n]\n")
+    return total
+
+
 def generate_sample(
     out_dir: Path,
     *,
@@ -282,36 +141,33 @@ def generate_sample(
     townships_csv: Path | None = None,
     calibration: Path | None = None,
     years: tuple[int, ...] = (2022, 2023, 2024),
+    workers: int | None = None,
+    chunk_townships: int | None = None,
 ) -> dict:
     """Writes the sample directory (layout in docs/sources.md) and returns a small summary dict
-    (counts of records/files per source)."""
+    (counts of records/files per source). targets.json is written last but faults.json: a
+    directory with targets.json holds a whole sample.
+
+    Townships are built in chunks (`chunk_townships` each; by default CHUNK_TOWNSHIPS, more for
+    lists longer than MAX_CHUNKS chunks) by `workers` processes (default: one per CPU, at most 8);
+    neither changes a byte of the output."""
     out_dir = Path(out_dir)
     years = tuple(sorted({int(y) for y in years}))
     if not years:
         raise ValueError("至少生成一年 / at least one year")
     townships = read_townships(townships_csv)
     profile = load_profile(calibration, townships, years=years)
-    days = DayTable(years[0], years[-1])
-    generated_at = dt.datetime(years[-1] + 1, 1, 31, 18, 0, 0)
-    cutoff = days.day(generated_at.date().isoformat()) * 86400 + 18 * 3600
-
-    # 1. plan every township-year first: an impossible profile fails before anything is written
     rows = townships.to_dict("records")
     abbrs = abbreviations([(r["code"], r["name"], r["county_name"]) for r in rows])
-    contexts: list[Township] = []
-    plans: dict[tuple[str, int], Plan] = {}
+
+    # 1. an impossible profile fails before anything is written: plan every calibrated township
+    # (the others have no targets to miss)
     for i, row in enumerate(rows):
-        rng = _rng(seed, int(row["code"]), _TOWNSHIP)
-        t = make_township(row, i, abbrs[row["code"]], rng)
-        contexts.append(t)
-        for year in years:
-            d = draw_defaults(t.kind, t.size, year, years[-1], rng)
-            targets = profile.get((t.code, year), {})
-            plans[(t.code, year)] = plan_year(t.code, year, targets, d)
-    fault_at = _fault_target(profile, [t.code for t in contexts], years)
-    unknown = _unknown_code(townships["county_code"].iloc[0], set(townships["code"]))
+        if any((row["code"], y) in profile for y in years):
+            plan_township(row, i, abbrs[row["code"]], seed, years, profile)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "targets.json").unlink(missing_ok=True)
     for sub, pattern in SUBDIRS.items():
         folder = out_dir / sub
         if folder.exists():
@@ -319,75 +175,66 @@ def generate_sample(
                 f.unlink()
         folder.mkdir(exist_ok=True)
 
-    # 2. build and write
-    enf_rows, med_rows = _Collector(enforcement.FIELDS), _Collector(mediation.FIELDS)
-    targets: list[dict] = []
-    faults: list[_Fault] = []
-    voided = {"enforcement": 0, "mediation": 0}
-    n_csv = 0
-    writer = _Writer(parallel=len(plans) > 20)
-    for t in contexts:
-        rng_r = _rng(seed, int(t.code), _ROSTER)
-        people = People(t, rng_r)
-        rosters = build_rosters(t, {y: plans[(t.code, y)].trn for y in years}, days, rng_r, people)
-        for year in years:
-            plan = plans[(t.code, year)]
-            rng_e, rng_m = _rng(seed, int(t.code), year, _ENF), _rng(seed, int(t.code), year, _MED)
-            enf = enforcement.generate(t, year, plan.enf, rosters[year].officers(), days, rng_e)
-            med = mediation.generate(t, year, plan.med, days, rng_m)
-            targets.extend(targets_for(plan, enf, med))
-            voided["enforcement"] += _voided(enf.columns, rng_e, "行为编号", f"ZF{t.code}-{year}-", 5, 0.012)
-            voided["mediation"] += _voided(med.columns, rng_m, "案件编号", f"TJ{t.code}-{year}-", 4, 0.008)
-            if (t.code, year) == fault_at and len(enf.columns["_seq"]) and len(med.columns["_seq"]):
-                faults += _faults(enf.columns, "enforcement", t, year, unknown)
-                faults += _faults(med.columns, "mediation", t, year, unknown)
-            _cap(enf.columns, cutoff, rng_e)
-            _cap(med.columns, cutoff, rng_m)
-            enf_rows.add(enf.columns)
-            med_rows.add(med.columns)
-
-            ledger = build_ledger(t, year, plan.trn, rosters[year], days, rng_r, people)
-            writer.submit(
-                write_training, out_dir / "training" / f"{t.code}_{year}_学法培训台账.xlsx",
-                t, year, ledger, rosters[year], days, _rng(seed, int(t.code), year, _FILES), generated_at,
-            )  # fmt: skip
-            as_csv = t.index % 5 == 4
-            n_csv += as_csv
-            writer.submit(
-                write_return, out_dir / "returns" / f"{t.code}_{year}_年度报表.{'csv' if as_csv else 'xlsx'}",
-                t, year, plan.ret, days, _rng(seed, int(t.code), year, _RETURN), generated_at,
-            )  # fmt: skip
-    writer.close()
-
-    start = days.start
-    enf_info = _write_pages(enf_rows.frame(start), "enforcement", "行为编号", out_dir / "enforcement")
-    med_info = _write_pages(med_rows.frame(start), "mediation", "案件编号", out_dir / "mediation")
-    fault_rows = []
-    for f in faults:
-        page = (enf_info if f.source == "enforcement" else med_info)["_page_of"][f.id]
-        fault_rows.append(
-            {"source": f.source, "file": f"{f.source}/page-{page:06d}.json", "page": int(page), "id": f.id,
-             "field": f.field, "value": f.value, "rule": f.rule, "description": f.description}
-        )  # fmt: skip
-
-    townships.to_csv(out_dir / "townships.csv", index=False, lineterminator="\n")
-    (out_dir / "targets.json").write_text(
-        "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in targets) + "\n]\n", encoding="utf-8"
+    # 2. build and write chunk by chunk, in worker processes; then merge the chunks' records into pages
+    days = DayTable(years[0], years[-1])
+    generated_at = dt.datetime(years[-1] + 1, 1, 31, 18, 0, 0)
+    job = Job(
+        out_dir=out_dir,
+        run_dir=Path(tempfile.mkdtemp(prefix=".runs-", dir=out_dir)),
+        seed=seed,
+        years=years,
+        profile=profile,
+        days=days,
+        generated_at=generated_at,
+        cutoff=days.day(generated_at.date().isoformat()) * 86400 + 18 * 3600,
+        fault_at=_fault_target(profile, [r["code"] for r in rows], years),
+        unknown=_unknown_code(townships["county_code"].iloc[0], set(townships["code"])),
     )
-    (out_dir / "faults.json").write_text(json.dumps(fault_rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    n_files = len(contexts) * len(years)
+    chunks = _chunks(len(rows), chunk_townships)
+    workers = min(workers or min(8, os.cpu_count() or 1), len(chunks))
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        total = _build(job, rows, abbrs, chunks, pool, 4 * workers, job.run_dir / "targets.json")
+        find = {s: {f.id for f in total.faults if f.source == s} for s in SOURCES}
+        merges = [(total.runs[s], total.records[s], s, out_dir / s, find[s]) for s in SOURCES]
+        info = dict(zip(SOURCES, _in_order(pool, write_pages, merges, ahead=len(merges)), strict=True))
+        if pool is not None:
+            pool.shutdown()
+        pool = None
+
+        faults = total.faults
+        fault_rows = []
+        for f in faults:
+            page = info[f.source]["_page_of"][f.id]
+            fault_rows.append(
+                {"source": f.source, "file": f"{f.source}/page-{page:06d}.json", "page": int(page), "id": f.id,
+                 "field": f.field, "value": f.value, "rule": f.rule, "description": f.description}
+            )  # fmt: skip
+        townships.to_csv(out_dir / "townships.csv", index=False, lineterminator="\n")
+        os.replace(job.run_dir / "targets.json", out_dir / "targets.json")
+        (out_dir / "faults.json").write_text(
+            json.dumps(fault_rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        shutil.rmtree(job.run_dir, ignore_errors=True)
+
+    n_files = len(rows) * len(years)
+    sources = {
+        s: {"records": info[s]["records"], "pages": info[s]["pages"], "voided": total.voided[s],
+            "faulty": sum(f.source == s for f in faults)}
+        for s in SOURCES
+    }  # fmt: skip
     return {
         "out_dir": str(out_dir),
         "seed": seed,
         "years": list(years),
-        "townships": len(contexts),
+        "townships": len(rows),
         "generated_at": generated_at.isoformat(sep=" "),
-        "enforcement": {"records": enf_info["records"], "pages": enf_info["pages"],
-                        "voided": voided["enforcement"], "faulty": sum(f.source == "enforcement" for f in faults)},
-        "mediation": {"records": med_info["records"], "pages": med_info["pages"],
-                      "voided": voided["mediation"], "faulty": sum(f.source == "mediation" for f in faults)},
+        **sources,
         "training": {"files": n_files},
-        "returns": {"files": n_files, "xlsx": n_files - n_csv, "csv": n_csv},
-        "targets": len(targets),
+        "returns": {"files": n_files, "xlsx": n_files - total.n_csv, "csv": total.n_csv},
+        "targets": total.targets,
         "faults": fault_rows,
-    }  # fmt: skip
+    }

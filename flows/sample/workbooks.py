@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import xlsxwriter
 
 from flows.sample import fake
+from flows.sample.bulk_sheet import BulkWorksheet
 from flows.sample.catalogue import RETURN_ITEMS
 from flows.sample.context import Township
 from flows.sample.plan import RetPlan
@@ -46,7 +48,7 @@ def format_dates(days: DayTable, idx: np.ndarray, style: str, rng: np.random.Gen
 
 class _Sheet:
     def __init__(self, wb: xlsxwriter.Workbook, name: str, header: list[str], title: str | None, widths: list[int]):
-        self.ws = wb.add_worksheet(name)
+        self.ws: BulkWorksheet = wb.add_worksheet(name, worksheet_class=BulkWorksheet)
         self.bold = wb.add_format({"bold": True, "align": "center", "border": 1})
         self.date = wb.add_format({"num_format": "yyyy-mm-dd"})
         title_fmt = wb.add_format({"bold": True, "font_size": 14, "align": "center"})
@@ -59,19 +61,9 @@ class _Sheet:
         self.ws.write_row(self.row, 0, header, self.bold)
         self.row += 1
 
-    def write(self, values: list, date_col: int | None = None) -> None:
-        """One row of str / number / datetime / None cells."""
-        ws, r = self.ws, self.row
-        for c, v in enumerate(values):
-            if v is None:
-                continue
-            if type(v) is str:
-                ws.write_string(r, c, v)
-            elif isinstance(v, dt.datetime):
-                ws.write_datetime(r, c, v, self.date)
-            else:
-                ws.write_number(r, c, v)
-        self.row += 1
+    def write(self, rows: Iterable[Sequence]) -> None:
+        """Rows of str / number / datetime / None cells."""
+        self.row = self.ws.write_rows(self.row, rows, self.date)
 
 
 def write_training(
@@ -90,18 +82,16 @@ def write_training(
         f"{t.name}{year}年学法培训活动登记表" if titled else None, [22, 14, 14, 40, 24, 8],
     )  # fmt: skip
     dates = format_dates(days, s["日期"], style, rng)
-    for row in zip(s["活动编号"], dates, s["活动类型"], s["主题"], s["主办单位"], s["学时"].tolist(), strict=True):
-        sheet.write(list(row), date_col=1)
+    sheet.write(zip(s["活动编号"], dates, s["活动类型"], s["主题"], s["主办单位"], s["学时"].tolist(), strict=True))
     if total_row:
-        sheet.write(["合计", None, None, None, None, int(s["学时"].sum())])
+        sheet.write([["合计", None, None, None, None, int(s["学时"].sum())]])
 
     a = ledger.attendance
     cols = ["活动编号", "姓名", "工号", "身份证号", "单位", "是否领导干部", "是否执法人员", "成绩", "是否合格"]
     sheet = _Sheet(
         wb, "参训签到", cols, f"{t.name}{year}年学法培训签到表" if titled else None, [22, 10, 10, 22, 24, 12, 12, 8, 10]
     )
-    for row in zip(*(a[c] for c in cols), strict=True):
-        sheet.write(list(row))
+    sheet.write(zip(*(a[c] for c in cols), strict=True))
 
     cols = ["工号", "姓名", "身份证号", "单位", "职务", "是否执法人员", "执法证号", "证件有效期"]
     sheet = _Sheet(
@@ -112,9 +102,8 @@ def write_training(
     if has.any():
         valid[has] = format_dates(days, roster.expiry[has], style, rng)
     officer = np.where(roster.officer, "是", "否").tolist()
-    for row in zip(roster.staff_no, roster.name, roster.id_no, roster.unit, roster.post, officer, roster.cert, valid,
-                   strict=True):  # fmt: skip
-        sheet.write(list(row), date_col=7)
+    sheet.write(zip(roster.staff_no, roster.name, roster.id_no, roster.unit, roster.post, officer, roster.cert, valid,
+                    strict=True))  # fmt: skip
     wb.close()
 
 
@@ -155,9 +144,7 @@ def write_return(
     wb = xlsxwriter.Workbook(str(path), _WB_OPTIONS)
     wb.set_properties({"created": created, "author": filler, "title": title})
     sheet = _Sheet(wb, "年度报表", header, title, [10, 28, 10, 6, 10])
-    for r in rows:
-        sheet.write(r)
+    sheet.write(rows)
     sheet.row += 1
-    for f in footer:
-        sheet.write([f])
+    sheet.write([f] for f in footer)
     wb.close()

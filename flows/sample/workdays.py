@@ -35,6 +35,7 @@ class DayTable:
         self.work_idx = np.flatnonzero(self.workday)
         self.cum = np.cumsum(self.workday)  # workdays in [0, i]
         self.month = days.astype("datetime64[M]").astype(int) % 12
+        self._iso = np.datetime_as_string(days, unit="D").astype(object)
         self._weights: dict[tuple[int, float], np.ndarray] = {}
 
     def year_bounds(self, year: int) -> tuple[int, int]:
@@ -80,7 +81,10 @@ class DayTable:
 
     def iso(self, idx: np.ndarray) -> np.ndarray:
         """YYYY-MM-DD strings (object array)."""
-        return np.datetime_as_string(self.start + np.asarray(idx, dtype=np.int64), unit="D").astype(object)
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.ndim == 1 and len(idx) and idx.min() >= 0 and idx.max() < self.n:
+            return self._iso[idx]
+        return np.datetime_as_string(self.start + idx, unit="D").astype(object)
 
     def dates(self, idx: np.ndarray) -> list[dt.date]:
         return list((self.start + np.asarray(idx, dtype=np.int64)).astype(object))
