@@ -12,7 +12,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
+from warehouse.db import connect
 
 
 def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
@@ -20,7 +20,7 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     building = folder / f"parquet-{stamp}"
     building.mkdir()
-    con = duckdb.connect(str(published_db), read_only=True)
+    con = connect(published_db, read_only=True)
     try:
         for table in tables:
             target = building / f"{table}.parquet"

@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import duckdb
-
-from warehouse.db import sql
+from warehouse.db import connect, sql
 
 
 def county_partition(published_dir: Path, table: str) -> Path:
@@ -29,7 +27,7 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
     catalogue = str(county_partition(county_published_dirs[0], "mart.indicator_catalogue"))
     building = out_db.with_name(f".{out_db.name}.building-{os.getpid()}")
     building.unlink(missing_ok=True)
-    con = duckdb.connect(str(building))
+    con = connect(building)
     try:
         con.execute("create schema mart")
         files = "[" + ", ".join(_literal(p) for p in evidence) + "]"

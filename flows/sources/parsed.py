@@ -44,7 +44,7 @@ class ParsedTable:
             return []
         if chunk_rows is None:
             return [(0, self.rows)]
-        con = _connect()
+        con = quiet_connect()
         try:
             sizes = con.execute(
                 "select count(*) from read_parquet(?) group by township_code order by township_code nulls last",
@@ -64,7 +64,7 @@ class ParsedTable:
 
     def read(self, start: int, stop: int) -> pd.DataFrame:
         """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`."""
-        con = _connect()
+        con = quiet_connect()
         try:
             df = con.execute(
                 "select * from read_parquet(?) where _row >= ? and _row < ? order by _row",
@@ -83,7 +83,7 @@ class ParsedTable:
 
 
 def _empty_frame(path: Path) -> pd.DataFrame:
-    con = _connect()
+    con = quiet_connect()
     try:
         return con.execute("select * exclude (_row) from read_parquet(?) limit 0", [str(path)]).df()
     finally:
@@ -100,7 +100,7 @@ class ParsedSink:
             shutil.rmtree(directory)  # a previous attempt's leftovers
         directory.mkdir(parents=True, mode=0o700)
         self.directory = directory
-        self.con = _connect(directory / "parse.duckdb")
+        self.con = quiet_connect(directory / "parse.duckdb")
         self.con.execute(f"set memory_limit = '{memory_limit}'")
         self.con.execute("set preserve_insertion_order = false")
         self.tables: list[str] = []
@@ -157,7 +157,7 @@ def _typed_columns(df: pd.DataFrame) -> str:
 
 def write_frame(df: pd.DataFrame, path: Path) -> Path:
     """A group's frame as Parquet with the sink's column types (parsed in a worker process)."""
-    con = _connect()
+    con = quiet_connect()
     try:
         con.register("incoming", df)
         con.execute(f"copy (select {_typed_columns(df)} from incoming) to '{path}' (format parquet)")
@@ -166,7 +166,8 @@ def write_frame(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
+def quiet_connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that prints no progress bars (they would fill run logs)."""
     con = duckdb.connect(str(path) if path else ":memory:")
     con.execute("set enable_progress_bar = false")  # no progress bars in run logs
     return con

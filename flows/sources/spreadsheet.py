@@ -16,11 +16,11 @@ import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from flows.sources.mapping import SourceError, TableMapping
+from flows.sources.parsed import quiet_connect
 from flows.sources.pseudonym import install_pseudonym_macro
 
 _SKIP_FIRST_CELL = re.compile(r"^\s*(合\s*计|小\s*计|总\s*计|填报人|填报日期|填表人|审核人|备注|说明)")
@@ -276,7 +276,7 @@ def canonicalise(
             out[col.name] = normalise_text(s)
     hashed = [c.name for c in mapping.kept_columns if c.type == "pseudonym"]
     if hashed and len(out):
-        con = duckdb.connect()
+        con = quiet_connect()
         try:
             install_pseudonym_macro(con, key)
             con.register("frame", out[hashed])
