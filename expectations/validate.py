@@ -85,30 +85,53 @@ def warm_up() -> None:
     """Import GX and build every suite now (the flow's process does it once, at import, before
     any run starts, not inside the first validation task of each run)."""
     for path in sorted(SUITES_DIR.glob("*.json")):
-        table = path.stem
-        for part in (None, _TABLE_PART, *_element_columns(load_suite_doc(table))):
-            _suite_and_batch_definition(table, part)
+        for part, _ in _parts(path.stem):
+            _suite_and_batch_definition(path.stem, part)
 
 
-def _element_columns(doc: dict) -> list[str]:
-    """List columns whose elements some expectation checks (meta.list_elements)."""
-    cols = [e["kwargs"]["column"] for e in doc["expectations"] if e.get("meta", {}).get("list_elements")]
-    return sorted(set(cols))
-
-
-_TABLE_PART = "__table__"
-
-
-def _is_table_expectation(exp: dict) -> bool:
-    """Expectations about the whole table (row count): evaluated once per batch, not per chunk."""
-    return exp["type"].startswith("expect_table_")
+_TABLE_PART = "table"
 
 
 @cache
-def _suite_and_batch_definition(table: str, part: str | None = None):
-    """A part of the table's suite, each with its own dataframe asset: part None is every
-    per-row expectation but the list-element ones; `__table__` the whole-table expectations;
-    a column name the list-element expectations of that list column."""
+def _parts(table: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The suite split into parts, each validated on a frame of just the columns it reads:
+    `table` (whole-table expectations, on the batch's row count), `elements:<column>` (the
+    list-element expectations of a list column, on its exploded elements), and `columns:<names>`
+    (the per-row expectations reading those columns). GX copies the frame it is given for each
+    expectation, so a frame of one expectation's columns instead of the whole table's makes the
+    per-row rules ~3x cheaper on large chunks. (part, columns), in suite order."""
+    parts: dict[str, tuple[str, ...]] = {}
+    for exp in load_suite_doc(table)["expectations"]:
+        part, columns = _part_of(exp)
+        parts.setdefault(part, columns)
+    return tuple(parts.items())
+
+
+def _part_of(exp: dict) -> tuple[str, tuple[str, ...]]:
+    if exp["type"].startswith("expect_table_"):
+        return _TABLE_PART, ()
+    kwargs = exp["kwargs"]
+    if exp.get("meta", {}).get("list_elements"):
+        return f"elements:{kwargs['column']}", (kwargs["column"],)
+    names = [kwargs.get("column"), *kwargs.get("column_list", []), kwargs.get("column_A"), kwargs.get("column_B")]
+    names += _condition_columns(kwargs.get("row_condition"))
+    columns = tuple(sorted({n for n in names if n}))
+    return "columns:" + ",".join(columns), columns
+
+
+def _condition_columns(condition) -> list[str]:
+    """Columns a row condition reads (GX's condition objects: {"column": {"name": ...}, ...})."""
+    if isinstance(condition, dict):
+        named = [condition["name"]] if isinstance(condition.get("name"), str) else []
+        return named + [c for v in condition.values() for c in _condition_columns(v)]
+    if isinstance(condition, list):
+        return [c for v in condition for c in _condition_columns(v)]
+    return []
+
+
+@cache
+def _suite_and_batch_definition(table: str, part: str):
+    """One part of the table's suite (_parts), with its own dataframe asset."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -116,10 +139,10 @@ def _suite_and_batch_definition(table: str, part: str | None = None):
 
     ctx = _context()
     doc = load_suite_doc(table)
-    name = doc["name"] if part is None else f"{doc['name']}__{part}"
+    name = f"{doc['name']}__{[p for p, _ in _parts(table)].index(part)}"
     suite = gx.ExpectationSuite(name=name, meta=doc.get("meta", {}))
     for exp in doc["expectations"]:
-        if _part_of(exp) != part:
+        if _part_of(exp)[0] != part:
             continue
         # add_expectation, not add_expectation_configuration: the latter upserts by domain, so a
         # second expectation on the same column and type (ENF-R27 after R28) silently replaced the first
@@ -128,14 +151,6 @@ def _suite_and_batch_definition(table: str, part: str | None = None):
     source = ctx.data_sources.add_or_update_pandas(f"fazhi_{name}")
     asset = source.add_dataframe_asset(name)
     return suite, asset.add_batch_definition_whole_dataframe(f"{name}_batch")
-
-
-def _part_of(exp: dict) -> str | None:
-    if _is_table_expectation(exp):
-        return _TABLE_PART
-    if exp.get("meta", {}).get("list_elements"):
-        return exp["kwargs"]["column"]
-    return None
 
 
 def _element_frame(df: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -207,7 +222,9 @@ def validate_table(
                 "the batch is stopped",
             }
         )
-    return TableValidation(table, n_rows, pd.DataFrame(list(fold.results.values())), failures_df, fold.batch_errors)
+    order = {(e.get("meta", {}).get("rule"), e["type"]): i for i, e in enumerate(doc["expectations"])}
+    results = sorted(fold.results.values(), key=lambda r: order.get((r["rule"], r["expectation_type"]), len(order)))
+    return TableValidation(table, n_rows, pd.DataFrame(results), failures_df, fold.batch_errors)
 
 
 _POOL: ProcessPoolExecutor | None = None
@@ -223,7 +240,7 @@ def _worker_pool(workers: int) -> ProcessPoolExecutor:
     return _POOL
 
 
-def _run(table: str, part: str | None, data: pd.DataFrame, params: dict) -> list:
+def _run(table: str, part: str, data: pd.DataFrame, params: dict) -> list:
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -240,13 +257,16 @@ def _validate_range(table: str, data: ChunkedTable, start: int, stop: int, param
 
 
 def _validate_frame(table: str, frame: pd.DataFrame, params: dict, context: dict) -> _Fold:
-    """The per-row expectations over one frame (index: row positions in the batch)."""
+    """The per-row expectations over one frame (index: row positions in the batch), part by part."""
     fold = _Fold()
-    columns = frame[[c for c in frame.columns if not _is_list_column(frame[c])]]
-    fold.add(_run(table, None, columns, params), len(frame), context)
-    for column in _element_columns(load_suite_doc(table)):
-        elements = _element_frame(frame, column)
-        fold.add(_run(table, column, elements, params), len(elements), context)
+    for part, columns in _parts(table):
+        if part == _TABLE_PART:
+            continue
+        if part.startswith("elements:"):
+            data = _element_frame(frame, columns[0])
+        else:
+            data = frame[[c for c in columns if c in frame.columns and not _is_list_column(frame[c])]]
+        fold.add(_run(table, part, data, params), len(data), context)
     return fold
 
 
