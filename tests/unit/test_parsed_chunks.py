@@ -101,6 +101,26 @@ def test_chunks_validated_by_worker_processes_give_the_same_result(batches):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+def test_each_run_checks_townships_against_its_own_list_in_workers_too(batches):
+    """The township list reaches GX as a named set (expectations/custom.py): two lists in one
+    process never mix, and worker processes check against the list they were sent."""
+    root, landed = batches
+    (parsed,) = parse_batch(landed["enforcement"], KEY, root / "named-sets").values()
+    frame = parsed.frame()
+    only_a = {"township_codes": [mini.A]}
+
+    def r07_rows(validation):
+        return set(validation.failures.loc[validation.failures["rule"] == "ENF-R07", "_row"])
+
+    outside_a = set(frame.index[frame["township_code"].notna() & frame["township_code"].ne(mini.A)])
+    outside_both = set(frame.index[frame["township_code"].notna() & ~frame["township_code"].isin([mini.A, mini.B])])
+    assert outside_a > outside_both  # township B's rows tell the two lists apart
+    assert r07_rows(validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1)) == outside_both
+    assert r07_rows(validate_table("enforcement_act", parsed, only_a, chunk_rows=1)) == outside_a
+    assert r07_rows(validate_table("enforcement_act", parsed, only_a, chunk_rows=1, workers=2)) == outside_a
+    assert r07_rows(validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1, workers=2)) == outside_both
+
+
 def test_groups_parsed_by_worker_processes_give_the_same_tables(batches):
     root, landed = batches
     assert len(landed["returns"].files) == 2  # one group each, two workers

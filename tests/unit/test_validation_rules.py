@@ -179,9 +179,9 @@ CASE_ID = {
 
 
 @pytest.fixture(scope="module")
-def validated(frames) -> dict:
-    """Per table: one validation of the valid rows plus one broken copy of a base row per case
-    (two copies for a repeated-id case). Returns table -> (validation, case rule -> positions)."""
+def broken(frames) -> dict:
+    """Per table: the valid rows plus one broken copy of a base row per case (two copies for a
+    repeated-id case). Returns table -> (frame, case rule -> positions, valid rows)."""
     out = {}
     for table in TABLES:
         df = frames[table]
@@ -202,9 +202,34 @@ def validated(frames) -> dict:
                     base[k] = v
                 rows.append(base)
                 positions[rule] = {start}
-        data = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
-        out[table] = (validate_table(table, data, PARAMS), positions, len(df))
+        out[table] = (pd.concat([df, pd.DataFrame(rows)], ignore_index=True), positions, len(df))
     return out
+
+
+@pytest.fixture(scope="module")
+def validated(broken) -> dict:
+    """Per table: (validation of the broken frame, case rule -> positions, valid rows)."""
+    return {t: (validate_table(t, data, PARAMS), positions, n) for t, (data, positions, n) in broken.items()}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_rules_judged_on_distinct_values_give_what_every_row_gives(broken, table, monkeypatch):
+    """Row-wise rules run on the distinct value combinations (expectations/validate.py
+    _distinct); failures and counts map back to every row sharing a failing combination."""
+    from expectations import validate
+
+    data, _, _ = broken[table]
+    data = pd.concat([data, data.iloc[len(data) // 2 :]], ignore_index=True)  # broken rows twice
+    on_distinct = validate_table(table, data, PARAMS)
+    monkeypatch.setattr(validate, "_row_wise", lambda table, part: False)
+    on_every_row = validate_table(table, data, PARAMS)
+    pd.testing.assert_frame_equal(on_distinct.results, on_every_row.results)
+    pd.testing.assert_frame_equal(
+        on_distinct.failures.sort_values(["_row", "rule"]).reset_index(drop=True),
+        on_every_row.failures.sort_values(["_row", "rule"]).reset_index(drop=True),
+    )
+    assert (on_distinct.results["unexpected_count"] >= 2).any()  # a failing value shared by two rows
+    assert (on_distinct.results["element_count"] == len(data)).any()
 
 
 def test_every_row_and_warn_rule_has_a_case():
