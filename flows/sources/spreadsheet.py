@@ -279,9 +279,19 @@ def canonicalise(
         con = quiet_connect()
         try:
             install_pseudonym_macro(con, key)
-            con.register("frame", out[hashed])
-            exprs = ", ".join(f'pseudonym("{c}") as "{c}"' for c in hashed)
-            out[hashed] = con.execute(f"select {exprs} from frame").df()[hashed].astype("string")
+            for name in hashed:
+                out[name] = _pseudonyms(con, out[name])
         finally:
             con.close()
     return out
+
+
+def _pseudonyms(con, s: pd.Series) -> pd.Series:
+    """The keyed hash of each value, computed once per distinct value (a ledger names the same
+    person on every session they attend) in one DuckDB statement."""
+    codes, distinct = pd.factorize(s, use_na_sentinel=True)
+    con.register("distinct_values", pd.DataFrame({"v": pd.Series(distinct, dtype=object)}))
+    hashes = [h for (h,) in con.execute("select pseudonym(v) from distinct_values").fetchall()]
+    con.unregister("distinct_values")
+    values = np.array([*hashes, None], dtype=object)  # code -1: missing
+    return pd.Series(values[codes], index=s.index, dtype="string")

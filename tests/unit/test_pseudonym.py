@@ -32,3 +32,18 @@ def test_empty_values_stay_null_and_keys_differ():
     a = con.execute("select pseudonym('350481198001011234')").fetchone()[0]
     install_pseudonym_macro(con, b"key-two")
     assert con.execute("select pseudonym('350481198001011234')").fetchone()[0] != a
+
+
+def test_a_column_is_hashed_once_per_distinct_value_with_the_same_result():
+    import pandas as pd
+
+    from flows.sources.spreadsheet import _pseudonyms
+
+    con = duckdb.connect()
+    install_pseudonym_macro(con, b"k" * 10)
+    values = ["张三", None, " 李四 ", "张三", "", "350481198001011234", "李四"]
+    got = _pseudonyms(con, pd.Series(values, dtype="string", index=range(10, 17)))
+    assert list(got.index) == list(range(10, 17))
+    assert [None if pd.isna(g) else g for g in got] == [
+        pseudonym(v, b"k" * 10) if v and v.strip() else None for v in values
+    ]
