@@ -228,17 +228,17 @@ def validate_table(
     return TableValidation(table, n_rows, pd.DataFrame(results), failures_df, fold.batch_errors)
 
 
-_POOL: ProcessPoolExecutor | None = None
+_POOL: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool)
 
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes for chunks, started once per process (each imports GX once) and kept."""
     global _POOL
-    if _POOL is None or _POOL._max_workers != workers:
+    if _POOL is None or _POOL[0] != workers:
         if _POOL is not None:
-            _POOL.shutdown()
-        _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    return _POOL
+            _POOL[1].shutdown()
+        _POOL = (workers, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+    return _POOL[1]
 
 
 def _run(table: str, part: str, data: pd.DataFrame, params: dict) -> list:

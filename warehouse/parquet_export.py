@@ -1,8 +1,10 @@
 """The published tables as Parquet, for tools that do not read DuckDB files.
 
 Written into a fresh folder `published/parquet-<stamp>/` from the published database, then
-`published/parquet` (a symlink) is switched to it in one atomic rename; older folders are removed.
-Readers following the link see the old or the new set of files, never a mix.
+`published/parquet` (a symlink) is switched to it in one atomic rename. Readers following the
+link see the old or the new set of files, never a mix. The folder the link pointed to before
+stays until the next publish (a reader that resolved the link just before the switch, such as a
+province roll-up, still finds its files); older folders are removed.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
     finally:
         con.close()
     link = folder / "parquet"
+    previous = link.resolve() if link.is_symlink() else None
     tmp = folder / f".parquet-link-{stamp}"
     os.symlink(building.name, tmp)
     os.replace(tmp, link)
     for old in folder.glob("parquet-*"):
-        if old != building:
+        if old not in (building, previous):
             shutil.rmtree(old, ignore_errors=True)
     return link

@@ -15,10 +15,12 @@ from warehouse.db import connect, sql
 
 
 def county_partition(published_dir: Path, table: str) -> Path:
+    """The partition's file behind the `parquet` link, resolved now: a county publishing during
+    the roll-up switches the link, but the folder resolved here stays until its next publish."""
     path = Path(published_dir) / "parquet" / f"{table}.parquet"
     if not path.exists():
         raise FileNotFoundError(f"没有县级分区 {path} / no county partition at {path}: run the county first")
-    return path
+    return path.resolve()
 
 
 def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -> int:

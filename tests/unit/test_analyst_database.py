@@ -72,3 +72,32 @@ def test_the_data_dictionary_document_is_current(mini_run):
     assert doc.read_text(encoding="utf-8") == render(mini_run.settings.published_db), (
         "docs/data-dictionary.md is stale: python -m warehouse.data_dictionary PUBLISHED_DB > docs/data-dictionary.md"
     )
+
+
+def test_a_reader_that_resolved_the_parquet_link_keeps_its_files_until_the_next_publish(tmp_path):
+    from warehouse.parquet_export import export_parquet
+    from warehouse.province import county_partition
+
+    db = tmp_path / "published.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create schema mart")
+    con.execute("create table mart.figures as select 1 as edition")
+    con.close()
+
+    def publish(edition: int) -> None:
+        con = duckdb.connect(str(db))
+        con.execute("update mart.figures set edition = ?", [edition])
+        con.close()
+        export_parquet(db, ("mart.figures",))
+
+    def edition(path: Path) -> int:
+        return duckdb.connect().execute(f"select edition from '{path}'").fetchone()[0]
+
+    publish(1)
+    resolved = county_partition(tmp_path, "mart.figures")  # a roll-up resolves the link...
+    publish(2)  # ...and the county publishes again before the roll-up reads
+    assert edition(resolved) == 1
+    assert edition(tmp_path / "parquet" / "mart.figures.parquet") == 2
+    publish(3)
+    assert not resolved.exists()  # two publishes later the old folder is gone
+    assert len(list(tmp_path.glob("parquet-*"))) == 2
