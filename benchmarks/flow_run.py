@@ -25,18 +25,16 @@ import csv
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 from flows.env import quiet_environment, quiet_values
+from tests.processes import api_json, free_port, stop
 
 quiet_environment()
 
@@ -44,19 +42,6 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).parent / ".cache"
 SEED = 20231226
 INDICATOR_RUNS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api_json(url: str, body: dict | None = None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def start_server(root: Path, env: dict) -> tuple[str, subprocess.Popen]:
@@ -88,19 +73,6 @@ def start_server(root: Path, env: dict) -> tuple[str, subprocess.Popen]:
         time.sleep(0.5)
     stop(proc)
     raise SystemExit("prefect server did not become healthy in 180 s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 def county_sample() -> Path:

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,37 +22,13 @@ import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
+from tests.processes import api_json, free_port, stop
 from warehouse.province import roll_up
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate the process group (the worker's flow-run subprocesses included)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 class Stack:
@@ -103,7 +77,7 @@ class Stack:
         while time.monotonic() < deadline:
             assert self.procs[0].poll() is None, (self.root / "server.log").read_text()[-3000:]
             try:
-                if get_json(f"{self.api}/health") is True:
+                if api_json(f"{self.api}/health") is True:
                     return
             except OSError:
                 pass
@@ -120,7 +94,7 @@ class Stack:
     def wait_final(self, flow_run_id: str, timeout: float = 240) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = get_json(f"{self.api}/flow_runs/{flow_run_id}")
+            run = api_json(f"{self.api}/flow_runs/{flow_run_id}")
             if run["state_type"] in FINAL:
                 return run
             time.sleep(1)
@@ -157,7 +131,7 @@ def test_deploy_all_creates_both_deployments_schedules_and_the_writer_limit(stac
     assert nightly["work_pool_name"] == rebuild["work_pool_name"] == "fazhi-process"
     assert nightly["global_concurrency_limit"]["limit"] == rebuild["global_concurrency_limit"]["limit"] == 1
     assert nightly["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(REPO)
-    limit = get_json(f"{stack.api}/v2/concurrency_limits/fazhi-warehouse-writer")
+    limit = api_json(f"{stack.api}/v2/concurrency_limits/fazhi-warehouse-writer")
     assert limit["limit"] == 1 and limit["active"]
 
 
@@ -295,8 +269,8 @@ def test_a_province_two_counties_on_two_workers_each_with_its_own_writer_limit(s
     _wait_for(lambda: f"holding the writer slot '{own}'" in _logs(stack, second), "350427 holding its own slot")
     # 350427 got its writer while 350481's was taken: the limits are per home
     assert f"holding the writer slot '{held}'" not in _logs(stack, first)
-    assert get_json(f"{stack.api}/flow_runs/{first}")["state_type"] == "RUNNING"
-    created = get_json(f"{stack.api}/v2/concurrency_limits/{own}")
+    assert api_json(f"{stack.api}/flow_runs/{first}")["state_type"] == "RUNNING"
+    created = api_json(f"{stack.api}/v2/concurrency_limits/{own}")
     assert created["limit"] == 1 and created["active"]
 
     _patch(f"{stack.api}/v2/concurrency_limits/{held}", {"active_slots": 0})  # its holder is done

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
+from tests.processes import free_port
 
 ENF01_A_2023 = (
     "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'ENF01'"
@@ -56,14 +57,6 @@ def add_config(home: Path, text: str) -> None:
     cfg.write_text(cfg.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
 
 
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- alerts, without Prefect -----------------------------------------------------------------
 
 
@@ -91,7 +84,8 @@ def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch):
     from flows.alerts import send_failure_alert
 
     monkeypatch.delenv("FAZHI_ALERT_WEBHOOK_URL", raising=False)
-    extra = {"alerts": {"webhook_url": f"http://127.0.0.1:{closed_port()}/hook", "timeout_seconds": 2}}
+    # nothing listens on a free port: the alert cannot be delivered
+    extra = {"alerts": {"webhook_url": f"http://127.0.0.1:{free_port()}/hook", "timeout_seconds": 2}}
     assert send_failure_alert(extra, "nightly", "run-1", "/h", RuntimeError("x")) is False
     assert send_failure_alert({}, "nightly", "run-1", "/h", RuntimeError("x")) is False  # none configured
 
