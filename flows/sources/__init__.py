@@ -52,8 +52,9 @@ def parse_batch(
     try:
         sql_parser = sql_parser_for(batch.source)
         groups = [
-            replace(batch, files=batch.files[start : start + files_per_group])
-            for start in range(0, len(batch.files), files_per_group)
+            replace(batch, files=batch.files[start : start + size])
+            for size in [_group_size(len(batch.files), files_per_group, workers)]
+            for start in range(0, len(batch.files), size)
         ]
         if sql_parser:
             for table, select in sql_parser(sink.con, batch, key).items():
@@ -79,6 +80,16 @@ def parse_batch(
         sink.close()
         remove_parsed(directory)
         raise
+
+
+def _group_size(files: int, files_per_group: int, workers: int) -> int:
+    """At most files_per_group files per group; when there are several groups, a multiple of the
+    workers of them, so that the workers finish together (1,100 files, 500 a group, 2 workers: 4
+    groups of 275, not 500 + 500 + 100). One group stays one group (parsed in this process)."""
+    groups = -(-files // max(files_per_group, 1))
+    if workers > 1 and groups > 1:
+        groups = -(-groups // workers) * workers
+    return max(1, -(-files // max(groups, 1)))
 
 
 def _parse_group(group: LandedBatch, key: bytes, directory: Path) -> dict[str, Path]:

@@ -145,3 +145,21 @@ def test_a_bad_file_in_a_worker_process_stops_the_batch_naming_it(batches, tmp_p
         parse_batch(batch, KEY, tmp_path / "p", files_per_group=1, workers=2)
     assert err.value.file == bad.name and err.value.rule == "file-format"
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    "files, per_group, workers, sizes",
+    [
+        (1100, 500, 2, [275] * 4),  # not 500 + 500 + 100: the two workers finish together
+        (1100, 500, 1, [367, 367, 366]),
+        (15, 500, 2, [15]),  # one group stays in this process (no worker processes started)
+        (3, 1, 2, [1, 1, 1]),
+        (0, 500, 2, []),
+    ],
+)
+def test_spreadsheet_groups_balance_over_the_workers(files, per_group, workers, sizes):
+    from flows.sources import _group_size
+
+    size = _group_size(files, per_group, workers)
+    assert size <= per_group
+    assert [min(size, files - start) for start in range(0, files, size)] == sizes
