@@ -14,6 +14,7 @@ import io
 import re
 import unicodedata
 from datetime import date, datetime
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -159,12 +160,10 @@ class TableRows:
                 continue
             kept.append(row)
             numbers.append(header_idx + offset + 2)
+        columns = list(zip_longest(*kept))  # transposed at C speed; short rows padded with None
         for name, values in self.values.items():
             j = positions.get(name)
-            if j is None:
-                values.extend([None] * len(kept))
-            else:
-                values.extend([row[j] if j < len(row) else None for row in kept])
+            values.extend(columns[j] if j is not None and j < len(columns) else [None] * len(kept))
         self.files.extend([file if not sheet else f"{file}#{sheet}"] * len(kept))
         self.numbers.extend(numbers)
         for name, value in constants.items():
