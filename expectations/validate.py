@@ -202,7 +202,7 @@ def validate_table(
         ranges = data.chunk_ranges(chunk_rows)
         if not ranges:  # an empty batch: the per-row rules are still evaluated (and recorded)
             fold.merge(_validate_frame(table, data.frame(), params, context))
-        elif workers > 1 and len(ranges) > 1:
+        elif workers > 1 and (len(ranges) >= POOL_MIN_CHUNKS or _pool_running(workers)):
             pool = _worker_pool(workers)
             parts = [pool.submit(_validate_range, table, data, a, b, params, context, named_sets) for a, b in ranges]
             for part in parts:
@@ -229,6 +229,13 @@ def validate_table(
 
 
 _POOL: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool)
+# Starting the worker processes costs ~7 s (each imports GX and builds the suites) against
+# ~1-2 s per chunk: a table of a few chunks is validated here unless the workers already run.
+POOL_MIN_CHUNKS = 8
+
+
+def _pool_running(workers: int) -> bool:
+    return _POOL is not None and _POOL[0] == workers
 
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:

@@ -90,18 +90,29 @@ def test_cells_become_text_column_wise_as_one_by_one():
     assert got == [_cell_text(v) for v in cells]
 
 
-def test_chunks_validated_by_worker_processes_give_the_same_result(batches):
+@pytest.fixture
+def pool_for_any_chunks(monkeypatch):
+    """Worker processes even for the mini county's few chunks (else started from 8 chunks)."""
+    from expectations import validate
+
+    monkeypatch.setattr(validate, "POOL_MIN_CHUNKS", 2)
+
+
+def test_chunks_validated_by_worker_processes_give_the_same_result(batches, pool_for_any_chunks):
     root, landed = batches
     (parsed,) = parse_batch(landed["enforcement"], KEY, root / "workers").values()
     assert len(parsed.chunk_ranges(1)) >= 2
     serial = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1)
     parallel = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1, workers=2)
+    from expectations.validate import _pool_running
+
+    assert _pool_running(2)  # the chunks did go to worker processes
     assert not serial.failures.empty
     for a, b in zip(_comparable(serial), _comparable(parallel), strict=True):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
-def test_each_run_checks_townships_against_its_own_list_in_workers_too(batches):
+def test_each_run_checks_townships_against_its_own_list_in_workers_too(batches, pool_for_any_chunks):
     """The township list reaches GX as a named set (expectations/custom.py): two lists in one
     process never mix, and worker processes check against the list they were sent."""
     root, landed = batches
