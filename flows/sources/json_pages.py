@@ -144,16 +144,22 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
 
 
 def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
-    """A required field absent from every record is schema drift: the whole batch stops."""
-    present = {r[0] for r in con.execute("select distinct unnest(json_keys(rec)) from pages").fetchall()}
-    if not present:
+    """A required field absent from every record is schema drift: the whole batch stops.
+    The first record of each page is looked at first; only when one of them lacks a required
+    field are all records read (a field absent from all records is absent from those too)."""
+
+    def absent(where: str) -> list:
+        keys = f"select distinct unnest(json_keys(rec)) from pages {where}"
+        present = {r[0] for r in con.execute(keys).fetchall()}
+        return [c for c in mapping.columns if present and c.required and not any(f in present for f in c.fields)]
+
+    if not absent("where _row_number = 1"):
         return
-    for col in mapping.columns:
-        if col.required and not any(f in present for f in col.fields):
-            raise SourceError(
-                batch.source,
-                ", ".join(f.name for f in batch.files),
-                f"导出缺少必填字段「{col.fields[0]}」(字段改名或被删除)",
-                f"the export lacks required field {col.fields[0]!r} ({col.name}): renamed or removed",
-                "schema-drift",
-            )
+    for col in absent(""):
+        raise SourceError(
+            batch.source,
+            ", ".join(f.name for f in batch.files),
+            f"导出缺少必填字段「{col.fields[0]}」(字段改名或被删除)",
+            f"the export lacks required field {col.fields[0]!r} ({col.name}): renamed or removed",
+            "schema-drift",
+        )

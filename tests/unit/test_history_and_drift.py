@@ -135,3 +135,26 @@ def test_schema_drift_stops_only_that_source(tmp_path):
         )[0][0]
         == 0
     )
+
+
+def test_drift_means_absent_from_every_record_not_only_from_each_page_s_first(tmp_path):
+    """The drift check looks at each page's first record before reading all records: a field
+    missing there but present further down a page is not drift."""
+    from flows.sources import parser_for
+    from flows.sources.landing import delivered_files, land
+    from flows.sources.mapping import SourceError
+
+    good, _ = mini.enforcement_records()
+    good = [r for r in good if r.get("行为类型")][:4]
+    without = [{k: v for k, v in r.items() if k != "行为类型"} for r in good]
+
+    def parse(name, records):
+        mini.write_pages(tmp_path / name, "enforcement", records, page_size=2)
+        batch = land("enforcement", delivered_files(tmp_path / name, "json_pages"), tmp_path / "landing", set())
+        return parser_for("enforcement")(batch, b"k")["enforcement_act"]
+
+    rows = parse("later", [without[0], good[1], without[2], good[3]])  # each page's first lacks it
+    assert rows["act_type"].notna().sum() == 2
+    with pytest.raises(SourceError) as stopped:
+        parse("absent", without)
+    assert stopped.value.rule == "schema-drift" and "行为类型" in stopped.value.message_zh
