@@ -103,6 +103,10 @@ def cells_to_text(s: pd.Series) -> pd.Series:
     """Raw cell values (text, numbers, dates as calamine gives them) as text, column-wise:
     whole numbers without '.0', dates as ISO, blank text as missing. Same result as _cell_text
     on every cell, without a Python call per cell."""
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):  # text cells only: no per-cell type
+        out = s.astype(object)
+        out[_map_distinct(out, _blank, False).astype(bool)] = None
+        return out.where(out.notna(), None)
     out = pd.Series(None, index=s.index, dtype=object)
     kinds = s.map(type)
     text = kinds.isin([str])

@@ -88,6 +88,9 @@ def test_cells_become_text_column_wise_as_one_by_one():
     cells += [datetime(2023, 3, 5), datetime(2023, 3, 5, 10, 1), date(2023, 1, 2)]
     got = cells_to_text(pd.Series(cells, dtype=object)).tolist()
     assert got == [_cell_text(v) for v in cells]
+    for column in ([None, "", "  ", "abc", " x ", "张三"], [None, None], ["", " "], []):  # text only, or empty
+        got = cells_to_text(pd.Series(column, dtype=object)).tolist()
+        assert got == [_cell_text(v) for v in column]
 
 
 @pytest.fixture
