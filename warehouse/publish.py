@@ -68,6 +68,7 @@ def publish(
     if wal.exists():
         wal.unlink()
     con.execute(f"attach {_literal(str(building))} as pub (storage_version '{STORAGE_VERSION}')")
+    con.execute("begin transaction")  # one commit for the ~300 statements, not one each
     try:
         schemas = sorted({t.split(".")[0] for t in PUBLISHED_TABLES})
         for schema in schemas:
@@ -96,7 +97,11 @@ def publish(
             for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
                 if col in notes:
                     con.execute(f'comment on column pub.{view}."{col}" is {_literal(notes[col])}')
+        con.execute("commit")
         con.execute("checkpoint pub")
+    except BaseException:
+        con.execute("rollback")
+        raise
     finally:
         con.execute("detach pub")
     if on_step:
