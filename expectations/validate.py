@@ -12,6 +12,12 @@ passes `previous_full_rows`; the suite meta's `min_full_extract_fraction` sets t
 List columns (penalty_kinds) cannot be validated as such: an expectation whose meta says
 `list_elements: true` runs on the exploded column (one row per element, index = the row's
 position), so each failing element points back at its row. GX stays the engine for both.
+
+Cost at scale: the suite runs in parts, each on a frame of only the columns it reads; a part
+whose rules judge a row by its own values alone runs on the distinct value combinations
+(`_distinct`), its failures mapped back to every row; a large table is read in chunks of whole
+townships, by worker processes from POOL_MIN_CHUNKS chunks. The township list reaches GX as a
+named set (expectations/custom.py), not as a value_set GX would copy for every expectation.
 """
 
 from __future__ import annotations
