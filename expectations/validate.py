@@ -26,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -238,6 +239,7 @@ _POOL: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool)
 # Starting the worker processes costs ~7 s (each imports GX and builds the suites) against
 # ~1-2 s per chunk: a table of a few chunks is validated here unless the workers already run.
 POOL_MIN_CHUNKS = 8
+_POOL_LOCK = threading.Lock()
 
 
 def _pool_running(workers: int) -> bool:
@@ -245,13 +247,15 @@ def _pool_running(workers: int) -> bool:
 
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes for chunks, started once per process (each imports GX once) and kept."""
+    """Worker processes for chunks, started once per process (each imports GX once) and kept.
+    Sources are validated by concurrent threads in a flow run: one pool for all of them."""
     global _POOL
-    if _POOL is None or _POOL[0] != workers:
-        if _POOL is not None:
-            _POOL[1].shutdown()
-        _POOL = (workers, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
-    return _POOL[1]
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != workers:
+            if _POOL is not None:
+                _POOL[1].shutdown()
+            _POOL = (workers, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+        return _POOL[1]
 
 
 def _run(table: str, part: str, data: pd.DataFrame, params: dict) -> list:
