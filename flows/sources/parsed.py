@@ -135,9 +135,10 @@ class ParsedSink:
                 c for c in ("township_code nulls last", "_source_file", "_row_number") if c.split()[0] in cols
             )
             path = self.directory / f"{table}.parquet"
+            # snappy: scratch files, read twice and deleted; writes ~2x faster than zstd, 1.6x larger
             self.con.execute(
                 f'copy (select row_number() over (order by {order}) - 1 as _row, * from "{table}" order by _row) '
-                f"to '{path}' (format parquet, compression zstd)"
+                f"to '{path}' (format parquet, compression snappy)"
             )
             rows = self.con.execute(f'select count(*) from "{table}"').fetchone()[0]
             out[table] = ParsedTable(table, path, int(rows))
