@@ -87,10 +87,7 @@ def load_batch(
             received, quarantined, inserted = received + r, quarantined + q, inserted + n
             loaded += r - q
         _record_validation(con, batch, tables, loaded_at)
-        con.executemany(
-            "insert into audit.landed_file values (?, ?, ?, ?, ?) on conflict do nothing",
-            [[f["sha256"], batch.source, batch.batch_id, f["name"], f["bytes"]] for f in batch.files],
-        )
+        _record_landed_files(con, batch)
         con.execute(
             "insert into audit.batch values (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, null, null, ?)",
             [
@@ -227,6 +224,26 @@ def _params(statement: str, batch_id: str, loaded_at: datetime) -> dict:
     if "$batch_id" in statement:
         params["batch_id"] = batch_id
     return params
+
+
+def _record_landed_files(con: duckdb.DuckDBPyConnection, batch: BatchInfo) -> None:
+    """The batch's files as loaded, in one statement (a national drop is 38,000 workbooks; a
+    row at a time took minutes). A file whose content was already loaded keeps its first row."""
+    files = pd.DataFrame(batch.files, columns=["name", "bytes", "sha256"])
+    files["position"] = range(len(files))
+    con.register("landed_files", files)
+    try:
+        con.execute(
+            """
+            insert into audit.landed_file
+            select sha256, $source, $batch_id, name, bytes from landed_files
+            qualify row_number() over (partition by sha256 order by position) = 1
+            on conflict do nothing
+            """,
+            {"source": batch.source, "batch_id": batch.batch_id},
+        )
+    finally:
+        con.unregister("landed_files")
 
 
 def _record_validation(con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables: list[TableLoad], at: datetime) -> None:
