@@ -7,6 +7,7 @@ only ever see the old or the new file, never a half-written one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -68,40 +69,16 @@ def publish(
     if wal.exists():
         wal.unlink()
     con.execute(f"attach {_literal(str(building))} as pub (storage_version '{STORAGE_VERSION}')")
-    con.execute("begin transaction")  # one commit for the ~300 statements, not one each
     try:
-        schemas = sorted({t.split(".")[0] for t in PUBLISHED_TABLES})
-        for schema in schemas:
-            con.execute(f"create schema pub.{schema}")
-        d = _dictionary()
-        notes = {**(column_notes or {}), **d["columns"]}
-        for table in PUBLISHED_TABLES:
-            con.execute(f"create table pub.{table} as select * from {table}")
-            if table in d["tables"]:
-                con.execute(f"comment on table pub.{table} is {_literal(d['tables'][table])}")
-            cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
-            for col in cols:
-                note = notes.get(f"{table}.{col}") or notes.get(col)
-                if note:
-                    con.execute(f'comment on column pub.{table}."{col}" is {_literal(note)}')
-        for view in PUBLISHED_VIEWS:
-            schema, name = view.split(".")
-            (text,) = con.execute(
-                "select sql from duckdb_views() where database_name = current_database() "
-                "and schema_name = ? and view_name = ?",
-                [schema, name],
-            ).fetchone()
-            con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
-            if view in d["tables"]:
-                con.execute(f"comment on view pub.{view} is {_literal(d['tables'][view])}")
-            for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
-                if col in notes:
-                    con.execute(f'comment on column pub.{view}."{col}" is {_literal(notes[col])}')
-        con.execute("commit")
+        con.execute("begin transaction")  # one commit for the ~300 statements, not one each
+        try:
+            _write_tables(con, column_notes)
+            con.execute("commit")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):  # already rolled back if the commit failed
+                con.execute("rollback")
+            raise
         con.execute("checkpoint pub")
-    except BaseException:
-        con.execute("rollback")
-        raise
     finally:
         con.execute("detach pub")
     if on_step:
@@ -119,6 +96,37 @@ def publish(
     finally:
         os.close(dir_fd)
     return published
+
+
+def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] | None) -> None:
+    """The published tables and views into the attached `pub`, with their comments."""
+    schemas = sorted({t.split(".")[0] for t in PUBLISHED_TABLES})
+    for schema in schemas:
+        con.execute(f"create schema pub.{schema}")
+    d = _dictionary()
+    notes = {**(column_notes or {}), **d["columns"]}
+    for table in PUBLISHED_TABLES:
+        con.execute(f"create table pub.{table} as select * from {table}")
+        if table in d["tables"]:
+            con.execute(f"comment on table pub.{table} is {_literal(d['tables'][table])}")
+        cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
+        for col in cols:
+            note = notes.get(f"{table}.{col}") or notes.get(col)
+            if note:
+                con.execute(f'comment on column pub.{table}."{col}" is {_literal(note)}')
+    for view in PUBLISHED_VIEWS:
+        schema, name = view.split(".")
+        (text,) = con.execute(
+            "select sql from duckdb_views() where database_name = current_database() "
+            "and schema_name = ? and view_name = ?",
+            [schema, name],
+        ).fetchone()
+        con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
+        if view in d["tables"]:
+            con.execute(f"comment on view pub.{view} is {_literal(d['tables'][view])}")
+        for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
+            if col in notes:
+                con.execute(f'comment on column pub.{view}."{col}" is {_literal(notes[col])}')
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:

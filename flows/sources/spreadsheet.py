@@ -17,6 +17,7 @@ from datetime import date, datetime
 from itertools import zip_longest
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -289,7 +290,7 @@ def canonicalise(
     return out
 
 
-def _pseudonyms(con, s: pd.Series) -> pd.Series:
+def _pseudonyms(con: duckdb.DuckDBPyConnection, s: pd.Series) -> pd.Series:
     """The keyed hash of each value, computed once per distinct value (a ledger names the same
     person on every session they attend) in one DuckDB statement."""
     codes, distinct = pd.factorize(s, use_na_sentinel=True)
