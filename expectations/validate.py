@@ -161,11 +161,11 @@ def _suite_and_batch_definition(table: str, part: str):
 
 
 def _element_frame(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One row per element of a list column; the index is the row's position in the batch."""
+    """One row per element of a list column; the index is the row's position in the batch.
+    Missing values and empty lists give no row (explode makes them NaN, dropped)."""
     if column not in df.columns:
         return pd.DataFrame({column: pd.Series([], dtype=object)})
-    s = df[column].map(lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else [])
-    return s.explode().dropna().to_frame(column)
+    return df[column].explode().dropna().to_frame(column)
 
 
 def min_full_extract_rows(doc: dict, previous_full_rows: int | None) -> int:
