@@ -12,7 +12,8 @@ national: 38,000 townships, 2023. Samples are generated once and cached in bench
 Per stage: wall time, records per second, peak resident memory of the process and its worker
 processes (sampled, reset before each stage) and the ratio to the limit; then the nightly
 incremental run after one day of changes (county scale; `--incremental` at other scales, where
-it recomputes and republishes the whole warehouse). Progress goes to stderr as stages finish.
+it recomputes and republishes the whole warehouse). Progress goes to stderr as stages finish;
+the JSON also keeps each stage's seconds per source or table (`parts`).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ MEMORY: TreeMemory | None = None
 LIMIT_S: float | None = None  # the DuckDB limit, once measured
 
 
-def timed(stages: dict, name: str, fn, *args, **kwargs):
+def timed(stages: dict, name: str, fn, *args, part: str | None = None, **kwargs):
+    """Run a stage (of `part`: a source or table, whose seconds are also kept apart)."""
     MEMORY.reset()
     t = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -85,8 +87,11 @@ def timed(stages: dict, name: str, fn, *args, **kwargs):
     s = stages.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
     s["seconds"] += elapsed
     s["peak_mb"] = max(s["peak_mb"], MEMORY.peak_mb, MEMORY.current_mb())
+    if part:
+        s.setdefault("parts", {})[part] = s.get("parts", {}).get(part, 0.0) + elapsed
     ratio = f", {s['seconds'] / LIMIT_S:.1f}x limit so far" if LIMIT_S else ""
-    print(f"  {name} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB{ratio}", file=sys.stderr, flush=True)  # progress
+    label = f"{name} {part}" if part else name
+    print(f"  {label} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB{ratio}", file=sys.stderr, flush=True)  # progress
     return out
 
 
@@ -226,23 +231,32 @@ def main() -> None:
             pipeline.performance_option(settings, o) for o in ("chunk_rows", "workers", "files_per_group")
         )
         batches = {
-            name: timed(stages, "land", pipeline.land_source, settings, s) for name, s in settings.sources.items()
+            name: timed(stages, "land", pipeline.land_source, settings, s, part=name)
+            for name, s in settings.sources.items()
         }
         limit_s = LIMIT_S = duckdb_limit(batches.values(), home)
         print(f"  duckdb limit {limit_s:.1f} s", file=sys.stderr, flush=True)
         for source_name, batch in batches.items():
             directory = pipeline.parsed_dir(settings, batch)
             parsed = timed(
-                stages, "parse", parse_batch, batch, settings.hmac_key(), directory, files_per_group, workers
+                stages,
+                "parse",
+                parse_batch,
+                batch,
+                settings.hmac_key(),
+                directory,
+                files_per_group,
+                workers,
+                part=source_name,
             )
             tables = []
             for table, pt in parsed.items():
                 rows += pt.rows
-                res = timed(stages, "validate", validate_table, table, pt, codes, None, chunk_rows, workers)
+                res = timed(stages, "validate", validate_table, table, pt, codes, None, chunk_rows, workers, part=table)
                 key = load_mappings()[source_name][table].key
                 tables.append(pipeline.TableLoad(table, pt.path, pt.rows, res.failures, res.results, key))
             prepared = pipeline.PreparedBatch(batch, tables, sum(t.row_count for t in tables))
-            timed(stages, "load", pipeline.load_prepared, settings, prepared, "bench")
+            timed(stages, "load", pipeline.load_prepared, settings, prepared, "bench", part=source_name)
             del prepared, tables
         timed(stages, "compute", pipeline.compute, settings)
         timed(stages, "audit+publish", pipeline.audit_and_publish, settings)
