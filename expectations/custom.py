@@ -9,8 +9,8 @@ An impossible date such as 2023-02-30 fails, as it does with strptime.
 the same for every run (the townships of a county, province or country). GX copies an
 expectation's keyword arguments several times per expectation and run (pydantic `dict()`), so a
 `value_set` of 38,000 township codes cost ~12 s per run whatever the rows. Here the expectation
-holds only the set's name; the values are registered once per process (`register_named_set`,
-content-addressed, so runs with different sets never mix) and checked with `Series.isin`.
+holds only the set's token; the values are registered once per process (`add_named_sets`;
+tokens are content-addressed, so runs with different sets never mix) and checked with `Series.isin`.
 """
 
 from __future__ import annotations
@@ -32,22 +32,17 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 _NAMED_SETS: dict[str, frozenset] = {}
 
 
-def register_named_set(name: str, values) -> str:
-    """Register a set of values; returns its token (the name and a digest of the values), which
-    is what the suite's `{"$PARAMETER": name}` resolves to."""
-    values = sorted({str(v) for v in values})
-    digest = hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()[:16]
-    token = f"{name}#{digest}"
-    _NAMED_SETS.setdefault(token, frozenset(values))
-    return token
-
-
-def named_set(token: str) -> frozenset:
-    return _NAMED_SETS[token]
+def named_set(name: str, values) -> tuple[str, frozenset]:
+    """A set of values as (token, values): the token is the name and a digest of the values, and
+    is what the suite's `{"$PARAMETER": name}` resolves to. Register it with add_named_sets."""
+    values = frozenset(str(v) for v in values)
+    digest = hashlib.sha256(json.dumps(sorted(values), ensure_ascii=False).encode()).hexdigest()[:16]
+    return f"{name}#{digest}", values
 
 
 def add_named_sets(sets: dict[str, frozenset]) -> None:
-    """Sets registered in another process (validation workers receive them with their chunk)."""
+    """Register sets (token -> values) in this process; validation workers receive them with
+    their chunk."""
     for token, values in sets.items():
         _NAMED_SETS.setdefault(token, values)
 
@@ -84,10 +79,10 @@ class ColumnValuesInNamedSet(ColumnMapMetricProvider):
 
 
 class ExpectColumnValuesToBeInNamedSet(ColumnMapExpectation):
-    """Every non-null value is in the registered set `value_set_name` (register_named_set)."""
+    """Every non-null value is in the registered set `value_set_name` (named_set)."""
 
     value_set_name: Union[str, SuiteParameterDict] = pydantic.Field(  # noqa: UP007 (pydantic v1 field)
-        description="the token of a set registered with register_named_set"
+        description="the token of a registered set (named_set)"
     )
 
     map_metric = "column_values.fazhi_in_named_set"

@@ -187,8 +187,8 @@ def validate_table(
 
     `data`: a frame (rows numbered by position) or a parsed table on disk, validated in chunks
     of about `chunk_rows` rows that never split a township (the uniqueness rules are per
-    township), by `workers` processes when there are several chunks; whole-table expectations
-    (row count) run once on the batch's row count.
+    township), by `workers` processes from POOL_MIN_CHUNKS chunks (or once they run); whole-table
+    expectations (row count) run once on the batch's row count.
     `previous_full_rows`: the rows of this table in the source's previous full extract, when
     this batch is itself a full extract (else None: the extract-size rule does not apply)."""
     doc = load_suite_doc(table)
@@ -272,10 +272,12 @@ def _run(table: str, part: str, data: pd.DataFrame, params: dict) -> list:
 def _named_sets(params: dict) -> tuple[dict, dict[str, frozenset]]:
     """List-valued parameters (the township codes) become named sets (expectations/custom.py):
     GX gets each set's token, the values are registered in this process (and sent to workers)."""
-    from expectations.custom import named_set, register_named_set
+    from expectations.custom import add_named_sets, named_set
 
-    tokens = {k: register_named_set(k, v) for k, v in params.items() if isinstance(v, list | tuple | set | frozenset)}
-    return params | tokens, {token: named_set(token) for token in tokens.values()}
+    sets = {k: named_set(k, v) for k, v in params.items() if isinstance(v, list | tuple | set | frozenset)}
+    named_sets = dict(sets.values())
+    add_named_sets(named_sets)
+    return params | {k: token for k, (token, _) in sets.items()}, named_sets
 
 
 def _validate_range(

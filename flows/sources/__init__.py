@@ -51,11 +51,8 @@ def parse_batch(
     sink = ParsedSink(directory)
     try:
         sql_parser = sql_parser_for(batch.source)
-        groups = [
-            replace(batch, files=batch.files[start : start + size])
-            for size in [_group_size(len(batch.files), files_per_group, workers)]
-            for start in range(0, len(batch.files), size)
-        ]
+        size = _group_size(len(batch.files), files_per_group, workers)
+        groups = [replace(batch, files=batch.files[i : i + size]) for i in range(0, len(batch.files), size)]
         if sql_parser:
             for table, select in sql_parser(sink.con, batch, key).items():
                 sink.add_sql(table, select)

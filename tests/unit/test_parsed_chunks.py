@@ -95,10 +95,15 @@ def test_cells_become_text_column_wise_as_one_by_one():
 
 @pytest.fixture
 def pool_for_any_chunks(monkeypatch):
-    """Worker processes even for the mini county's few chunks (else started from 8 chunks)."""
+    """Worker processes even for the mini county's few chunks (else started from 8 chunks),
+    started by the test itself: no pool runs before it, and the test's pool is shut down after."""
     from expectations import validate
 
     monkeypatch.setattr(validate, "POOL_MIN_CHUNKS", 2)
+    monkeypatch.setattr(validate, "_POOL", None)
+    yield
+    if validate._POOL is not None:
+        validate._POOL[1].shutdown()
 
 
 def test_chunks_validated_by_worker_processes_give_the_same_result(batches, pool_for_any_chunks):
@@ -109,7 +114,7 @@ def test_chunks_validated_by_worker_processes_give_the_same_result(batches, pool
     parallel = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1, workers=2)
     from expectations.validate import _pool_running
 
-    assert _pool_running(2)  # the chunks did go to worker processes
+    assert _pool_running(2)  # the chunks did go to worker processes (none ran before: the fixture)
     assert not serial.failures.empty
     for a, b in zip(_comparable(serial), _comparable(parallel), strict=True):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
