@@ -20,8 +20,8 @@ def _quote(s: str) -> str:
 
 
 def _select(col: Column, i: int) -> str:
-    """The column's expression over `v` (the record's scalar fields, extracted in one pass) or,
-    for arrays, over the record itself."""
+    """The column's expression over `v` (the record's scalar fields, extracted in one pass), the
+    record itself (arrays), or the table `hashed_list_<i>` (arrays of identifiers)."""
     f = _quote(col.fields[0])
     match col.type:
         case "text" | "date" | "timestamp" | "bool":
@@ -33,7 +33,7 @@ def _select(col: Column, i: int) -> str:
         case "text_list":
             expr = f"cast(rec->{f} as varchar[])"
         case "pseudonym_list":
-            expr = f"list_transform(cast(rec->{f} as varchar[]), lambda x: pseudonym(x))"
+            expr = f"hashed_list_{i}.keys"
         case _:
             raise ValueError(col.type)
     return f'{expr} as "{col.name}"'
@@ -98,17 +98,38 @@ def json_pages_select(
     _check_drift(con, batch, mapping)
     _deduplicate(con, batch, mapping)
     scalars = [c for c in mapping.kept_columns if c.type not in _LISTS]
-    index = {c.name: i for i, c in enumerate(scalars, 1)}
+    hashed = [c for c in mapping.kept_columns if c.type == "pseudonym_list"]
+    index = {c.name: i for i, c in enumerate(scalars, 1)} | {c.name: i for i, c in enumerate(hashed)}
+    for i, col in enumerate(hashed):
+        _hash_list(con, col, f"hashed_list_{i}")
     fields = "[" + ", ".join(_quote(c.fields[0]) for c in scalars) + "]"
     cols = ", ".join(_select(c, index.get(c.name, 0)) for c in mapping.kept_columns)
+    joins = "".join(f" left join hashed_list_{i} using (_rid)" for i in range(len(hashed)))
     select = (
         f"select _source_file, _row_number::integer as _row_number, {cols} "
-        f"from (select *, json_extract_string(rec, {fields}) as v from pages)"
+        f"from (select rowid as _rid, *, json_extract_string(rec, {fields}) as v from pages){joins}"
     )
     if not derived:
         return select
     extra = ", ".join(f'{expr} as "{name}"' for name, expr in derived.items())
     return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
+
+
+def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
+    """The table (`_rid`: the page row's rowid, `keys`) of an array of identifiers (officers'
+    certificate numbers) hashed element by element, each distinct value once: the same officers
+    appear on thousands of records. NULL stays NULL, [] stays [], elements keep their order."""
+    con.execute(
+        f"""
+        create or replace temp table {table} as
+        with lists as (select rowid as _rid, cast(rec->{_quote(col.fields[0])} as varchar[]) as l from pages),
+        elements as (select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists),
+        hashes as (select x, pseudonym(x) as h from (select distinct x from elements where x is not null)),
+        hashed as (select _rid, list(h order by i) as keys from elements left join hashes using (x) group by _rid)
+        select _rid, case when l is not null then coalesce(keys, []) end as keys
+        from lists left join hashed using (_rid)
+        """
+    )
 
 
 def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
@@ -122,10 +143,7 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
     id_f = _quote(by_name[mapping.key[0]].fields[0])
     ts = by_name.get("source_modified_at")
     ts_f = _quote(ts.fields[0]) if ts else "''"
-    duplicated = con.execute(
-        f"select count({id_f}) > count(distinct {id_f}) from (select rec->>{id_f} as {id_f} from pages)"
-    )
-    if duplicated.fetchone()[0]:  # the window (a sort of every record) only when there are duplicates
+    if _repeats(con, f"rec->>{id_f}"):  # the window (a sort of every record) only when there are duplicates
         con.execute(
             f"""
             create or replace temp table pages as
@@ -141,6 +159,11 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
             f"delete from pages where rec->>{ts_f} = $ts and rec->>{id_f} in (select unnest($ids))",
             {"ts": seen["modified_at"], "ids": list(seen["ids"])},
         )
+
+
+def _repeats(con: duckdb.DuckDBPyConnection, expr: str) -> bool:
+    """Whether a non-null value of `expr` occurs on more than one row of `pages`."""
+    return con.execute(f"select count(v) > count(distinct v) from (select {expr} as v from pages)").fetchone()[0]
 
 
 def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:

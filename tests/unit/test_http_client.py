@@ -165,3 +165,29 @@ def test_json_pages_keep_one_row_per_record_the_latest(tmp_path):
     seen = {"already_loaded": {"modified_at": "2024-01-05 10:00:00", "ids": ["E2", "E3"]}}
     df = parse_json_pages(_batch(tmp_path, pages, seen), table_mapping("enforcement", "enforcement_act"), b"k")
     assert sorted(df["act_id"]) == ["E1"]
+
+
+def test_certificate_lists_hashed_element_by_element_and_repeats_found(tmp_path):
+    import duckdb
+
+    from flows.sources.enforcement import parse_enforcement
+    from flows.sources.json_pages import _repeats
+    from flows.sources.pseudonym import pseudonym
+    from tests.fixtures import mini
+
+    good, _ = mini.enforcement_records()
+    lists = [["B1", "A1", "B1"], [], None, ["A1", None, " "], ["C1"]]
+    records = [dict(good[0], 行为编号=f"E{n}", 执法证号=certs) for n, certs in enumerate(lists)]
+    del records[2]["执法证号"]  # the field absent: NULL, as a null value gives
+    df = parse_enforcement(_batch(tmp_path, [records[:3], records[3:]]), b"k")["enforcement_act"]
+    got = df.set_index("act_id")["officer_certificate_keys"]
+    for n, certs in enumerate(lists):
+        want = None if certs is None else [pseudonym(c, b"k") if c and c.strip() else None for c in certs]
+        assert (list(got[f"E{n}"]) if hasattr(got[f"E{n}"], "__len__") else None) == want, n
+    assert list(df.set_index("act_id")["officer_count"]) == [3, 0, 0, 3, 1]
+
+    con = duckdb.connect()
+    con.execute("create table pages as select * from (values ('a'), ('b'), (null), (null)) t(id)")
+    assert not _repeats(con, "id")  # NULLs are not repeats
+    con.execute("insert into pages values ('a')")
+    assert _repeats(con, "id")
