@@ -63,16 +63,18 @@ def parse_batch(
                     pool.submit(_parse_group, group, key, directory / f"group-{i:05d}")
                     for i, group in enumerate(groups)
                 ]
-                for i, part in enumerate(parts):  # in file order, whichever worker finishes first
+                for part in parts:  # in file order, whichever worker finishes first
                     for table, path in part.result().items():
                         sink.add_parquet(table, path)
-                    remove_parsed(directory / f"group-{i:05d}")
         else:
             parser = parser_for(batch.source)
             for group in groups:
                 for table, df in parser(group, key).items():
                     sink.add_frame(table, df)
-        return sink.finish()
+        parsed = sink.finish()
+        for part in directory.glob("group-*"):
+            remove_parsed(part)
+        return parsed
     except BaseException:
         sink.close()
         remove_parsed(directory)

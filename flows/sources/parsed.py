@@ -92,8 +92,9 @@ def _empty_frame(path: Path) -> pd.DataFrame:
 
 class ParsedSink:
     """Collects a batch's parsed rows per table in temporary tables of a scratch DuckDB file
-    (in memory up to the limit, spilled beside it beyond), then writes the Parquet files
-    (`finish`). `con` is open for parsers that build their tables in SQL."""
+    (in memory up to the limit, spilled beside it beyond) or as Parquet files of groups parsed by
+    worker processes, then writes each table's one sorted Parquet file (`finish`). `con` is open
+    for parsers that build their tables in SQL."""
 
     def __init__(self, directory: Path, memory_limit: str = MEMORY_LIMIT):
         if directory.exists():
@@ -103,12 +104,15 @@ class ParsedSink:
         self.con = quiet_connect(directory / "parse.duckdb")
         self.con.execute(f"set memory_limit = '{memory_limit}'")
         self.con.execute("set preserve_insertion_order = false")
-        self.tables: list[str] = []
+        self.tables: list[str] = []  # in the order they came
+        self.temp: set[str] = set()  # those with a temporary table
+        self.parts: dict[str, list[Path]] = {}  # those with groups parsed elsewhere
 
     def add_sql(self, table: str, select_sql: str, params: dict | None = None) -> None:
         """The rows of a query on `con` become the table (parsers that work in SQL)."""
         self.con.execute(f'create temp table "{table}" as {select_sql}', params or {})
         self.tables.append(table)
+        self.temp.add(table)
 
     def add_frame(self, table: str, df: pd.DataFrame) -> None:
         """Append a group's rows; the first group fixes the columns and their types."""
@@ -117,12 +121,17 @@ class ParsedSink:
         self.con.unregister("incoming")
 
     def add_parquet(self, table: str, path: Path) -> None:
-        """Append a group parsed elsewhere (a worker process: write_frame)."""
-        self._append(table, f"select * from read_parquet('{path}')")
+        """Append a group parsed elsewhere (a worker process: write_frame). The file is read once,
+        by `finish`: it must stay until then."""
+        self.parts.setdefault(table, []).append(path)
+        if table not in self.tables:
+            self.tables.append(table)
 
     def _append(self, table: str, select_sql: str) -> None:
-        if table not in self.tables:
+        if table not in self.temp:
             self.con.execute(f'create temp table "{table}" as {select_sql} limit 0')
+            self.temp.add(table)
+        if table not in self.tables:
             self.tables.append(table)
         self.con.execute(f'insert into "{table}" by name {select_sql}')
 
@@ -130,21 +139,30 @@ class ParsedSink:
         """Every table as Parquet sorted by township (then file and row), `_row` first."""
         out = {}
         for table in self.tables:
-            cols = {r[0] for r in self.con.execute(f'describe "{table}"').fetchall()}
+            source = self._rows(table)
+            cols = {r[0] for r in self.con.execute(f"describe select * from {source}").fetchall()}
             order = ", ".join(
                 c for c in ("township_code nulls last", "_source_file", "_row_number") if c.split()[0] in cols
             )
             path = self.directory / f"{table}.parquet"
             # snappy: scratch files, read twice and deleted; writes ~2x faster than zstd, 1.6x larger
-            self.con.execute(
-                f'copy (select row_number() over (order by {order}) - 1 as _row, * from "{table}" order by _row) '
+            (rows,) = self.con.execute(
+                f"copy (select row_number() over (order by {order}) - 1 as _row, * from {source} order by _row) "
                 f"to '{path}' (format parquet, compression snappy)"
-            )
-            rows = self.con.execute(f'select count(*) from "{table}"').fetchone()[0]
+            ).fetchone()
             out[table] = ParsedTable(table, path, int(rows))
         self.close()
         (self.directory / "parse.duckdb").unlink(missing_ok=True)
         return out
+
+    def _rows(self, table: str) -> str:
+        """The table's rows: its temporary table and the groups parsed elsewhere (read directly,
+        not copied into the scratch file first)."""
+        sources = [f'select * from "{table}"'] if table in self.temp else []
+        if table in self.parts:
+            files = ", ".join(f"'{p}'" for p in self.parts[table])
+            sources.append(f"select * from read_parquet([{files}], union_by_name = true)")
+        return "(" + " union all by name ".join(sources) + ")"
 
     def close(self) -> None:
         self.con.close()

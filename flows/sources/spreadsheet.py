@@ -176,16 +176,16 @@ class TableRows:
         return len(kept)
 
     def frame(self) -> pd.DataFrame:
-        """`_source_file`, `_row_number` (as Excel numbers rows), the mapped columns as text,
-        then the constant columns."""
+        """`_source_file`, `_row_number` (as Excel numbers rows), the kept columns as normalised
+        text (normal_text), then the constant columns. Personal columns never leave the cells."""
         df = pd.DataFrame(
             {
                 "_source_file": pd.Series(self.files, dtype=object),
                 "_row_number": pd.Series(self.numbers, dtype="int32"),
             }
         )
-        for name, values in self.values.items():
-            df[name] = cells_to_text(pd.Series(values, dtype=object))
+        for col in self.mapping.kept_columns:
+            df[col.name] = normal_text(pd.Series(self.values[col.name], dtype=object))
         for name, values in self.constants.items():
             df[name] = values
         return df
@@ -245,15 +245,32 @@ def footer_value(rows: list[list], label: str) -> str | None:
     return None
 
 
+def _normal(v) -> str | None:
+    return unicodedata.normalize("NFKC", str(v)).strip() or None
+
+
 def normalise_text(s: pd.Series) -> pd.Series:
     """NFKC (full-width digits and spaces), trimmed, blank as missing. Ledger columns repeat few
     distinct values: each distinct value is normalised once (factorize), not every cell."""
-    return _map_distinct(s, lambda v: unicodedata.normalize("NFKC", str(v)).strip() or None).astype("string")
+    return _map_distinct(s, _normal).astype("string")
+
+
+def normal_text(cells: pd.Series) -> pd.Series:
+    """Raw cells as normalised text: normalise_text(cells_to_text(cells)), in one pass over the
+    distinct values when the column holds only text (the common case: blank text is missing
+    either way)."""
+    if pd.api.types.infer_dtype(cells, skipna=True) in ("string", "empty"):
+        return normalise_text(cells)
+    return normalise_text(cells_to_text(cells))
 
 
 def normalise_dates(s: pd.Series) -> pd.Series:
     """ISO dates from 2023-3-5 / 2023年3月5日 / 2023.3.5 / 2023/3/5 / Excel serials; other text kept."""
-    text = normalise_text(s)
+    return _dates(normalise_text(s))
+
+
+def _dates(text: pd.Series) -> pd.Series:
+    """normalise_dates of text already normalised."""
     parts = text.str.extract(_DATE_TEXT)
     iso = parts[0] + "-" + parts[1].str.zfill(2) + "-" + parts[2].str.zfill(2)
     serial = pd.to_numeric(text.where(text.str.fullmatch(r"\d{5}(\.\d+)?", na=False)), errors="coerce")
@@ -265,19 +282,17 @@ def normalise_dates(s: pd.Series) -> pd.Series:
 def canonicalise(
     df: pd.DataFrame, mapping: TableMapping, key: bytes, passthrough: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """Normalise by column type, hash identifiers, drop personal fields; one call per table for a
-    whole batch (all files together), not per file."""
+    """Type the kept columns of a TableRows frame (normalised text) and hash identifiers; one
+    call per table for a whole batch (all files together), not per file."""
     out = df[["_source_file", "_row_number", *passthrough]].copy()
-    for col in mapping.columns:
-        if not col.kept:
-            continue
+    for col in mapping.kept_columns:
         s = df[col.name]
         if col.type == "date":
-            out[col.name] = normalise_dates(s)
+            out[col.name] = _dates(s)
         elif col.type == "number":
-            out[col.name] = pd.to_numeric(normalise_text(s), errors="coerce").astype("float64")
+            out[col.name] = pd.to_numeric(s, errors="coerce").astype("float64")
         else:
-            out[col.name] = normalise_text(s)
+            out[col.name] = s
     hashed = [c.name for c in mapping.kept_columns if c.type == "pseudonym"]
     if hashed and len(out):
         con = quiet_connect()
