@@ -69,24 +69,18 @@ def json_pages_select(
     install_pseudonym_macro(con, key)
     try:
         # read_json_objects + one cast is ~8x faster than read_json with a JSON[] column; each
-        # page is read once (temp tables: in memory, spilled to disk beyond the memory limit)
+        # page is read once (temp table: in memory, spilled to disk beyond the memory limit)
         con.execute(
             """
-            create or replace temp table docs as
-            select parse_filename(filename) as _source_file,
-                   cast(json_extract(json, '$.records') as json[]) as records
-            from read_json_objects($paths, filename = true, format = 'auto')
+            create or replace temp table pages as
+            select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
+            from (select parse_filename(filename) as _source_file,
+                         cast(json_extract(json, '$.records') as json[]) as records
+                  from read_json_objects($paths, filename = true, format = 'auto'))
+            where records is not null or error(_source_file || ' has no records array')
             """,
             {"paths": paths},
         )
-        missing = con.execute("select _source_file from docs where records is null limit 1").fetchall()
-        if missing:
-            raise duckdb.InvalidInputException(f"{missing[0][0]} has no records array")
-        con.execute(
-            "create or replace temp table pages as "
-            "select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number from docs"
-        )
-        con.execute("drop table docs")
     except duckdb.Error as exc:
         raise SourceError(
             batch.source,

@@ -191,3 +191,11 @@ def test_certificate_lists_hashed_element_by_element_and_repeats_found(tmp_path)
     assert not _repeats(con, "id")  # NULLs are not repeats
     con.execute("insert into pages values ('a')")
     assert _repeats(con, "id")
+
+
+def test_a_landed_page_without_records_stops_the_batch_naming_the_page(tmp_path):
+    batch = _batch(tmp_path, [[], []])
+    batch.files[1].path.write_text(json.dumps({"data": []}), encoding="utf-8")
+    with pytest.raises(SourceError) as err:
+        parse_json_pages(batch, table_mapping("enforcement", "enforcement_act"), b"k")
+    assert err.value.rule == "page-json" and "page-000002.json has no records array" in str(err.value)
