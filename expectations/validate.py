@@ -302,7 +302,7 @@ def _validate_frame(table: str, frame: pd.DataFrame, params: dict, context: dict
             data = frame[[c for c in columns if c in frame.columns and not _is_list_column(frame[c])]]
         if _row_wise(table, part) and len(data.columns):
             distinct, of_row = _distinct(data)
-            fold.add(_run(table, part, distinct, params), len(data), context, (data.index.to_numpy(), of_row))
+            fold.add(_run(table, part, distinct, params), len(data), context, (data.index.to_numpy(), of_row, distinct))
         else:
             fold.add(_run(table, part, data, params), len(data), context)
     return fold
@@ -319,15 +319,36 @@ _NOT_ROW_WISE = {
 def _row_wise(table: str, part: str) -> bool:
     """Every expectation of the part judges a row by that row's own values (no uniqueness, no
     order, no `mostly`), so GX can judge each distinct combination of the part's values once.
-    Not with a row condition: GX counts the rows the condition selects, which a run on distinct
-    values cannot tell."""
+    A row condition is fine when _selected can tell which rows it selects: GX counts those rows
+    (element_count), which the run on distinct values then weighs by how many rows each is."""
     return all(
         e["type"].startswith(("expect_column_values_to_", "expect_column_pair_values_"))
         and e["type"] not in _NOT_ROW_WISE
-        and not {"mostly", "row_condition"} & set(e["kwargs"])
+        and "mostly" not in e["kwargs"]
+        and ("row_condition" not in e["kwargs"] or _selected(None, e["kwargs"]["row_condition"]) is not None)
         for e in load_suite_doc(table)["expectations"]
         if _part_of(e)[0] == part
     )
+
+
+def _selected(frame: pd.DataFrame | None, condition) -> np.ndarray | bool | None:
+    """The rows of `frame` a GX row condition selects, for the conditions the suites use: a
+    column == a value, or IN a list (a missing value is never selected, as in GX). None for any
+    other condition; with frame None, only whether the condition is one of these."""
+    if not (isinstance(condition, dict) and condition.get("type") == "comparison"):
+        return None
+    column, operator, value = (
+        (condition.get("column") or {}).get("name"),
+        condition.get("operator"),
+        condition.get("parameter"),
+    )
+    if not isinstance(column, str) or operator not in ("==", "IN"):
+        return None
+    if frame is None:
+        return True
+    values = frame[column].astype(object)
+    chosen = values.isin(value if operator == "IN" else [value]) & values.notna()
+    return chosen.to_numpy(dtype=bool)
 
 
 def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -352,16 +373,22 @@ class _Fold:
 
     def add(self, outcomes, n_rows: int, context: dict, distinct: tuple | None = None) -> None:
         """One GX run's results. `distinct`: the run was on distinct rows (_distinct); then
-        (row positions, distinct row number of each) map its failures back to every row."""
+        (row positions, distinct row number of each, the distinct rows) map its failures back to
+        every row."""
         for r in outcomes:
             cfg = r.expectation_config
             meta = cfg.meta or {}
             level = meta.get("level", "row")
             res = r.result or {}
             if distinct is not None and "unexpected_count" in res:
-                positions, of_row = distinct
+                positions, of_row, rows = distinct
                 failing = positions[np.isin(of_row, res.get("unexpected_index_list") or [])]
-                res = res | {"element_count": n_rows, "unexpected_count": len(failing)}
+                counted = n_rows
+                if cfg.kwargs.get("row_condition"):  # the rows the condition selects, as GX counts
+                    counted = int(
+                        np.bincount(of_row, minlength=len(rows))[_selected(rows, cfg.kwargs["row_condition"])].sum()
+                    )
+                res = res | {"element_count": counted, "unexpected_count": len(failing)}
                 res["unexpected_index_list"] = failing.tolist()
             self._merge_result(
                 (meta.get("rule"), cfg.type),
