@@ -42,6 +42,13 @@ def sql_parser_for(source: str) -> SqlParser | None:
     return {"enforcement": enforcement_select, "mediation": mediation_select}.get(source)
 
 
+# Spreadsheets below this many bytes are parsed in this process whatever `workers` says: a
+# worker process costs ~1.2 s to start (it imports pandas, DuckDB and calamine), and a province's
+# 1,100 annual returns (8 MB) parse in ~1 s here but took ~2 s on two workers. A province's
+# training rosters (26 MB) take ~20 s here, ~10 s on two.
+PARALLEL_MIN_BYTES = 12 * 2**20
+
+
 def parse_batch(
     batch: LandedBatch, key: bytes, directory: Path, files_per_group: int = FILES_PER_GROUP, workers: int = 1
 ) -> dict[str, ParsedTable]:
@@ -51,6 +58,8 @@ def parse_batch(
     sink = ParsedSink(directory)
     try:
         sql_parser = sql_parser_for(batch.source)
+        if sum(f.bytes for f in batch.files) < PARALLEL_MIN_BYTES:
+            workers = 1
         size = _group_size(len(batch.files), files_per_group, workers)
         groups = [replace(batch, files=batch.files[i : i + size]) for i in range(0, len(batch.files), size)]
         if sql_parser:

@@ -140,7 +140,15 @@ def test_each_run_checks_townships_against_its_own_list_in_workers_too(batches, 
     assert r07_rows(validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1, workers=2)) == outside_both
 
 
-def test_groups_parsed_by_worker_processes_give_the_same_tables(batches):
+@pytest.fixture
+def parallel_for_any_bytes(monkeypatch):
+    """Worker processes for the mini county's small workbooks (else parsed in this process)."""
+    import flows.sources
+
+    monkeypatch.setattr(flows.sources, "PARALLEL_MIN_BYTES", 0)
+
+
+def test_groups_parsed_by_worker_processes_give_the_same_tables(batches, parallel_for_any_bytes):
     root, landed = batches
     assert len(landed["returns"].files) == 2  # one group each, two workers
     serial = parse_batch(landed["returns"], KEY, root / "serial", files_per_group=1)
@@ -150,7 +158,22 @@ def test_groups_parsed_by_worker_processes_give_the_same_tables(batches):
     assert not list((root / "parallel").glob("group-*"))  # each worker's part is removed once taken
 
 
-def test_a_bad_file_in_a_worker_process_stops_the_batch_naming_it(batches, tmp_path):
+def test_a_small_batch_is_parsed_in_this_process_whatever_the_workers(batches, tmp_path, monkeypatch):
+    import flows.sources
+
+    def no_processes(*args, **kwargs):
+        raise AssertionError("worker processes started for a small batch")
+
+    root, landed = batches
+    monkeypatch.setattr(flows.sources, "ProcessPoolExecutor", no_processes)
+    parsed = parse_batch(landed["returns"], KEY, tmp_path / "small", files_per_group=1, workers=2)
+    assert parsed["annual_return_item"].rows > 0
+    monkeypatch.setattr(flows.sources, "PARALLEL_MIN_BYTES", 0)
+    with pytest.raises(AssertionError, match="worker processes started"):
+        parse_batch(landed["returns"], KEY, tmp_path / "large", files_per_group=1, workers=2)
+
+
+def test_a_bad_file_in_a_worker_process_stops_the_batch_naming_it(batches, tmp_path, parallel_for_any_bytes):
     from dataclasses import replace
 
     from flows.sources.landing import LandedFile
