@@ -104,6 +104,7 @@ def last_flow_run(api: str) -> dict:
     return {
         "id": run["id"],
         "state": run["state_type"],
+        "start": start,
         "seconds": (end - start).total_seconds(),
         "total_run_time": run["total_run_time"],
     }
@@ -141,15 +142,16 @@ def print_hot_functions(collapsed: Path, top: int = 30) -> None:
             print(f"  {n / total:6.1%}  {frame}")
 
 
-def task_durations(api: str, flow_run_id: str) -> list[tuple[str, float]]:
-    """The flow run's task runs and their durations as the server records them, longest first."""
-    runs = api_json(f"{api}/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200})
+def task_timeline(api: str, flow_run: dict) -> list[tuple[str, float, float]]:
+    """The flow run's task runs as the server records them: (name, start in seconds after the
+    flow run's start, duration), in order of start. The gaps are Prefect's own time."""
+    runs = api_json(f"{api}/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run["id"]]}}, "limit": 200})
     out = []
     for r in runs:
         if r["start_time"] and r["end_time"]:
-            seconds = (datetime.fromisoformat(r["end_time"]) - datetime.fromisoformat(r["start_time"])).total_seconds()
-            out.append((r["name"], seconds))
-    return sorted(out, key=lambda t: -t[1])
+            start, end = datetime.fromisoformat(r["start_time"]), datetime.fromisoformat(r["end_time"])
+            out.append((r["name"], (start - flow_run["start"]).total_seconds(), (end - start).total_seconds()))
+    return sorted(out, key=lambda t: t[1])
 
 
 def main() -> None:
@@ -213,8 +215,10 @@ def main() -> None:
             flush=True,
         )
 
-        tasks = task_durations(api, incremental["id"])
-        print("  its task runs (server): " + ", ".join(f"{name} {sec:.2f} s" for name, sec in tasks))
+        tasks = task_timeline(api, incremental)
+        print("  its task runs (server; name: start after the flow run's start + duration):")
+        for name, start, sec in tasks:
+            print(f"    {name:<28}{start:6.2f} s + {sec:.2f} s")
         if args.profile and args.profiler == "py-spy":
             print_hot_functions(args.profile)
 
@@ -238,6 +242,7 @@ def main() -> None:
                         "cpus": os.cpu_count(),
                     },
                     indent=2,
+                    default=str,  # the runs' start times
                 )
             )
     finally:
