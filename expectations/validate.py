@@ -355,8 +355,13 @@ def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """The distinct rows of `data` (indexed 0..k-1) and, for each row of `data`, the number of
     its distinct row. Most columns hold few values (dates, codes, categories): GX's per-value
     work then runs on hundreds of rows instead of hundreds of thousands."""
-    of_row = data.groupby(list(data.columns), dropna=False, sort=False).ngroup().to_numpy()
-    _, first = np.unique(of_row, return_index=True)  # the first row of each group, by group number
+    if data.shape[1] == 1:  # most parts: one column, factorized without a groupby
+        of_row, _ = pd.factorize(data.iloc[:, 0], use_na_sentinel=False)
+    else:
+        of_row = data.groupby(list(data.columns), dropna=False, sort=False).ngroup().to_numpy()
+    # numbered in order of first appearance: a row is its group's first when its number exceeds
+    # every number before it (no sort)
+    first = np.flatnonzero(np.r_[True, of_row[1:] > np.maximum.accumulate(of_row)[:-1]]) if len(of_row) else []
     distinct = data.iloc[first]
     distinct.index = pd.RangeIndex(len(first))
     return distinct, of_row
