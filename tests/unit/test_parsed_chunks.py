@@ -93,6 +93,19 @@ def test_cells_become_text_column_wise_as_one_by_one():
         assert got == [_cell_text(v) for v in column]
 
 
+def test_cells_become_normalised_text_in_one_pass_as_in_two():
+    from flows.sources.spreadsheet import normal_text, normalise_text
+
+    for column in (
+        ["Ｓ１", " S1 ", "\u3000", "", None, "张三", "S1"],  # text only: full-width, blank, repeats
+        ["３", 3.0, 3, " 3 ", None, "", 2.5, datetime(2023, 3, 5), True],  # mixed cell types
+        [None, None],
+        [],
+    ):
+        cells = pd.Series(column, dtype=object)
+        pd.testing.assert_series_equal(normal_text(cells), normalise_text(cells_to_text(cells)))
+
+
 @pytest.fixture
 def pool_for_any_chunks(monkeypatch):
     """Worker processes even for the mini county's few chunks (else started from 8 chunks),
