@@ -105,3 +105,20 @@ def test_a_reader_that_resolved_the_parquet_link_keeps_its_files_until_the_next_
     publish(3)
     assert not resolved.exists()  # two publishes later the old folder is gone
     assert len(list(tmp_path.glob("parquet-*"))) == 2
+
+
+def test_a_failed_parquet_export_keeps_the_previous_files(tmp_path):
+    from warehouse.parquet_export import export_parquet
+
+    db = tmp_path / "published.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create schema mart")
+    con.execute("create table mart.figures as select 1 as edition")
+    con.execute("create table mart.more as select 2 as edition")
+    con.close()
+    export_parquet(db, ("mart.figures", "mart.more"))
+    before = (tmp_path / "parquet").resolve()
+    with pytest.raises(duckdb.CatalogException):
+        export_parquet(db, ("mart.figures", "mart.missing", "mart.more"))
+    assert (tmp_path / "parquet").resolve() == before
+    assert sorted(p.name for p in before.iterdir()) == ["mart.figures.parquet", "mart.more.parquet"]
