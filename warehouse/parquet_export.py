@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 from warehouse.db import connect
+
+# zstd at level 1, not DuckDB's default 3: the files stay compressed for analysts, and at province
+# scale the export took 2.2-3.2 s instead of 2.8-4.3 s (five runs each) while the files came out
+# no larger (39.3 MB, not 40.5 MB).
+PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 1"
+# Tables written two at a time, each on its own cursor: a table of one row group (most of them)
+# is written by a single thread, so one table at a time left the second core idle (province:
+# 1.9-2.9 s -> 1.5-1.7 s over four runs each, the same CPU time).
+WRITERS = 2
 
 
 def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
@@ -24,9 +36,11 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
     building.mkdir()
     con = connect(published_db, read_only=True)
     try:
-        for table in tables:
-            target = building / f"{table}.parquet"
-            con.execute(f"copy (select * from {table}) to '{target}' (format parquet, compression zstd)")
+        with ThreadPoolExecutor(WRITERS) as pool:
+            # one cursor per table, made here: a connection is not for use from several threads
+            writes = [pool.submit(_write_table, con.cursor(), building, table) for table in tables]
+            for write in writes:
+                write.result()  # the first failure raises, and the link is not switched
     finally:
         con.close()
     link = folder / "parquet"
@@ -38,3 +52,10 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
         if old not in (building, previous):
             shutil.rmtree(old, ignore_errors=True)
     return link
+
+
+def _write_table(cursor: duckdb.DuckDBPyConnection, building: Path, table: str) -> None:
+    try:
+        cursor.execute(f"copy (select * from {table}) to '{building / f'{table}.parquet'}' ({PARQUET_OPTIONS})")
+    finally:
+        cursor.close()

@@ -58,11 +58,15 @@ def test_the_same_tables_as_parquet(mini_run):
     folder = mini_run.settings.published_db.parent / "parquet"
     assert folder.is_symlink()
     con = duckdb.connect()
+    con.execute(f"attach '{mini_run.settings.published_db}' as pub (read_only)")
     for table in PUBLISHED_TABLES:
-        n = con.execute(f"select count(*) from '{folder / (table + '.parquet')}'").fetchone()[0]
-        m = duckdb.connect(str(mini_run.settings.published_db), read_only=True)
-        assert n == m.execute(f"select count(*) from {table}").fetchone()[0], table
-        m.close()
+        path = folder / (table + ".parquet")
+        n = con.execute(f"select count(*) from '{path}'").fetchone()[0]
+        assert n == con.execute(f"select count(*) from pub.{table}").fetchone()[0], table
+        for a, b in ((f"'{path}'", f"pub.{table}"), (f"pub.{table}", f"'{path}'")):
+            assert con.execute(f"select count(*) from (from {a} except all from {b})").fetchone()[0] == 0, table
+        codecs = {r[0] for r in con.execute(f"select distinct compression from parquet_metadata('{path}')").fetchall()}
+        assert codecs <= {"ZSTD"} and (codecs or n == 0), (table, codecs)  # analysts get compressed files
 
 
 def test_the_data_dictionary_document_is_current(mini_run):
@@ -101,3 +105,20 @@ def test_a_reader_that_resolved_the_parquet_link_keeps_its_files_until_the_next_
     publish(3)
     assert not resolved.exists()  # two publishes later the old folder is gone
     assert len(list(tmp_path.glob("parquet-*"))) == 2
+
+
+def test_a_failed_parquet_export_keeps_the_previous_files(tmp_path):
+    from warehouse.parquet_export import export_parquet
+
+    db = tmp_path / "published.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create schema mart")
+    con.execute("create table mart.figures as select 1 as edition")
+    con.execute("create table mart.more as select 2 as edition")
+    con.close()
+    export_parquet(db, ("mart.figures", "mart.more"))
+    before = (tmp_path / "parquet").resolve()
+    with pytest.raises(duckdb.CatalogException):
+        export_parquet(db, ("mart.figures", "mart.missing", "mart.more"))
+    assert (tmp_path / "parquet").resolve() == before
+    assert sorted(p.name for p in before.iterdir()) == ["mart.figures.parquet", "mart.more.parquet"]
