@@ -55,15 +55,6 @@ def data_years(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
     ).fetchone()
 
 
-def evidence_query() -> str:
-    """mart.indicator_evidence's query, with the four source models as its CTEs. One statement, not
-    a temp table per model: DuckDB runs the models side by side and streams their rows into the
-    sort instead of first materialising them (1.85 million rows at province scale, where the
-    compute took 3.15-3.60 s, median 3.50, and takes 2.82-3.35 s, median 3.10, over 7 runs each)."""
-    models = ",\n".join(f"{model} as (\n{sql(f'models/marts/{model}.sql')}\n)" for model in EVIDENCE_MODELS)
-    return f"with {models}\n{sql('models/marts/indicator_evidence.sql')}"
-
-
 def compute_indicators(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -88,10 +79,14 @@ def compute_indicators(
         con.register("workdays", workdays)
         con.execute("delete from ref.workday")
         con.execute("insert into ref.workday select day, is_workday, workday_seq from workdays")
-        con.execute(
-            f"create or replace table mart.indicator_evidence as {evidence_query()}",
-            params | {"required_hours": required_training_hours},
-        )
+        for model in EVIDENCE_MODELS:
+            model_params = dict(params)
+            if model == "evidence_training":
+                model_params["required_hours"] = required_training_hours
+            con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", model_params)
+        con.execute(f"create or replace table mart.indicator_evidence as {sql('models/marts/indicator_evidence.sql')}")
+        for model in EVIDENCE_MODELS:
+            con.execute(f"drop table {model}")
         con.execute(
             f"create or replace table mart.indicator_value as {sql('models/marts/indicator_value.sql')}",
             {"first_year": first_year, "last_year": last},
