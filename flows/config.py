@@ -162,7 +162,7 @@ required_training_hours = 60         # TRN08: hours an enforcement officer needs
 lock_wait_seconds = 600              # a second run waits this long for the one writing, then exits
 
 [landing]
-# retention_days = 90                # purge landed raw exports this old once loaded (off by default)
+# retention_days = 90                # purge landed exports this old (off by default; docs/operations.md)
 
 [pseudonymisation]
 key_file = "{key_file}"         # demo only; production sets FAZHI_HMAC_KEY

@@ -309,27 +309,41 @@ def audit_and_publish(settings: Settings) -> Path:
 
 
 def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:
-    """Retention: delete landed batches older than `[landing] retention_days` once loaded.
-    Rebuilds replay the warehouse's raw layer, so nothing is lost by purging."""
-    if not settings.landing_retention_days or not settings.landing_dir.exists():
+    """Retention of the landing zone, which holds personal data; run at the end of a nightly run,
+    under the writer lock, when every pull of the run has finished.
+
+    - A `.pull-*` folder is an unfinished pull of a run that was killed: it was never a batch,
+      nothing reads it; always removed.
+    - With `[landing] retention_days`: a landed batch folder that old is removed: a loaded batch
+      counted from its load (rebuilds replay the warehouse's raw layer, so nothing is lost), a
+      batch never loaded (stopped by validation, or landed by a run killed before its load)
+      from its folder's last change. A source still delivering such files lands them again;
+      audit.batch keeps why a batch stopped."""
+    if not settings.landing_dir.exists():
         return []
-    now = now or datetime.now(UTC)
-    con = open_work_db(settings.work_db)
-    try:
-        loaded = {
-            r[0]: r[1]
-            for r in con.execute("select batch_id, loaded_at from audit.batch where status = 'loaded'").fetchall()
-        }
-    finally:
-        con.close()
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
     purged = []
-    for directory in sorted(settings.landing_dir.glob("*/*")):
-        loaded_at = loaded.get(directory.name)
-        if loaded_at and (now.replace(tzinfo=None) - loaded_at).days >= settings.landing_retention_days:
-            shutil.rmtree(directory)
-            purged.append(directory.name)
+    for directory in sorted(settings.landing_dir.glob("*/.pull-*")):
+        shutil.rmtree(directory)
+        purged.append(directory.name)
+    days = settings.landing_retention_days
+    if days:
+        con = open_work_db(settings.work_db)
+        try:
+            loaded = dict(con.execute("select batch_id, loaded_at from audit.batch where status = 'loaded'").fetchall())
+        finally:
+            con.close()
+        for directory in sorted(settings.landing_dir.glob("*/*")):
+            if not directory.is_dir():
+                continue
+            since = loaded.get(directory.name) or datetime.fromtimestamp(directory.stat().st_mtime, UTC).replace(
+                tzinfo=None
+            )
+            if (now - since).days >= days:
+                shutil.rmtree(directory)
+                purged.append(directory.name)
     if purged:
-        log.info("retention: purged %d landed batch(es)", len(purged))
+        log.info("retention: purged %d landing folder(s)", len(purged))
     return purged
 
 
