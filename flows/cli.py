@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", type=int, required=True)
     _add_home(p)
 
+    p = sub.add_parser(
+        "accept-extract",
+        help="accept a full extract stopped as far smaller than the previous one (rule *-B02): the source shrank",
+    )
+    p.add_argument("--source", required=True, help="the source whose stopped extract to accept, e.g. enforcement")
+    p.add_argument("--batch", help="the stopped batch id (default: the source's latest stopped batch)")
+    p.add_argument("--reason", required=True, help="why the smaller extract is right (kept in the audit)")
+    p.add_argument("--by", help="who accepts it (default: the operating-system user)")
+    _add_home(p)
+
     p = sub.add_parser("quarantine", help="open quarantine entries: records to fix in the source systems")
     p.add_argument("--source", help="source, e.g. enforcement (default: every source)")
     p.add_argument("--township", help="township name or code (default: every township)")
@@ -114,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "rebuild": cmd_rebuild,
             "rollup": cmd_rollup,
             "quarantine": cmd_quarantine,
+            "accept-extract": cmd_accept_extract,
             "simulate": cmd_simulate,
             "template": cmd_template,
         }[args.command](args)
@@ -362,6 +373,46 @@ def cmd_quarantine(args) -> int:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 2
     print(to_json(rows) if args.format == "json" else to_table(rows))
+    return 0
+
+
+def cmd_accept_extract(args) -> int:
+    import getpass
+    from datetime import UTC, datetime
+
+    from flows.config import load_settings, resolve_home
+    from warehouse.acceptance import AcceptanceRefused, accept_extract
+    from warehouse.db import open_work_db
+    from warehouse.lock import WriterBusy, writer_lock
+
+    settings = load_settings(resolve_home(args.home))
+    if args.source not in settings.sources:
+        print(f"错误 / error: 没有数据源 / no source {args.source} in {settings.home / 'fazhi.toml'}", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with writer_lock(settings.home, f"accept-extract-{now:%Y%m%dT%H%M%S}", settings.lock_wait_seconds):
+            con = open_work_db(settings.work_db)
+            try:
+                accepted = accept_extract(
+                    con, args.source, args.by or getpass.getuser(), args.reason, now, batch_id=args.batch
+                )
+            finally:
+                con.close()
+    except AcceptanceRefused as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    except WriterBusy as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 3
+    print(f"已接受 / accepted: {accepted.source} {accepted.batch_id}")
+    for table, rows in accepted.rows.items():
+        before = accepted.previous.get(table)
+        print(f"  {table}: {rows} 行 / rows (此前参照 / reference until now: {'-' if before is None else before})")
+    print(
+        "下次运行起，该数据源的全量导出与此规模比较 / from the next run, the source's full extracts are compared "
+        "with this size"
+    )
     return 0
 
 

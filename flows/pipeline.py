@@ -25,6 +25,7 @@ from flows.sources.landing import LandedBatch, delivered_files, land, write_mani
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
 from flows.sources.parsed import FILES_PER_GROUP, remove_parsed
 from warehouse import audit
+from warehouse.acceptance import reference_extract_rows
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
@@ -135,22 +136,13 @@ def extract_kind(settings: Settings, batch: LandedBatch) -> str:
 
 
 def previous_full_extract_rows(settings: Settings, source: str) -> dict[str, int]:
-    """Rows per table of the source's last loaded full extract (empty when there is none)."""
+    """Rows per table the source's full extract is compared with (rule *-B02): its last loaded
+    full extract's, or an operator-accepted stopped extract's (warehouse/acceptance.py)."""
     con = open_work_db(settings.work_db)
     try:
-        rows = con.execute(
-            """
-            select t.table_name, t.received_rows
-            from audit.batch_table t
-            join (select batch_id from audit.batch
-                  where source = ? and status = 'loaded' and extract_kind = 'full'
-                  order by loaded_at desc limit 1) b using (batch_id)
-            """,
-            [source],
-        ).fetchall()
+        return reference_extract_rows(con, source)
     finally:
         con.close()
-    return {table: int(n) for table, n in rows}
 
 
 def parsed_dir(settings: Settings, batch: LandedBatch) -> Path:

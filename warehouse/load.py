@@ -120,11 +120,15 @@ def record_stopped_batch(
     message_en: str,
     received_rows: int,
 ) -> LoadOutcome:
-    """A batch stopped by a batch-level rule: nothing loads; the audit says why. Its files are not
-    marked as loaded, so the next run tries them again (after the source is corrected)."""
+    """A batch stopped by a batch-level rule: nothing loads; the audit says why, and
+    audit.batch_table what each table received (an operator may accept a stopped full extract's
+    size: warehouse/acceptance.py). Its files are not marked as loaded, so the next run tries them
+    again (after the source is corrected)."""
     con.execute("begin transaction")
     try:
         _record_validation(con, batch, tables, loaded_at)
+        for t in tables:
+            con.execute("insert into audit.batch_table values (?, ?, ?, 0, 0)", [batch.batch_id, t.table, t.row_count])
         con.execute(
             "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, 0, ?, ?, ?)",
             [

@@ -409,3 +409,64 @@ def test_batch_rule_stops_the_source_and_others_still_load(home, make_batch):
     assert status == "stopped" and words in message
     assert run.outcomes["mediation"].status == "loaded"
     assert query(published, "select count(*) from core.mediation_case where case_id = 'M10'")[0][0] == 1
+
+
+def _latest(home: Path, source: str) -> tuple[str, str]:
+    return query(
+        home / "work.duckdb",
+        "select batch_id, status from audit.batch where source = ? order by loaded_at desc limit 1",
+        [source],
+    )[0]
+
+
+def test_an_accepted_smaller_full_extract_becomes_the_size_later_extracts_are_compared_with(home, capsys):
+    """`fazhi accept-extract`: the stopped extract's size replaces the reference (12 rows) for
+    rule ENF-B02, so it loads next run; one far smaller than it (1 of 4) still stops."""
+    from flows.cli import main
+
+    accept = ["accept-extract", "--source", "enforcement", "--home", str(home), "--by", "县司法局 王"]
+    assert main([*accept, "--reason", "迁移 / moved"]) == 2  # nothing stopped yet
+    assert "no stopped batch" in capsys.readouterr().err
+
+    _page(home, "enforcement", _acts("T", 4), 1, replace=True)  # the platform now holds 4 acts
+    run = run_steps(home)
+    assert (
+        run.prepared["enforcement"].stop_rule == "ENF-B02" and "accept-extract" in run.prepared["enforcement"].stop_en
+    )
+    stopped, _ = _latest(home, "enforcement")
+    assert main([*accept, "--reason", " "]) == 2  # a reason is required
+    assert "--reason" in capsys.readouterr().err
+
+    assert main([*accept, "--reason", "执法事项划转 / acts moved to another platform"]) == 0
+    out = capsys.readouterr().out
+    assert stopped in out and "enforcement_act: 4 行 / rows (此前参照 / reference until now: 12)" in out
+    assert query(home / "work.duckdb", "select batch_id, source, accepted_by from audit.extract_acceptance") == [
+        (stopped, "enforcement", "县司法局 王")
+    ]
+    assert main([*accept, "--batch", stopped, "--reason", "again"]) == 2
+    assert "already accepted" in capsys.readouterr().err
+
+    run = run_steps(home)  # the same 4-act extract lands again and now loads
+    assert run.outcomes["enforcement"].status == "loaded" and run.outcomes["enforcement"].loaded_rows == 4
+    published = home / "published" / "fazhi.duckdb"
+    assert {r[0] for r in query(published, "select act_id from core.enforcement_act where act_id like 'T%'")} == {
+        "T0", "T1", "T2", "T3"
+    }  # fmt: skip
+
+    _page(home, "enforcement", _acts("U", 1), 1, replace=True)  # 1 act: less than half of 4
+    run = run_steps(home)
+    assert run.prepared["enforcement"].stop_rule == "ENF-B02" and "(4 rows)" in run.prepared["enforcement"].stop_en
+
+
+def test_only_a_full_extract_stopped_for_its_size_can_be_accepted(home, capsys):
+    from flows.cli import main
+
+    rule, _ = _stop_most_rows_failing(home)  # one new page: an incremental batch, most rows failing
+    run = run_steps(home)
+    assert run.prepared["enforcement"].stop_rule == rule
+    stopped, status = _latest(home, "enforcement")
+    assert status == "stopped"
+    code = main(["accept-extract", "--source", "enforcement", "--reason", "x", "--home", str(home)])
+    assert code == 2 and f"batch {stopped} is not a full extract stopped as far smaller" in capsys.readouterr().err
+    assert query(home / "work.duckdb", "select count(*) from audit.extract_acceptance") == [(0,)]
+    assert main(["accept-extract", "--source", "nosuch", "--reason", "x", "--home", str(home)]) == 2

@@ -1,5 +1,6 @@
 -- Nothing lost: for every loaded batch and table, received = loaded + quarantined, and the raw
--- and quarantine tables hold exactly those rows.
+-- and quarantine tables hold exactly those rows. (A stopped batch's tables are in audit.batch_table
+-- with what they received; nothing of them is loaded or quarantined.)
 with raw_counts as (
     select _batch_id as batch_id, 'enforcement_act' as table_name, count(*) as n from raw.enforcement_act group by 1
     union all select _batch_id, 'mediation_case', count(*) from raw.mediation_case group by 1
@@ -16,6 +17,7 @@ select 'reconciliation' as audit,
        || ', loaded ' || b.loaded_rows || ', quarantined ' || b.quarantined_rows
        || ', raw ' || coalesce(r.n, 0) || ', quarantine ' || coalesce(q.n, 0) as detail
 from audit.batch_table b
+join audit.batch s on s.batch_id = b.batch_id and s.status = 'loaded'
 left join raw_counts r on r.batch_id = b.batch_id and r.table_name = b.table_name
 left join quarantine_counts q on q.batch_id = b.batch_id and q.table_name = b.table_name
 where b.received_rows <> b.loaded_rows + b.quarantined_rows
