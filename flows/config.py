@@ -45,6 +45,7 @@ class SourceConfig:
     path: Path
     http: HttpOptions | None = None
     fields: dict = field(default_factory=dict)  # per-county field-name overrides on top of fields.yaml
+    supersede: str = "file_name"  # spreadsheet drops: what a corrected delivery replaces (warehouse/supersede.py)
 
 
 HTTP_KEYS = {f for f in HttpOptions.__dataclass_fields__ if f not in ("url", "token_env")}
@@ -61,7 +62,13 @@ def _source_config(home: Path, cfg_path: Path, name: str, src: dict) -> SourceCo
         http = HttpOptions(url=url, token_env=src.get("token_env", f"FAZHI_{name.upper()}_TOKEN"), **opts)
         return SourceConfig(name, kind, home / src.get("path", f"landing/{name}"), http, fields)
     if kind == "spreadsheet_drop":
-        return SourceConfig(name, kind, home / src.get("path", f"drop/{name}"), None, fields)
+        supersede = src.get("supersede", "file_name")
+        if supersede not in ("file_name", "township_year"):
+            raise ConfigError(
+                f"{cfg_path}: [sources.{name}] supersede 只能是 file_name 或 township_year / "
+                f"supersede must be file_name or township_year, not {supersede!r}"
+            )
+        return SourceConfig(name, kind, home / src.get("path", f"drop/{name}"), None, fields, supersede)
     if kind is None or "path" not in src:
         raise ConfigError(f"{cfg_path}: [sources.{name}] needs `kind` and `path`")
     return SourceConfig(name, kind, home / src["path"], None, fields)
@@ -176,6 +183,8 @@ path = "sample/training"
 [sources.returns]
 kind = "spreadsheet_drop"
 path = "sample/returns"
+# supersede = "township_year"        # a re-sent file of a township-year replaces the earlier one
+                                     # whatever its name (default file_name: only under the same name)
 """
 
 

@@ -211,6 +211,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
 
 def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> LoadOutcome:
     b = prepared.batch
+    source = settings.sources.get(b.source)
     info = BatchInfo(
         b.batch_id,
         b.source,
@@ -219,7 +220,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
         [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in b.files],
         extract_kind(settings, b),
         watermark=b.extra.get("watermark_next"),
-        supersede_files=getattr(settings.sources.get(b.source), "kind", None) == "spreadsheet_drop",
+        supersede=source.supersede if source and source.kind == "spreadsheet_drop" else None,
     )
     now = datetime.now(UTC).replace(tzinfo=None)
     con = open_work_db(settings.work_db)

@@ -30,7 +30,7 @@ class BatchInfo:
     files: list[dict]  # name, bytes, sha256
     extract_kind: str = "full"
     watermark: dict | None = None  # HTTP pulls: advanced in this load's transaction (audit.watermark)
-    supersede_files: bool = False  # spreadsheet drops: a file's new version closes rows it no longer has
+    supersede: str | None = None  # spreadsheet drops: file_name | township_year (warehouse/supersede.py)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def load_batch(
     try:
         for t in tables:
             r, q, n = _load_table(con, batch, t, loaded_at)
-            if batch.supersede_files:
-                close_superseded(con, t.table, t.key, batch.batch_id, loaded_at)
+            if batch.supersede:
+                close_superseded(con, t.table, t.key, batch.batch_id, loaded_at, by=batch.supersede)
             if on_step:
                 on_step("load:table_merged")
             received, quarantined, inserted = received + r, quarantined + q, inserted + n

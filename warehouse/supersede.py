@@ -1,9 +1,12 @@
-"""Spreadsheet drops: a corrected file with the same name supersedes the old version's rows.
+"""Spreadsheet drops: a corrected delivery supersedes the earlier version's rows.
 
+What counts as the same delivery is the source's `supersede` setting: `file_name` (a file
+delivered again under the same name) or `township_year` (any file of the same township and year,
+the `<code>_<year>_` its name starts with: a township re-sending its ledger under a new name).
 The versioned merge (models/core/merge_versioned.sql) already versions rows whose values
-changed; this closes the rows the corrected file no longer has (models/core/close_superseded.sql).
-The raw layer keeps every version of every file (`_batch_id`, `_source_file`), so what a file
-said at any load stays reachable.
+changed; this closes the rows the corrected delivery no longer has
+(models/core/close_superseded.sql). The raw layer keeps every version of every file
+(`_batch_id`, `_source_file`), so what a file said at any load stays reachable.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ import duckdb
 
 from warehouse.db import sql
 
+SUPERSEDE_BY = {
+    "file_name": "split_part({alias}._source_file, '#', 1)",
+    # null when the name does not start with <code>_<year>_: such a file supersedes nothing
+    "township_year": "nullif(regexp_extract({alias}._source_file, '^([0-9]+_[0-9]{{4}})_', 1), '')",
+}
+
 
 def _key(key: tuple[str, ...], alias: str) -> str:
     cols = ", ".join(f'cast({alias}."{k}" as varchar)' for k in key)
@@ -21,14 +30,20 @@ def _key(key: tuple[str, ...], alias: str) -> str:
 
 
 def close_superseded(
-    con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], batch_id: str, loaded_at: datetime
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key: tuple[str, ...],
+    batch_id: str,
+    loaded_at: datetime,
+    by: str = "file_name",
 ) -> int:
-    """Close current core rows of `table` that an earlier version of one of this batch's files
-    delivered and this version does not; returns how many were closed."""
+    """Close current core rows of `table` that an earlier version of one of this batch's
+    deliveries (`by`: file_name or township_year) had and this version does not; returns how many
+    were closed."""
     count = f"select count(*) from core.{table} where valid_to is null"
     before = con.execute(count).fetchall()[0][0]
     statement = sql("models/core/close_superseded.sql").format(
-        table=table, core_key=_key(key, "t"), raw_key=_key(key, "r")
+        table=table, core_key=_key(key, "t"), raw_key=_key(key, "r"), delivery=SUPERSEDE_BY[by].format(alias="r")
     )
     con.execute(statement, {"batch_id": batch_id, "loaded_at": loaded_at}).fetchall()
     return before - con.execute(count).fetchall()[0][0]

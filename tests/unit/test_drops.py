@@ -171,11 +171,20 @@ def _write_return(path: Path, rows: list[tuple[str, str, str]]) -> None:
     wb.close()
 
 
-def test_a_corrected_file_with_the_same_name_supersedes_the_old_version(tmp_path):
+@pytest.mark.parametrize(
+    ("supersede", "corrected_name", "replaces"),
+    [
+        (None, f"{A}_2023_年度报表.xlsx", True),  # default file_name: the same name replaces
+        ("township_year", f"{A}_2023_年度报表（更正）.xlsx", True),  # any name of the township-year
+        ("file_name", f"{A}_2023_年度报表（更正）.xlsx", False),  # a new name adds to the old file
+    ],
+)
+def test_a_corrected_delivery_supersedes_the_old_version(tmp_path, supersede, corrected_name, replaces):
     home = make_mini_home(tmp_path / "home")
     cfg = home / "fazhi.toml"
     text = cfg.read_text(encoding="utf-8")
-    cfg.write_text(text[text.index("[sources.returns]") :].join([text[: text.index("[sources.")], ""]))
+    returns = text[text.index("[sources.returns]") :] + (f'supersede = "{supersede}"\n' if supersede else "")
+    cfg.write_text(text[: text.index("[sources.")] + returns, encoding="utf-8")
     run_steps(home)
     work = home / "work.duckdb"
     current = (
@@ -187,30 +196,46 @@ def test_a_corrected_file_with_the_same_name_supersedes_the_old_version(tmp_path
 
     # the township corrects its return: OGI01 6 -> 7, PUB06 removed (reported by mistake)
     rows = [(c, n, {"OGI01": "7"}.get(c, v)) for c, n, v in mini.RETURN_ROWS if c != "PUB06"]
-    _write_return(home / "data" / "returns" / f"{A}_2023_年度报表.xlsx", rows)
+    _write_return(home / "data" / "returns" / corrected_name, rows)
     run = run_steps(home)
     assert run.outcomes["returns"].received_rows == 11  # only the corrected file is new
     after = dict(query(work, current, [A]))
-    assert after["OGI01"] == 7 and "PUB06" not in after and len(after) == 11
     closed = query(
         work,
         "select item_code, value_number::double from core.annual_return_item "
         "where township_code = ? and valid_to is not null order by 1",
         [A],
     )
+    if not replaces:  # the old file's PUB06 stays; OGI01's key is in the new file: versioned
+        assert after["OGI01"] == 7 and after["PUB06"] == 1 and len(after) == 12
+        assert closed == [("OGI01", 6.0)]
+        return
+    assert after["OGI01"] == 7 and "PUB06" not in after and len(after) == 11
     assert closed == [("OGI01", 6.0), ("PUB06", 1.0)]  # history kept: the old figures stay reachable
     assert query(
         work, "select count(*) from core.annual_return_item where township_code = ? and valid_to is null", [mini.B]
     ) == [(12,)]  # another file's rows untouched
     versions = query(
         work,
-        "select count(distinct _batch_id) from raw.annual_return_item where _source_file = ?",
-        [f"{A}_2023_年度报表.xlsx"],
+        "select _source_file, count(distinct _batch_id) from raw.annual_return_item "
+        "where _source_file like ? group by 1 order by 1",
+        [f"{A}_2023_%"],
     )
-    assert versions == [(2,)]  # raw keeps both versions of the file
+    # raw keeps both versions of the delivery
+    assert sum(n for _, n in versions) == 2 and corrected_name in {f for f, _ in versions}
     value = query(
         home / "published" / "fazhi.duckdb",
         "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'PUB06'",
         [A],
     )
     assert value in ([(None,)], [(0.0,)], [])
+
+
+def test_an_unknown_supersede_setting_is_a_clear_configuration_error(tmp_path):
+    from flows.config import ConfigError, load_settings
+
+    home = make_mini_home(tmp_path / "home")
+    with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:
+        fh.write('supersede = "township"\n')  # under [sources.returns], the last table
+    with pytest.raises(ConfigError, match="supersede must be file_name or township_year, not 'township'"):
+        load_settings(home)
