@@ -4,7 +4,8 @@ Written into a fresh folder `published/parquet-<stamp>/` from the published data
 `published/parquet` (a symlink) is switched to it in one atomic rename. Readers following the
 link see the old or the new set of files, never a mix. The folder the link pointed to before
 stays until the next publish (a reader that resolved the link just before the switch, such as a
-province roll-up, still finds its files); older folders are removed.
+province roll-up, still finds its files); older folders are removed. A failed export removes its
+own folder and leaves the link as it was.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
             writes = [pool.submit(_write_table, con.cursor(), building, table) for table in tables]
             for write in writes:
                 write.result()  # the first failure raises, and the link is not switched
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)  # the pool has finished: nothing writes there now
+        raise
     finally:
         con.close()
     link = folder / "parquet"

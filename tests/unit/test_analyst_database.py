@@ -122,3 +122,4 @@ def test_a_failed_parquet_export_keeps_the_previous_files(tmp_path):
         export_parquet(db, ("mart.figures", "mart.missing", "mart.more"))
     assert (tmp_path / "parquet").resolve() == before
     assert sorted(p.name for p in before.iterdir()) == ["mart.figures.parquet", "mart.more.parquet"]
+    assert list(tmp_path.glob("parquet-*")) == [before]  # the unfinished folder is removed
