@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import subprocess
+import time
+import urllib.error
 import urllib.request
 
 
@@ -17,12 +19,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def api_json(url: str, body: dict | None = None, timeout: float = 10):
-    """GET `url` (POST `body` as JSON when given); the decoded JSON answer."""
+# what the Prefect server answers when the client may retry (its SQLite database busy, say);
+# Prefect's own client retries these, so a test talking to the server must too
+RETRY_STATUSES = {408, 429, 502, 503}
+
+
+def api_json(url: str, body: dict | None = None, method: str | None = None, timeout: float = 10, attempts: int = 6):
+    """GET `url` (POST `body` as JSON when given, or `method`); the decoded JSON answer (None for
+    an empty one). Retried with backoff on the statuses Prefect's client retries."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as r:
-        return json.loads(r.read())
+    for attempt in range(attempts):
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                answer = r.read()
+            return json.loads(answer) if answer else None
+        except urllib.error.HTTPError as exc:
+            if exc.code not in RETRY_STATUSES or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
 
 
 def stop(proc: subprocess.Popen, timeout: float = 30) -> None:

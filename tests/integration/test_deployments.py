@@ -8,14 +8,12 @@ county homes, a deployment each, a second worker on the same pool, both counties
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -122,7 +120,7 @@ def stack(tmp_path_factory):
 
 
 def test_deploy_all_creates_both_deployments_schedules_and_the_writer_limit(stack):
-    deployments = {d["name"]: d for d in json.loads(_post(f"{stack.api}/deployments/filter", {}))}
+    deployments = {d["name"]: d for d in api_json(f"{stack.api}/deployments/filter", {})}
     assert set(deployments) == {"nightly", "year-end-rebuild"}
     nightly, rebuild = deployments["nightly"], deployments["year-end-rebuild"]
     assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
@@ -160,22 +158,6 @@ def test_nightly_then_rebuild_with_a_concurrent_nightly(stack):
     log = (stack.root / "worker.log").read_text()
     assert "holding the writer slot" in log
     assert "telemetry" not in log.lower() and "sens-o-matic" not in log
-
-
-def _post(url: str, body: dict) -> bytes:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as r:
-        return r.read()
-
-
-def _patch(url: str, body: dict) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="PATCH"
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
 
 
 def recode(home: Path, county: str) -> Path:
@@ -226,7 +208,7 @@ COUNTY_DEPLOYMENT = """\
 
 def _logs(stack: Stack, flow_run_id: str) -> str:
     body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}
-    return "\n".join(r["message"] for r in json.loads(_post(f"{stack.api}/logs/filter", body)))
+    return "\n".join(r["message"] for r in api_json(f"{stack.api}/logs/filter", body))
 
 
 def _wait_for(condition, what: str, timeout: float = 240) -> None:
@@ -257,11 +239,11 @@ def test_a_province_two_counties_on_two_workers_each_with_its_own_writer_limit(s
         stack.start([*worker, "--limit", "1", "--name", f"province-worker-{n}"], f"province-worker-{n}.log")
     stack.cli("--no-prompt", "deploy", "--all", "--prefect-file", str(province), timeout=180)
     pool_workers = f"{stack.api}/work_pools/fazhi-province/workers/filter"
-    _wait_for(lambda: len(json.loads(_post(pool_workers, {}))) == 2, "two workers on the pool")
+    _wait_for(lambda: len(api_json(pool_workers, {})) == 2, "two workers on the pool")
 
     # county 350481's writer is busy (its limit exists with its one slot taken)
     held = "fazhi-warehouse-writer-350481"
-    _post(f"{stack.api}/v2/concurrency_limits/", {"name": held, "limit": 1, "active_slots": 1})
+    api_json(f"{stack.api}/v2/concurrency_limits/", {"name": held, "limit": 1, "active_slots": 1})
     first = stack.run_deployment("nightly/nightly-350481")
     second = stack.run_deployment("nightly/nightly-350427")
     _wait_for(lambda: f"waiting for the writer slot '{held}'" in _logs(stack, first), "350481 waiting for its slot")
@@ -273,7 +255,7 @@ def test_a_province_two_counties_on_two_workers_each_with_its_own_writer_limit(s
     created = api_json(f"{stack.api}/v2/concurrency_limits/{own}")
     assert created["limit"] == 1 and created["active"]
 
-    _patch(f"{stack.api}/v2/concurrency_limits/{held}", {"active_slots": 0})  # its holder is done
+    api_json(f"{stack.api}/v2/concurrency_limits/{held}", {"active_slots": 0}, method="PATCH")  # its holder is done
     for run in (first, second):
         done = stack.wait_final(run)
         assert done["state_type"] == "COMPLETED", _logs(stack, run)[-3000:]
