@@ -62,8 +62,10 @@ def _source_config(home: Path, cfg_path: Path, name: str, src: dict) -> SourceCo
         http = HttpOptions(url=url, token_env=src.get("token_env", f"FAZHI_{name.upper()}_TOKEN"), **opts)
         return SourceConfig(name, kind, home / src.get("path", f"landing/{name}"), http, fields)
     if kind == "spreadsheet_drop":
+        from warehouse.supersede import SUPERSEDE_BY
+
         supersede = src.get("supersede", "file_name")
-        if supersede not in ("file_name", "township_year"):
+        if supersede not in SUPERSEDE_BY:
             raise ConfigError(
                 f"{cfg_path}: [sources.{name}] supersede 只能是 file_name 或 township_year / "
                 f"supersede must be file_name or township_year, not {supersede!r}"

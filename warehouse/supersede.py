@@ -17,10 +17,11 @@ import duckdb
 
 from warehouse.db import sql
 
+# the delivery a raw row `r` belongs to, by the source's `supersede` setting
 SUPERSEDE_BY = {
-    "file_name": "split_part({alias}._source_file, '#', 1)",
+    "file_name": "split_part(r._source_file, '#', 1)",
     # null when the name does not start with <code>_<year>_: such a file supersedes nothing
-    "township_year": "nullif(regexp_extract({alias}._source_file, '^([0-9]+_[0-9]{{4}})_', 1), '')",
+    "township_year": "nullif(regexp_extract(r._source_file, '^([0-9]+_[0-9]{4})_', 1), '')",
 }
 
 
@@ -43,7 +44,7 @@ def close_superseded(
     count = f"select count(*) from core.{table} where valid_to is null"
     before = con.execute(count).fetchall()[0][0]
     statement = sql("models/core/close_superseded.sql").format(
-        table=table, core_key=_key(key, "t"), raw_key=_key(key, "r"), delivery=SUPERSEDE_BY[by].format(alias="r")
+        table=table, core_key=_key(key, "t"), raw_key=_key(key, "r"), delivery=SUPERSEDE_BY[by]
     )
     con.execute(statement, {"batch_id": batch_id, "loaded_at": loaded_at}).fetchall()
     return before - con.execute(count).fetchall()[0][0]
