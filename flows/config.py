@@ -36,6 +36,12 @@ class HttpOptions:
     backoff_max: float = 30.0
     max_retry_seconds: float = 300.0  # cap on the time one pull spends waiting to retry
     verify: bool | str = True  # TLS verification (or a CA bundle path); never off in production
+    # bounds on one pull (docs/sources.md, "Bounded pulls"): a stuck or hostile server fails its
+    # source alone, by name, and never holds the night
+    pull_deadline_seconds: float = 1800.0  # the whole pull, retries and waits included
+    max_pages: int = 20_000  # requests for pages, re-asked pages included
+    max_page_bytes: int = 64 * 2**20  # one response, on the wire and after decompression
+    clock_skew_seconds: float = 300.0  # a date or 更新时间 later than the pull's clock plus this is refused
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ the de-duplication of JSON pages: no network (a scripted session stands in for t
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,9 +20,20 @@ from flows.sources.mapping import SourceError, check_overrides, table_mapping
 TOKEN = "unit-token-do-not-print"
 
 
+class _Body(io.BytesIO):
+    """A response body as urllib3 streams it (`read1` with `decode_content`)."""
+
+    def __init__(self, body: bytes):
+        super().__init__(body)
+        self.body = body
+
+    def read1(self, size: int = -1, decode_content: bool = False) -> bytes:
+        return super().read1(size)
+
+
 def _response(status: int, body: bytes = b"", headers: dict | None = None) -> requests.Response:
     r = requests.Response()
-    r.status_code, r._content, r.headers = status, body, requests.structures.CaseInsensitiveDict(headers or {})
+    r.status_code, r.raw, r.headers = status, _Body(body), requests.structures.CaseInsensitiveDict(headers or {})
     return r
 
 
@@ -42,7 +54,7 @@ class ScriptedSession(requests.Session):
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
-        return item
+        return _response(item.status_code, item.raw.body, dict(item.headers))  # a fresh stream each time
 
 
 def _puller(script, **opts):
