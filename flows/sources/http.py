@@ -142,6 +142,7 @@ class _CuttableAdapter(HTTPAdapter):
     def __init__(self):
         self.sockets: weakref.WeakSet = weakref.WeakSet()
         self.cut_off = False
+        self._lock = threading.Lock()  # the watchdog's thread cuts while the pull's thread connects
         super().__init__(pool_connections=1, pool_maxsize=2, max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs):
@@ -152,9 +153,7 @@ class _CuttableAdapter(HTTPAdapter):
             class Tracked(base):
                 def connect(self):
                     super().connect()
-                    adapter.sockets.add(self.sock)
-                    if adapter.cut_off:  # connected after the deadline
-                        adapter.cut()
+                    adapter.track(self.sock)
 
             return Tracked
 
@@ -163,9 +162,17 @@ class _CuttableAdapter(HTTPAdapter):
             "https": type("Pool", (HTTPSConnectionPool,), {"ConnectionCls": tracked(HTTPSConnection)}),
         }
 
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.sockets.add(sock)
+        if self.cut_off:  # connected after the deadline
+            self.cut()
+
     def cut(self) -> None:
-        self.cut_off = True
-        for sock in list(self.sockets):
+        with self._lock:
+            self.cut_off = True
+            sockets = list(self.sockets)
+        for sock in sockets:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
 

@@ -213,17 +213,15 @@ def test_older_versions_sent_again_never_replace_newer_ones(tmp_path, night_one,
         )
     ]
     assert len(voided_ids) == 3
-    # a source that ignores modified_since and sends the three acts as they were before (作废 = 否)
-    with HostileSource("records", [enforcement(of=i) for i in voided_ids], ignore_since=True) as src:
+    # a source that ignores modified_since: the three acts as they were before (作废 = 否), and an
+    # act never sent before, voided (never counted), older than the watermark
+    records = [enforcement(of=i) for i in voided_ids]
+    records.append(enforcement(of="E1", 行为编号="N1", 作废="是", 更新时间="2024-01-04 08:00:00"))
+    with HostileSource("records", records, ignore_since=True) as src:
         result = night(home, {"enforcement": (src.url, {}), "mediation": (later.url, {})})
     out = result["enforcement"]
-    assert (out.status, out.received_rows, out.loaded_rows, out.quarantined_rows, out.stale_rows) == (
-        "loaded",
-        3,
-        0,
-        3,
-        3,
-    )
+    counts = (out.status, out.received_rows, out.loaded_rows, out.quarantined_rows, out.stale_rows)
+    assert counts == ("loaded", 4, 1, 3, 3)
     assert quarantined(home, out.batch_id) == {i: ["STALE-VERSION"] for i in voided_ids}
     current = query(
         home / "work.duckdb",
