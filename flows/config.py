@@ -205,6 +205,10 @@ page_size = 500
 connect_timeout = 3
 read_timeout = 5
 max_retry_seconds = 60
+# pull_deadline_seconds = 1800       # bounds on one pull (docs/sources.md, bounded pulls)
+# max_pages = 20000
+# max_page_bytes = 67108864          # 64 MiB, on the wire and decompressed
+# clock_skew_seconds = 300           # dates later than the pull's clock plus this are refused
 # [sources.enforcement.fields]       # this county's export names a field differently:
 # act_type = "行为种类"
 
