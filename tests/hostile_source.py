@@ -22,7 +22,6 @@ import contextlib
 import json
 import struct
 import threading
-import time
 import uuid
 import zlib
 from functools import cache
@@ -187,13 +186,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:
         pass
-
-
-def wait_until(condition, timeout: float) -> bool:
-    """Poll `condition` until it holds or `timeout` seconds pass."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
