@@ -7,7 +7,7 @@ Records are the sample's enforcement records replicated with new ids (`…-R0001
 once; the simulator runs in a forked process (its own core and interpreter lock) on loopback.
 The pull is the production code path: flows/sources/http.py `land_http` (requests Session,
 orjson page parse, every page written to the landing batch with its sha256, duplicates counted,
-the next watermark computed).
+the record versions already held counted).
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ pandas engine checks the whole column at once (pandas.to_datetime with an exact 
 of calling datetime.strptime once per value in Python, which was most of the suite's time.
 An impossible date such as 2023-02-30 fails, as it does with strptime.
 
+`expect_column_values_to_not_be_after`: a date or timestamp written as text ('YYYY-MM-DD' or
+'YYYY-MM-DD HH:MM:SS') is not later than `latest` (the pull's clock plus a skew,
+expectations/clock.py); compared as text, which orders these formats as time. A value not in
+either format passes here (the column's format rule reports it).
+
 `expect_column_values_to_be_in_named_set`: like GX's in-set expectation, for a long set that is
 the same for every run (the townships of a county, province or country). GX copies an
 expectation's keyword arguments several times per expectation and run (pydantic `dict()`), so a
@@ -88,3 +93,26 @@ class ExpectColumnValuesToBeInNamedSet(ColumnMapExpectation):
     map_metric = "column_values.fazhi_in_named_set"
     success_keys = ("value_set_name", "mostly")
     args_keys = ("column", "value_set_name")
+
+
+class ColumnValuesNotAfter(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.fazhi_not_after"
+    condition_value_keys = ("latest",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, latest, **kwargs):
+        text = column.astype("string")
+        dated = text.str.match(r"\d{4}-\d{2}-\d{2}", na=False)
+        return ~(dated & (text > str(latest)).fillna(False))
+
+
+class ExpectColumnValuesToNotBeAfter(ColumnMapExpectation):
+    """Every non-null date or timestamp is at or before `latest` ('YYYY-MM-DD HH:MM:SS')."""
+
+    latest: Union[str, SuiteParameterDict] = pydantic.Field(  # noqa: UP007 (pydantic v1 field)
+        description="the latest allowed time, 'YYYY-MM-DD HH:MM:SS'"
+    )
+
+    map_metric = "column_values.fazhi_not_after"
+    success_keys = ("latest", "mostly")
+    args_keys = ("column", "latest")

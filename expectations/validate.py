@@ -29,12 +29,15 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
+
+from expectations.clock import latest_allowed_at
 
 SUITES_DIR = Path(__file__).parent
 _RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
@@ -193,7 +196,10 @@ def validate_table(
     this batch is itself a full extract (else None: the extract-size rule does not apply)."""
     doc = load_suite_doc(table)
     n_rows = len(data) if isinstance(data, pd.DataFrame) else data.rows
-    params = {"min_full_extract_rows": min_full_extract_rows(doc, previous_full_rows)} | (parameters or {})
+    params = {
+        "min_full_extract_rows": min_full_extract_rows(doc, previous_full_rows),
+        "latest_allowed_at": latest_allowed_at(datetime.now(UTC)),  # callers pass the pull's own clock
+    } | (parameters or {})
     context = {
         "received": n_rows,
         "previous": previous_full_rows or 0,

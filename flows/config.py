@@ -36,6 +36,12 @@ class HttpOptions:
     backoff_max: float = 30.0
     max_retry_seconds: float = 300.0  # cap on the time one pull spends waiting to retry
     verify: bool | str = True  # TLS verification (or a CA bundle path); never off in production
+    # bounds on one pull (docs/sources.md, "Bounded pulls"): a stuck or hostile server fails its
+    # source alone, by name, and never holds the night
+    pull_deadline_seconds: float = 1800.0  # the whole pull, retries and waits included
+    max_pages: int = 20_000  # requests for pages, re-asked pages included
+    max_page_bytes: int = 64 * 2**20  # one response, on the wire and after decompression
+    clock_skew_seconds: float = 300.0  # a date or 更新时间 later than the pull's clock plus this is refused
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,10 @@ page_size = 500
 connect_timeout = 3
 read_timeout = 5
 max_retry_seconds = 60
+# pull_deadline_seconds = 1800       # bounds on one pull (docs/sources.md, bounded pulls)
+# max_pages = 20000
+# max_page_bytes = 67108864          # 64 MiB, on the wire and decompressed
+# clock_skew_seconds = 300           # dates later than the pull's clock plus this are refused
 # [sources.enforcement.fields]       # this county's export names a field differently:
 # act_type = "行为种类"
 

@@ -12,11 +12,14 @@ quiet_environment()
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from expectations.validate import warm_up  # noqa: E402
 from flows import alerts, orchestration, pipeline, validation_report  # noqa: E402
 from flows.config import Settings, load_settings, resolve_home  # noqa: E402
+from flows.sources.http import NOT_RETRIED  # noqa: E402
+from flows.sources.mapping import SourceError  # noqa: E402
 from warehouse.audit import AuditFailed  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
@@ -35,15 +38,30 @@ def prepare_warehouse(settings: Settings) -> None:
     pipeline.prepare_warehouse(settings)
 
 
+def _worth_retrying(task, task_run, state) -> bool:
+    """A pull refused for its bounds or for hostile paging (deadline, page cap, cursor cycle,
+    size, redirect: flows/sources/http.py NOT_RETRIED) fails at once: a retry would repeat it
+    and hold the night."""
+    exc = getattr(state, "data", None)
+    return not (isinstance(exc, SourceError) and exc.rule in NOT_RETRIED)
+
+
 # Network task: retried with exponential backoff (tuned per home in fazhi.toml [orchestration],
-# flows/orchestration.py, through `with_options`). Its timeouts are the HTTP client's own
-# (connect/read timeout per request, a cap on the time spent retrying: fazhi.toml per source):
-# a Prefect task timeout cannot interrupt a blocking call in a worker thread.
+# flows/orchestration.py, through `with_options`), except refusals that a retry would repeat.
+# Its timeouts are the HTTP client's own (connect/read timeout per request, a cap on the time
+# spent retrying, a deadline for the whole pull: fazhi.toml per source): a Prefect task timeout
+# cannot interrupt a blocking call in a worker thread.
 #
 # Both run on the task runner's workers: threads of the flow's process, or Dask worker processes
 # (`[orchestration] task_runner = "dask"`), where they may find the working database open in
 # another worker for a moment (retry_while_db_busy).
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 20], retry_jitter_factor=0.2)
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[10, 20],
+    retry_jitter_factor=0.2,
+    retry_condition_fn=_worth_retrying,
+)
 def land_source(settings: Settings, source: str):
     return orchestration.retry_while_db_busy(pipeline.land_source, settings, settings.sources[source])
 
@@ -113,18 +131,22 @@ def _outcome(landed, checked) -> tuple[pipeline.PreparedBatch | None, str | None
 
 
 def _prepared_sources(settings: Settings):
-    """(source, prepared batch, error) in configuration order.
+    """(source, prepared batch, error) for every source.
 
     threads (default): the tasks run in this process and each source is yielded as soon as it is
-    ready, so loading one overlaps parsing the next. dask: every source is landed, parsed and
-    validated on the Dask workers (subflow `nightly-sources`) before the first load, because the
-    worker processes open the working database to read what is already loaded, and DuckDB lets
-    one process at a time open it: the flow's loads wait until the workers are done with it."""
+    ready, in the order they finish: loading one overlaps parsing another, and a slow, stuck or
+    failed source holds back no other source's load (a stuck pull ends at its deadline).
+    dask: every source is landed, parsed and validated on the Dask workers (subflow
+    `nightly-sources`) before the first load, because the worker processes open the working
+    database to read what is already loaded, and DuckDB lets one process at a time open it: the
+    flow's loads wait until the workers are done with it (a stuck pull: until its deadline)."""
     choice = orchestration.task_runner_choice(settings)
     if choice["kind"] == "threads":
         landed, checked = _submit_sources(settings)
-        for name in settings.sources:
-            yield (name, *_outcome(landed[name], checked[name]))
+        names = {future: name for name, future in checked.items()}
+        for future in as_completed(list(checked.values())):
+            name = names[future]
+            yield (name, *_outcome(landed[name], future))
         return
     runner = orchestration.dask_task_runner(choice)
     # the subflow's only parameter is the home: fazhi.toml may hold a robot key, and flow-run
@@ -159,8 +181,7 @@ def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
     logger = get_run_logger()
     prepare_warehouse(settings)
     report.steps["prepare"] = "ok"
-    # pulled and validated concurrently, loaded one batch at a time in configuration order
-    # (one writer, deterministic)
+    # pulled and validated concurrently, loaded one batch at a time (one writer) as each is ready
     for name, prepared, error in _prepared_sources(settings):
         if error is not None:  # one source failing must not stop the others
             report.sources[name] = {"status": "failed", "error": error}
@@ -183,6 +204,7 @@ def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
             "received_rows": outcome.received_rows,
             "loaded_rows": outcome.loaded_rows,
             "quarantined_rows": outcome.quarantined_rows,
+            "stale_rows": outcome.stale_rows,
             "core_rows_inserted": outcome.core_rows_inserted,
         }
         if outcome.status == "stopped":

@@ -21,6 +21,7 @@ import pandas as pd
 
 from flows.config import Settings, SourceConfig
 from flows.sources import parse_batch
+from flows.sources.json_pages import batch_latest_allowed_at
 from flows.sources.landing import LandedBatch, delivered_files, land, write_manifest
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
 from flows.sources.parsed import FILES_PER_GROUP, remove_parsed
@@ -182,7 +183,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     except SourceError as exc:
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
         return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
-    params = {"township_codes": township_codes(settings)}
+    params = {"township_codes": township_codes(settings), "latest_allowed_at": batch_latest_allowed_at(batch)}
     previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
     chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "workers")
     tables, stops = [], []
@@ -219,7 +220,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
         b.landed_at,
         [{"name": f.name, "bytes": f.bytes, "sha256": f.sha256} for f in b.files],
         extract_kind(settings, b),
-        watermark=b.extra.get("watermark_next"),
+        advances_watermark=source is not None and source.kind == "http",
         supersede=source.supersede if source and source.kind == "spreadsheet_drop" else None,
     )
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -1,9 +1,11 @@
 """Load one validated batch into the working database in a single transaction.
 
-raw (every received row, PII-free) -> audit.quarantine (failing rows, with every rule) ->
-staging (accepted rows, typed: models/staging/stg_<table>.sql) -> core (versioned merge:
+raw (every received row, PII-free) -> audit.quarantine (failing rows, with every rule; and
+versions older than the one already current: models/core/stale_versions.sql) -> staging
+(accepted rows, typed: models/staging/stg_<table>.sql) -> core (versioned merge:
 models/core/merge_versioned.sql). The batch's audit rows are written last, inside the same
-transaction: a batch without its audit.batch row was never loaded.
+transaction: a batch without its audit.batch row was never loaded. An HTTP source's watermark
+moves over the rows that loaded, in the same transaction (warehouse/watermark.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 
 from warehouse.db import sql, statements
 from warehouse.supersede import close_superseded
-from warehouse.watermark import save_watermark
+from warehouse.watermark import advance_watermark
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class BatchInfo:
     landed_at: str
     files: list[dict]  # name, bytes, sha256
     extract_kind: str = "full"
-    watermark: dict | None = None  # HTTP pulls: advanced in this load's transaction (audit.watermark)
+    advances_watermark: bool = False  # HTTP pulls: the watermark moves over the loaded rows (audit.watermark)
     supersede: str | None = None  # spreadsheet drops: file_name | township_year (warehouse/supersede.py)
 
 
@@ -52,6 +54,7 @@ class LoadOutcome:
     loaded_rows: int
     quarantined_rows: int
     core_rows_inserted: int
+    stale_rows: int = 0  # of the quarantined: older versions than the current one (STALE-VERSION)
 
 
 def _key_expr(key: tuple[str, ...], alias: str) -> str:
@@ -75,11 +78,12 @@ def load_batch(
     ).fetchone()
     if done:
         return LoadOutcome(batch.batch_id, batch.source, "already_loaded", *done, 0)
-    received = loaded = quarantined = inserted = 0
+    received = loaded = quarantined = inserted = stale = 0
     con.execute("begin transaction")
     try:
         for t in tables:
-            r, q, n = _load_table(con, batch, t, loaded_at)
+            r, q, n, old = _load_table(con, batch, t, loaded_at)
+            stale += old
             if batch.supersede:
                 close_superseded(con, t.table, t.key, batch.batch_id, loaded_at, by=batch.supersede)
             if on_step:
@@ -102,13 +106,14 @@ def load_batch(
                 batch.extract_kind,
             ],
         )
-        if batch.watermark:
-            save_watermark(con, batch.source, batch.watermark, batch.batch_id, loaded_at)
+        if batch.advances_watermark:
+            for t in tables:
+                advance_watermark(con, batch.source, t.table, t.key[0], batch.batch_id, loaded_at)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return LoadOutcome(batch.batch_id, batch.source, "loaded", received, loaded, quarantined, inserted)
+    return LoadOutcome(batch.batch_id, batch.source, "loaded", received, loaded, quarantined, inserted, stale)
 
 
 def record_stopped_batch(
@@ -152,10 +157,12 @@ def record_stopped_batch(
 
 def _load_table(
     con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, loaded_at: datetime
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     path = str(t.rows_path)
+    # every parsed column but the bookkeeping ones (a row's type errors stay in its quarantine entry)
     con.execute(
-        f"insert into raw.{t.table} by name select $batch_id as _batch_id, * exclude (_row) from read_parquet($path)",
+        f"insert into raw.{t.table} by name select $batch_id as _batch_id, "
+        "columns(lambda c: c not in ('_row', '_type_errors')) from read_parquet($path)",
         {"batch_id": batch.batch_id, "path": path},
     )
 
@@ -179,12 +186,56 @@ def _load_table(
         quarantined = int(t.failures["_row"].nunique())
         con.unregister("failures")
 
+    stale = _quarantine_stale_versions(con, batch, t, loaded_at)
+    quarantined += stale
     inserted = merge_into_core(con, t.table, t.key, batch.batch_id, loaded_at, resolve_quarantine=True)
     con.execute(
         "insert into audit.batch_table values (?, ?, ?, ?, ?)",
         [batch.batch_id, t.table, t.row_count, t.row_count - quarantined, quarantined],
     )
-    return t.row_count, quarantined, inserted
+    return t.row_count, quarantined, inserted, stale
+
+
+STALE_RULE = "STALE-VERSION"
+STALE_MESSAGE_ZH = "此版本的更新时间早于仓库中当前的版本：旧版本不覆盖新版本(数据源重发了旧数据)"
+STALE_MESSAGE_EN = (
+    "an older version than the one already loaded (earlier 更新时间): it does not replace the newer "
+    "version (the source sent old data again)"
+)
+
+
+def _has_modified_at(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.columns "
+            "where table_schema = 'core' and table_name = ? and column_name = 'source_modified_at'",
+            [table],
+        ).fetchone()[0]
+    )
+
+
+def _quarantine_stale_versions(con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, at: datetime) -> int:
+    """Rows of the batch older than the current core version of their record (sources with
+    更新时间) go to quarantine as STALE-VERSION: recorded and counted, never applied."""
+    if not _has_modified_at(con, t.table):
+        return 0
+    statement = sql("models/core/stale_versions.sql").format(
+        table=t.table,
+        raw_key=_key_expr(t.key, "r"),
+        key_match=" and ".join(f'c."{k}" = r."{k}"' for k in t.key),
+    )
+    (stale,) = con.execute(
+        statement,
+        {
+            "batch_id": batch.batch_id,
+            "source": batch.source,
+            "now": at,
+            "rule": STALE_RULE,
+            "message_zh": STALE_MESSAGE_ZH,
+            "message_en": STALE_MESSAGE_EN,
+        },
+    ).fetchone()
+    return int(stale)
 
 
 def merge_into_core(
@@ -204,7 +255,12 @@ def merge_into_core(
     )
     before = con.execute(f"select count(*) from core.{table}").fetchone()[0]
     key_match = " and ".join(f't."{k}" = s."{k}"' for k in key)
-    merge = sql("models/core/merge_versioned.sql").format(table=table, key_match=key_match)
+    # never replace a current version by an older one (the load quarantines those first; a replay
+    # of raw may still hold them)
+    not_older = (
+        "and coalesce(s.source_modified_at >= t.source_modified_at, true)" if _has_modified_at(con, table) else ""
+    )
+    merge = sql("models/core/merge_versioned.sql").format(table=table, key_match=key_match, not_older=not_older)
     for statement in statements(merge):
         con.execute(statement, _params(statement, batch_id, loaded_at))
     inserted = con.execute(f"select count(*) from core.{table}").fetchone()[0] - before

@@ -11,7 +11,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from flows.sources.json_pages import withhold_values
 from flows.sources.landing import LandedBatch
+from flows.sources.mapping import SourceError
 from flows.sources.parsed import FILES_PER_GROUP, ParsedSink, ParsedTable, remove_parsed, write_frame
 
 Parser = Callable[[LandedBatch, bytes], dict[str, pd.DataFrame]]
@@ -63,8 +65,17 @@ def parse_batch(
         size = _group_size(len(batch.files), files_per_group, workers)
         groups = [replace(batch, files=batch.files[i : i + size]) for i in range(0, len(batch.files), size)]
         if sql_parser:
-            for table, select in sql_parser(sink.con, batch, key).items():
-                sink.add_sql(table, select)
+            try:
+                for table, select in sql_parser(sink.con, batch, key).items():
+                    sink.add_sql(table, select)
+            except duckdb.Error as exc:  # its text may quote a record's value: withheld
+                raise SourceError(
+                    batch.source,
+                    None,
+                    f"导出页解析失败({type(exc).__name__})",
+                    f"the export pages could not be parsed: {withhold_values(str(exc))}",
+                    "page-parse",
+                ) from None
         elif workers > 1 and len(groups) > 1:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(min(workers, len(groups)), mp_context=context) as pool:

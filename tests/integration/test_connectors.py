@@ -153,7 +153,8 @@ def test_none_pull_gives_the_hand_worked_figures(baseline):
     assert enf["request"]["params"] == {"page_size": 2} and "modified_since" not in enf["request"]["params"]
     assert [p["sha256"] for p in enf["pages"]] == [f["sha256"] for f in enf["files"]]
     wm = query(home / "work.duckdb", "select source, modified_at, len(ids) from audit.watermark order by 1")
-    assert wm == [("enforcement", "2024-01-05 10:00:00", 12), ("mediation", "2024-01-05 10:00:00", 9)]
+    # the ids loaded (not the 3 + 2 quarantined) at the newest 更新时间
+    assert wm == [("enforcement", "2024-01-05 10:00:00", 9), ("mediation", "2024-01-05 10:00:00", 7)]
 
 
 def test_flaky_source_ends_identical_to_a_clean_one(baseline, flaky_run):
@@ -257,7 +258,8 @@ def test_late_corrections_arrive_in_the_next_incremental_pull(tmp_path, mini_dat
     ]
     m = _manifests(home, "enforcement")[-1]
     assert m["request"]["params"]["modified_since"] == "2024-01-05 10:00:00"
-    assert m["already_loaded_records"] == 9 and m["watermark_next"]["modified_at"] > "2024-01-05 10:00:00"
+    # at the old watermark: 6 loaded acts not corrected, and X1-X3 (quarantined): none of them new
+    assert m["already_loaded_records"] == 6 and m["already_quarantined_records"] == 3
     # the corrected records: the old version closed, the voided one current
     voided = query(
         work,
@@ -267,7 +269,8 @@ def test_late_corrections_arrive_in_the_next_incremental_pull(tmp_path, mini_dat
     loaded_corrections = later["enforcement"].loaded_rows
     assert len(voided) == loaded_corrections and all(n == 2 and cur == 1 for _, n, cur in voided)
     wm = query(work, "select modified_at from audit.watermark where source = 'enforcement'")[0][0]
-    assert wm == m["watermark_next"]["modified_at"]
+    newest = query(work, "select max(source_modified_at) from raw.enforcement_act")[0][0]
+    assert wm > "2024-01-05 10:00:00" and wm == newest
 
 
 def test_kill_after_landing_loses_nothing_and_duplicates_nothing(tmp_path, mini_data, baseline):

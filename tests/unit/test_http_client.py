@@ -3,10 +3,13 @@ the de-duplication of JSON pages: no network (a scripted session stands in for t
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import pandas as pd
 import pytest
 import requests
 
@@ -19,9 +22,20 @@ from flows.sources.mapping import SourceError, check_overrides, table_mapping
 TOKEN = "unit-token-do-not-print"
 
 
+class _Body(io.BytesIO):
+    """A response body as urllib3 streams it (`read1` with `decode_content`)."""
+
+    def __init__(self, body: bytes):
+        super().__init__(body)
+        self.body = body
+
+    def read1(self, size: int = -1, decode_content: bool = False) -> bytes:
+        return super().read1(size)
+
+
 def _response(status: int, body: bytes = b"", headers: dict | None = None) -> requests.Response:
     r = requests.Response()
-    r.status_code, r._content, r.headers = status, body, requests.structures.CaseInsensitiveDict(headers or {})
+    r.status_code, r.raw, r.headers = status, _Body(body), requests.structures.CaseInsensitiveDict(headers or {})
     return r
 
 
@@ -42,7 +56,7 @@ class ScriptedSession(requests.Session):
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
-        return item
+        return _response(item.status_code, item.raw.body, dict(item.headers))  # a fresh stream each time
 
 
 def _puller(script, **opts):
@@ -199,3 +213,72 @@ def test_a_landed_page_without_records_stops_the_batch_naming_the_page(tmp_path)
     with pytest.raises(SourceError) as err:
         parse_json_pages(batch, table_mapping("enforcement", "enforcement_act"), b"k")
     assert err.value.rule == "page-json" and "page-000002.json has no records array" in str(err.value)
+
+
+def test_the_page_cap_ends_a_source_that_never_stops_paging():
+    pages = [_response(200, _page([{"行为编号": f"A{n}"}], f"c{n}" if n else None, f"c{n + 1}")) for n in range(5)]
+    puller, session, _ = _puller(pages, max_pages=3)
+    with pytest.raises(SourceError) as err:
+        list(puller.pages(None))
+    assert err.value.rule == "http-page-cap" and len(session.calls) == 3 and "max_pages = 3" in str(err.value)
+
+
+def test_a_body_over_the_size_limit_is_refused_however_it_comes():
+    big = _page([{"行为编号": "A", "检查结果": "x" * 2000}])
+    for headers, body in (
+        ({"Content-Length": str(len(big))}, big),  # declared
+        ({}, big),  # streamed without a length
+        ({"Content-Encoding": "gzip"}, gzip.compress(big)),  # small on the wire, large decompressed
+    ):
+        puller, session, _ = _puller([_response(200, body, headers)], max_page_bytes=1000)
+        with pytest.raises(SourceError) as err:
+            list(puller.pages(None))
+        assert err.value.rule == "http-too-large" and len(session.calls) == 1, headers
+    puller, _, _ = _puller([_response(200, gzip.compress(big), {"Content-Encoding": "gzip"})], max_page_bytes=len(big))
+    assert [doc["records"][0]["行为编号"] for *_, doc in puller.pages(None)] == ["A"]  # within the limit: read whole
+
+
+def test_a_redirect_is_refused_naming_only_the_other_origin():
+    location = "https://other.example:8443/export/enforcement/records?id=350481198001011234"
+    puller, session, _ = _puller([_response(302, b"", {"Location": location})])
+    with pytest.raises(SourceError) as err:
+        list(puller.pages(None))
+    assert err.value.rule == "http-redirect" and len(session.calls) == 1
+    assert "https://other.example:8443" in str(err.value) and "3504" not in str(err.value)
+    assert session.calls[0]["allow_redirects"] is False
+
+
+def _amounts(tmp_path, values: list) -> list[tuple]:
+    from tests.fixtures import mini
+
+    good, _ = mini.enforcement_records()
+    records = [dict(good[3], 行为编号=f"A{n}", 罚款金额=v) for n, v in enumerate(values)]
+    df = parse_json_pages(_batch(tmp_path, [records]), table_mapping("enforcement", "enforcement_act"), b"k")
+    return [(None if pd.isna(a) else a, e) for a, e in zip(df["fine_amount_yuan"], df["_type_errors"], strict=True)]
+
+
+def test_amounts_are_read_exactly_in_chinese_formats_or_flagged(tmp_path):
+    ok = ["1,000", "５００", "１，２３４．５元", " 12 元", "￥3,500.50", "-500", 300, 1000.5, "", None]
+    assert _amounts(tmp_path, ok) == [
+        (1000.0, None),
+        (500.0, None),
+        (1234.5, None),
+        (12.0, None),
+        (3500.5, None),
+        (-500.0, None),  # read; ENF-R24 refuses a negative fine
+        (300.0, None),
+        (1000.5, None),
+        (None, None),
+        (None, None),
+    ]
+    wrong = ["abc", "1,00", "1.5万元", [1, 2], {"元": 5}, True]
+    assert _amounts(tmp_path, wrong) == [(None, "fine_amount_yuan")] * len(wrong)
+
+
+def test_error_texts_withhold_record_values():
+    from flows.sources.json_pages import withhold_values
+
+    text = 'Conversion Error: Expected ARRAY, but got VARCHAR: "350481198001011234"\nLINE 1: select …'
+    assert withhold_values(text) == "Conversion Error: Expected ARRAY, but got VARCHAR: «…»"
+    text = 'Malformed JSON in file "/home/x/landing/e/b/page-000002.json", at byte 5: 13800001111'
+    assert withhold_values(text) == 'Malformed JSON in file "page-000002.json", at byte 5: …'
