@@ -452,15 +452,16 @@ def slice_table(rows: list[list], header: Header, sheet: str | None) -> SheetTab
         numbers.append(idx + 1)
     table = SheetTable(sheet, header, kept, numbers)
     if after_footer:
-        span = f"{after_footer[0]}" if len(after_footer) == 1 else f"{after_footer[0]}–{after_footer[-1]}"
+        one = len(after_footer) == 1
+        span = f"{after_footer[0]}" if one else f"{after_footer[0]}–{after_footer[-1]}"
         table.warnings.append(
             FileIssue(
                 "rows-after-footer",
                 "warn",
                 f"第{footer_row}行是表尾(制表人、审核人、填报日期、备注等)，其后的第{span}行未读取；"
                 "如有数据，请移到表尾之前",
-                f"row {footer_row} is a footer line (signatures, date, notes): rows {span} after it were not "
-                "read; move any records above the footer",
+                f"row {footer_row} is a footer line (signatures, date, notes): {'row' if one else 'rows'} {span} "
+                f"after it {'was' if one else 'were'} not read; move any records above the footer",
                 sheet,
                 after_footer[0],
             )
