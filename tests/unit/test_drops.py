@@ -154,7 +154,7 @@ def test_templates_have_the_documented_headers_and_parse(tmp_path, kind):
         assert out["file_issue"]["rule"].tolist() == ["file-no-rows"]
     else:
         rows = sheets["年度报表"]
-        assert rows[1][:5] == RETURN_HEADER and rows[2][0] == "LIT01"
+        assert rows[1][:5] == RETURN_HEADER and rows[2][0] == "示例" and rows[3][0] == "LIT01"
         df = extract_table(rows, table_mapping("returns", "annual_return_item"), "returns", p.name)
         assert len(df) == 12 and df["value_text"].isna().all()
 
