@@ -1,9 +1,8 @@
 """The value a failing row holds, quoted in its quarantine message.
 
 A clerk fixes a record faster when the message says what was written: `「学时」不是数字(填写为
-「两小时」)`, not only which rule failed. For each row-level failure, the rule's column (its
-`meta.echo` column when it says one, e.g. the return's `value_text` for `value_number`) is read
-from the parsed rows and appended to both messages. Columns the caller names as hidden
+「两小时」)`, not only which rule failed. For each row-level failure, the rule's column is read
+from the parsed rows and its value appended to both messages. Columns the caller names as hidden
 (pseudonymised identifiers) are never quoted.
 
 A number column `x` of a spreadsheet has a companion `_unreadable_x` (flows/sources/spreadsheet.py)
@@ -32,8 +31,8 @@ def _rule_columns(table: str) -> dict[str, str]:
     out = {}
     for exp in load_suite_doc(table)["expectations"]:
         meta, column = exp.get("meta", {}), exp["kwargs"].get("column")
-        if meta.get("level", "row") == "row" and (meta.get("echo") or column):
-            out[meta["rule"]] = meta.get("echo") or column
+        if meta.get("level", "row") == "row" and column:
+            out[meta["rule"]] = column
     return out
 
 

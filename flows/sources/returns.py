@@ -65,6 +65,7 @@ def parse_returns(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     numbers = read_numbers(df["value_text"])
     df["value_number"] = numbers["value"]
     df["qualifier"] = numbers["qualifier"]
+    df["_unreadable_value_number"] = numbers["unreadable"]  # validated (RET-R07), never loaded
     return {TABLE: df} | log.frames()
 
 

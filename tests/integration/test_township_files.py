@@ -202,8 +202,8 @@ def test_each_bad_file_is_refused_alone_by_name_and_listed(phase1):
         ("(file)", f"{B}_2023_年度报表.xls", None, ("file-html",)),
         ("(file)", f"{A}_2022_年度报表.xlsx", None, ("sheets-quarterly",)),
         ("training_session", f"{C}_2023_学法培训台账.xlsx#活动登记", 4, ("TRS-R11",)),
-        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 4, ("RET-R05",)),
-        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 14, ("RET-R05",)),
+        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 4, ("RET-R07",)),
+        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 14, ("RET-R07",)),
     }
     message = {(e["source_file"], e["row_number"]): f"{e['message_zh']} / {e['message_en']}" for e in phase1.quarantine}
     assert "模板" in message[("学法培训台账模板.xlsx", None)]
@@ -213,7 +213,8 @@ def test_each_bad_file_is_refused_alone_by_name_and_listed(phase1):
     assert "另存为" in html and ".xlsx" in html
     assert "全年合计" in message[(f"{A}_2022_年度报表.xlsx", None)]
     assert "2032-03-29" in message[(f"{C}_2023_学法培训台账.xlsx#活动登记", 4)]  # the date, as the row names it
-    assert "若干" in message[(f"{C}_2023_年度报表.xlsx", 14)] and "为空" in message[(f"{C}_2023_年度报表.xlsx", 14)]
+    some = message[(f"{C}_2023_年度报表.xlsx", 14)]
+    assert "「若干」" in some and "不是数字" in some and "为空" not in some and "is empty" not in some
     assert "「一」" in message[(f"{C}_2023_年度报表.xlsx", 4)]
 
 
@@ -249,7 +250,7 @@ def test_a_re_sent_return_replaces_the_earlier_one_whole(phase2):
     entries = _entries(phase2)
     # only the new file's failing item is open: 若干 and 一 were corrected, 一万份 is new
     assert {e for e in entries if e[0] == "annual_return_item"} == {
-        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 6, ("RET-R05",))
+        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 6, ("RET-R07",))
     }
     assert not [e for e in entries if e[1] == f"{B}_2023_年度报表.xls"]  # resolved by the .xlsx
     closed = query(

@@ -162,6 +162,7 @@ CASES = [
     ("annual_return_item", "item_code=LIT01", "DUP", "RET-R04"),
     ("annual_return_item", "item_code=LIT01", {"value_number": None}, "RET-R05"),
     ("annual_return_item", "item_code=LIT01", {"value_number": -1.0}, "RET-R06"),
+    ("annual_return_item", "item_code=LIT01", {"value_number": None, "_unreadable_value_number": "若干"}, "RET-R07"),
 ]
 WARN_CASES = [
     ("enforcement_act", "act_id=P1", {"officer_count": 1}, "ENF-R27"),  # one officer: loads, ENF09 counts it
