@@ -23,6 +23,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from itertools import zip_longest
 from pathlib import Path
 
@@ -214,13 +215,21 @@ def _fill_down(rows: list[list], merged: list) -> list[list]:
 def norm_header(cell) -> str:
     """A header cell as compared with fields.yaml names: NFKC, no spaces, no `*` required
     markers, no bracketed hints or units (`是否合格（是/否）`, `学时(小时)`), no trailing colon."""
-    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(cell or "")))
-    text = re.sub(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】", "", text.replace("*", "").replace("※", ""))
-    return text.rstrip(":：")
+    return _norm_header(cell) if isinstance(cell, str) else _norm_header(str(cell or ""))
+
+
+@lru_cache(maxsize=1 << 16)  # headers and short codes repeat in every file
+def _norm_header(cell: str) -> str:
+    text = _SPACES.sub("", unicodedata.normalize("NFKC", cell))
+    return _HINTS.sub("", text.replace("*", "").replace("※", "")).rstrip(":：")
+
+
+_SPACES = re.compile(r"\s+")
+_HINTS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】")
 
 
 def _norm_line(cell) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(cell)))
+    return _SPACES.sub("", unicodedata.normalize("NFKC", str(cell)))
 
 
 def _cell_text(v) -> str | None:
@@ -321,49 +330,60 @@ class Header:
         return (len(required) - len(self.missing), len(self.positions))
 
 
-def find_header(rows: list[list], mapping: TableMapping, merged: list | None = None) -> Header | None:
+def header_area(rows: list[list], merged: list | None = None) -> list[tuple[list, list[str]]]:
+    """The first HEADER_SCAN_ROWS + 1 rows where a header may be, each as (cells with merges
+    across columns spread over them, the cells as norm_header gives them): computed once per
+    sheet, whichever tables are looked for in it."""
+    area = []
+    for i, row in enumerate(rows[: HEADER_SCAN_ROWS + 1]):
+        cells = _spread_across(row, i, merged or [])
+        area.append((cells, [norm_header(c) if _nonblank(c) else "" for c in cells]))
+    return area
+
+
+def find_header(
+    rows: list[list], mapping: TableMapping, merged: list | None = None, area: list | None = None
+) -> Header | None:
     """The best header row (or pair of rows: a group header merged over the columns it names, or
     a header cell merged down over two rows) among the first HEADER_SCAN_ROWS rows: the most
     required columns, then the most columns; a one-row header wins a tie. None when no row
-    names a required column."""
+    names a required column. `area`: header_area(rows, merged), when already computed."""
+    area = area if area is not None else header_area(rows, merged)
     wanted = {norm_header(f): c.name for c in mapping.columns for f in c.fields}
     required = [c for c in mapping.columns if c.required]
-    best, best_key = None, None
-    scan = min(len(rows), HEADER_SCAN_ROWS)
-    for i in range(scan):
-        top = _spread_across(rows[i], i, merged or [])
+    best_key, best = None, None
+    for i in range(min(len(area), HEADER_SCAN_ROWS)):
+        top = area[i][1]
         for two in (False, True):
-            if two and i + 1 >= len(rows):
+            if two and i + 1 >= len(area):
                 continue
-            sub = rows[i + 1] if two else []
+            sub = area[i + 1][1] if two else []
             found: dict[str, int] = {}
-            texts: dict[int, str] = {}
             for j in range(max(len(top), len(sub))):
-                t = top[j] if j < len(top) else None
-                s = sub[j] if j < len(sub) else None
-                candidates = [s, t, f"{t or ''}{s or ''}"] if two else [t]
-                for c in candidates:
-                    name = wanted.get(norm_header(c)) if _nonblank(c) else None
+                t = top[j] if j < len(top) else ""
+                s = sub[j] if j < len(sub) else ""
+                for c in (s, t, t + s) if two else (t,):
+                    name = wanted.get(c) if c else None
                     if name and name not in found:
                         found[name] = j
                         break
-                shown = s if two and _nonblank(s) else t
-                if _nonblank(shown):
-                    texts[j] = str(shown).strip()
             n_required = sum(c.name in found for c in required)
-            if not n_required:
-                continue
             key = (n_required, len(found), not two, -i)
-            if best_key is None or key > best_key:
-                best_key = key
-                unrecognised = [
-                    (j, text)
-                    for j, text in texts.items()
-                    if j not in found.values() and norm_header(text) not in _IGNORED_HEADERS
-                ]
-                best = Header(i, i + 1 if two else i, found, texts, [c for c in required if c.name not in found],
-                              unrecognised)  # fmt: skip
-    return best
+            if n_required and (best_key is None or key > best_key):
+                best_key, best = key, (i, two, found)
+    if best is None:
+        return None
+    i, two, found = best
+    top, sub = area[i][0], area[i + 1][0] if two else []
+    texts = {}
+    for j in range(max(len(top), len(sub))):
+        shown = sub[j] if two and j < len(sub) and _nonblank(sub[j]) else top[j] if j < len(top) else None
+        if _nonblank(shown):
+            texts[j] = str(shown).strip()
+    unrecognised = [
+        (j, text) for j, text in texts.items() if j not in found.values() and norm_header(text) not in _IGNORED_HEADERS
+    ]
+    return Header(i, i + 1 if two else i, found, texts, [c for c in required if c.name not in found], unrecognised)
 
 
 def _spread_across(row: list, i: int, merged: list) -> list:

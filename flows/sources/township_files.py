@@ -24,6 +24,7 @@ from flows.sources.spreadsheet import (
     Sheets,
     SheetTable,
     find_header,
+    header_area,
     header_refusal,
     slice_table,
 )
@@ -158,7 +159,8 @@ def tables_in(
     for sheet, rows in sheets.items():
         if not any(any(v is not None and str(v).strip() for v in row) for row in rows):
             continue  # an empty sheet (Sheet2, Sheet3)
-        headers = {name: find_header(rows, m, sheets.merged.get(sheet)) for name, m in mappings.items()}
+        area = header_area(rows, sheets.merged.get(sheet))
+        headers = {name: find_header(rows, m, area=area) for name, m in mappings.items()}
         complete = [
             (h.score(mappings[n]), mappings[n].sheet == sheet, n) for n, h in headers.items() if h and h.complete
         ]
