@@ -195,9 +195,10 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             performance_option(settings, "files_per_group"),
             performance_option(settings, "workers"),
         )
-    except SourceError as exc:
+    except SourceError as exc:  # a whole export that cannot be read (schema drift): named, with its file or page
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
-        return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
+        where = f"{exc.file}: " if exc.file else ""
+        return PreparedBatch(batch, [], 0, where + exc.message_zh, where + exc.message_en, exc.rule)
     files, issues = (_frame(parsed.pop(name, None)) for name in (FILES_TABLE, ISSUES_TABLE))
     if issues is not None and (issues["level"] == "refused").any():
         refused = issues[issues["level"] == "refused"]
