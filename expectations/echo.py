@@ -2,8 +2,9 @@
 
 A clerk fixes a record faster when the message says what was written: `「学时」不是数字(填写为
 「两小时」)`, not only which rule failed. For each row-level failure, the rule's column is read
-from the parsed rows and its value appended to both messages. Columns the caller names as hidden
-(pseudonymised identifiers) are never quoted.
+from the parsed rows and its value appended to both messages, for the columns the caller names
+(the source's own fields, never a pseudonymised identifier; not derived flags such as
+`session_found`).
 
 A number column `x` of a spreadsheet has a companion `_unreadable_x` (flows/sources/spreadsheet.py)
 holding the text where it is no number: its rule's failure stands for the row, and the other
@@ -36,8 +37,9 @@ def _rule_columns(table: str) -> dict[str, str]:
     return out
 
 
-def with_values(table: str, failures: pd.DataFrame, rows: Path, hidden: set[str]) -> pd.DataFrame:
-    """`failures` (_row, rule, message_zh, message_en) with each row's value quoted."""
+def with_values(table: str, failures: pd.DataFrame, rows: Path, quoted: set[str]) -> pd.DataFrame:
+    """`failures` (_row, rule, message_zh, message_en) with each row's value quoted where the
+    rule's column is one of `quoted` (or a number column's `_unreadable_` text)."""
     if failures.empty:
         return failures
     f = failures.copy()
@@ -46,7 +48,7 @@ def with_values(table: str, failures: pd.DataFrame, rows: Path, hidden: set[str]
     if len(unreadable):
         shadowed = set(zip(unreadable["_row"], unreadable["column"].str.removeprefix(UNREADABLE), strict=True))
         f = f[[(r, c) not in shadowed for r, c in zip(f["_row"], f["column"], strict=True)]]
-    shown = [c for c in f["column"].dropna().unique() if c not in hidden]
+    shown = [c for c in f["column"].dropna().unique() if c in quoted or c.startswith(UNREADABLE)]
     values = _values(rows, f.loc[f["column"].isin(shown), "_row"].unique(), shown)
     quoted = [values.get((r, c)) if isinstance(c, str) else None for r, c in zip(f["_row"], f["column"], strict=True)]
     f["message_zh"] = [m if q is None else f"{m}(填写为「{q}」)" for m, q in zip(f["message_zh"], quoted, strict=True)]

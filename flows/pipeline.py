@@ -216,8 +216,10 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
         for name, table in parsed.items():
             with _GX_LOCK:
                 result = validate_table(name, table, params, previous.get(name), chunk_rows, workers)
-            hidden = {c.name for c in mappings[name].columns if c.kept and c.type.startswith("pseudonym")}
-            failures = with_values(name, result.failures, table.path, hidden)
+            quoted = {"township_code"} | {
+                c.name for c in mappings[name].kept_columns if not c.type.startswith("pseudonym")
+            }  # the source's own fields (never an identifier's pseudonym) and the township
+            failures = with_values(name, result.failures, table.path, quoted)
             tables.append(TableLoad(name, table.path, table.rows, failures, result.results, mappings[name].key))
             # a spreadsheet batch holds records (a file without any is refused at parse): one of its
             # tables being empty (no training session in a year) is no reason to stop it (*-B01)

@@ -142,10 +142,11 @@ def tables_in(
     """Which visible sheet holds which table, each sheet judged by its header (the table whose
     required columns it has, with the most recognised columns; a sheet named as fields.yaml
     says breaks a tie). Every sheet of a table is read (a ledger kept one sheet per quarter is
-    read whole). Hidden sheets and sheets holding no table are named in warnings; a table found
-    in no sheet refuses the file."""
+    read whole). Hidden sheets, sheets holding no table, and sheets whose header lacks a column
+    of a table found complete elsewhere are named in warnings; a table found in no sheet refuses
+    the file (naming the column its best header lacks)."""
     found: dict[str, list[SheetTable]] = {name: [] for name in mappings}
-    partial: dict[str, tuple[str, Header]] = {}  # the best incomplete header per table, for the refusal
+    incomplete: dict[str, list[tuple[str, Header]]] = {name: [] for name in mappings}
     warnings = [
         FileIssue(
             "sheet-hidden",
@@ -168,11 +169,15 @@ def tables_in(
             table = max(complete)[2]
             found[table].append(slice_table(rows, headers[table], sheet))
             continue
-        meant = {n: h for n, h in headers.items() if h and (mappings[n].sheet == sheet or _half(h, mappings[n]))}
-        for name, h in meant.items():
-            if name not in partial or h.score(mappings[name]) > partial[name][1].score(mappings[name]):
-                partial[name] = (sheet, h)
-        if not meant and not any(mappings[n].sheet == sheet for n in mappings) and not NOTE_SHEETS.search(sheet):
+        meant = [
+            (h.score(mappings[n]), mappings[n].sheet == sheet, n)
+            for n, h in headers.items()
+            if h and (mappings[n].sheet == sheet or _half(h, mappings[n]))
+        ]
+        if meant:  # the table this sheet comes closest to holding
+            table = max(meant)[2]
+            incomplete[table].append((sheet, headers[table]))
+        elif not any(mappings[n].sheet == sheet for n in mappings) and not NOTE_SHEETS.search(sheet):
             warnings.append(
                 FileIssue(
                     "sheet-not-read",
@@ -184,9 +189,15 @@ def tables_in(
             )
     for name, mapping in mappings.items():
         if found[name]:
+            for sheet, header in incomplete[name]:  # the table is elsewhere: this sheet is not read
+                why = header_refusal(header, mapping, source, file, sheet)
+                warnings.append(
+                    FileIssue("sheet-not-read", "warn", f"{why.message_zh}，该表未读取", f"{why.message_en}: not read",
+                              sheet, why.row)
+                )  # fmt: skip
             continue
-        if name in partial:
-            sheet, header = partial[name]
+        if incomplete[name]:
+            sheet, header = max(incomplete[name], key=lambda sh: sh[1].score(mapping))
             raise header_refusal(header, mapping, source, file, sheet)
         expected = "、".join(c.fields[0] for c in mapping.columns if c.required)
         what = f"「{mapping.sheet}」工作表" if mapping.sheet else "报表"

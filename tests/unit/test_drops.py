@@ -245,3 +245,38 @@ def test_an_unknown_supersede_setting_is_a_clear_configuration_error(tmp_path):
         fh.write('supersede = "township"\n')  # under [sources.returns], the last table
     with pytest.raises(ConfigError, match="supersede must be file_name or township_year, not 'township'"):
         load_settings(home)
+
+
+def test_every_visible_sheet_is_read_by_its_header_and_what_is_not_read_is_said(tmp_path):
+    """Sessions kept one sheet per half-year are both read; a sheet whose header lacks 学时 while
+    the table is complete elsewhere, and a hidden sheet, are named, not read."""
+    p = tmp_path / f"{A}_2023_学法培训台账.xlsx"
+    wb = xlsxwriter.Workbook(str(p))
+    for name, rows in (
+        ("上半年", [["S1", "2023-03-01", "部门学法", 2]]),
+        ("下半年", [["S2", "2023-09-01", "其他", 1]]),
+    ):
+        ws = wb.add_worksheet(name)
+        ws.write_row(0, 0, ["活动编号", "日期", "活动类型", "学时"])
+        for i, row in enumerate(rows, 1):
+            ws.write_row(i, 0, row)
+    draft = wb.add_worksheet("草稿")
+    draft.write_row(0, 0, ["活动编号", "日期", "活动类型"])
+    draft.write_row(1, 0, ["S9", "2023-12-01", "其他"])
+    ws = wb.add_worksheet("参训签到")
+    ws.write_row(0, 0, ["活动编号", "身份证号"])
+    ws.write_row(1, 0, ["S1", mini.IDS[0]])
+    ws = wb.add_worksheet("人员名册")
+    ws.write_row(0, 0, ["身份证号", "姓名"])
+    ws.write_row(1, 0, [mini.IDS[0], mini.NAMES[0]])
+    old = wb.add_worksheet("旧名册")
+    old.write_row(0, 0, ["身份证号"])
+    old.write_row(1, 0, [mini.IDS[1]])
+    old.hide()
+    wb.close()
+    out = parse_training(_batch("training", p), KEY)
+    assert out["training_session"]["session_id"].tolist() == ["S1", "S2"]
+    assert len(out["training_staff"]) == 1
+    issues = out["file_issue"].set_index("sheet_name")
+    assert issues.loc["草稿", "rule"] == "sheet-not-read" and "学时" in issues.loc["草稿", "message_zh"]
+    assert issues.loc["旧名册", "rule"] == "sheet-hidden" and (issues["level"] == "warn").all()
