@@ -112,12 +112,16 @@ class FileLog:
 
     def frames(self) -> dict[str, pd.DataFrame]:
         files = pd.DataFrame(self.files, columns=["file_name", "township_code", "report_year", "status", "rows"])
-        issues = pd.DataFrame(self.issues, columns=list(_issue_row("", None, None, FileIssue("", "", "", ""))))
+        issues = pd.DataFrame(self.issues, columns=ISSUE_COLUMNS)
         return {FILES_TABLE: files.astype({"rows": "int64"}), ISSUES_TABLE: issues}
 
 
 def _file_row(file: str, township: str | None, year: int | None, status: str, rows: int) -> dict:
     return {"file_name": file, "township_code": township, "report_year": year, "status": status, "rows": rows}
+
+
+ISSUE_COLUMNS = ["file_name", "township_code", "report_year", "sheet_name", "row_number", "column_name", "value_text",
+                 "rule", "level", "message_zh", "message_en"]  # fmt: skip
 
 
 def _issue_row(file: str, township: str | None, year: int | None, issue: FileIssue) -> dict:

@@ -33,7 +33,7 @@ FAZHI = str(Path(sys.executable).with_name("fazhi"))
 
 
 def _need_office() -> None:
-    missing = [t for t in ("soffice", "pdftotext") if not shutil.which(t)]
+    missing = [t for t in ("soffice", "pdftotext", "pdfinfo") if not shutil.which(t)]
     if missing and os.environ.get("FAZHI_CI"):
         pytest.fail(f"CI must install LibreOffice Calc and poppler-utils (.ci/run): {missing} not found")
     if missing:
