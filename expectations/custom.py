@@ -10,6 +10,11 @@ An impossible date such as 2023-02-30 fails, as it does with strptime.
 expectations/clock.py); compared as text, which orders these formats as time. A value not in
 either format passes here (the column's format rule reports it).
 
+`expect_column_values_to_be_dates_in_years`: an ISO date (`YYYY-MM-DD`, as the parsers write
+dates) whose year is outside [min_year, max_year] fails; other text is left to the date-format
+rule, so a row that is no date at all is not also reported as out of range. (GX's own
+between-expectation compares values of one type only: not dates written as text with years.)
+
 `expect_column_values_to_be_in_named_set`: like GX's in-set expectation, for a long set that is
 the same for every run (the townships of a county, province or country). GX copies an
 expectation's keyword arguments several times per expectation and run (pydantic `dict()`), so a
@@ -70,6 +75,28 @@ class ExpectColumnValuesToMatchDateFormat(ColumnMapExpectation):
     map_metric = "column_values.fazhi_match_date_format"
     success_keys = ("date_format", "mostly")
     args_keys = ("column", "date_format")
+
+
+class ColumnValuesDatesInYears(ColumnMapMetricProvider):
+    condition_metric_name = "column_values.fazhi_dates_in_years"
+    condition_value_keys = ("min_year", "max_year")
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, min_year, max_year, **kwargs):
+        year = pd.to_numeric(column.astype("string").str.extract(r"^(\d{4})-\d{2}-\d{2}$")[0], errors="coerce")
+        outside = (year < int(min_year)) | (year > int(max_year))
+        return pd.Series((~outside.fillna(False)).to_numpy(dtype=bool), index=column.index)
+
+
+class ExpectColumnValuesToBeDatesInYears(ColumnMapExpectation):
+    """Every ISO date has its year in [min_year, max_year]; other values pass."""
+
+    min_year: Union[int, SuiteParameterDict] = pydantic.Field(description="first year accepted")  # noqa: UP007
+    max_year: Union[int, SuiteParameterDict] = pydantic.Field(description="last year accepted")  # noqa: UP007
+
+    map_metric = "column_values.fazhi_dates_in_years"
+    success_keys = ("min_year", "max_year", "mostly")
+    args_keys = ("column", "min_year", "max_year")
 
 
 class ColumnValuesInNamedSet(ColumnMapMetricProvider):

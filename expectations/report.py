@@ -35,6 +35,7 @@ class ReportData:
     sources: list[dict]  # source, status, batch_id, received/loaded/quarantined, message_zh/en, rules
     entries: list[dict]  # open quarantine entries, one per (entry, rule)
     warnings: list[dict] = field(default_factory=list)  # warn-level rules that failed in this run
+    file_warnings: list[dict] = field(default_factory=list)  # parts of this run's spreadsheet files not read
 
 
 @cache
@@ -110,19 +111,42 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, run_sources: dict | Non
             )
     cur = con.execute(
         """
+        with open_entries as (  -- quarantined rows, and spreadsheet files refused as a whole
+            select township_code, rules, source, table_name, source_file, row_number, business_key, batch_id,
+                   quarantined_at, message_zh, message_en
+            from audit.quarantine where resolved_at is null
+            union all
+            select township_code, [rule], source, '(file)', file_name || coalesce('#' || sheet_name, ''),
+                   row_number, null, batch_id, recorded_at, message_zh, message_en
+            from audit.file_issue where resolved_at is null and level = 'refused'
+        )
         select q.township_code, t.name as township_name, unnest(q.rules) as rule, q.source, q.table_name,
                q.source_file, q.row_number, q.business_key, q.batch_id,
-               strftime(q.quarantined_at, '%Y-%m-%d') as since, b.run_id = ? as is_new
-        from audit.quarantine q
+               strftime(q.quarantined_at, '%Y-%m-%d') as since, b.run_id = ? as is_new,
+               q.message_zh, q.message_en
+        from open_entries q
         left join ref.township t on t.code = q.township_code
         left join audit.batch b on b.batch_id = q.batch_id
-        where q.resolved_at is null
-        order by q.township_code nulls last, rule, q.source, q.source_file, q.row_number
+        order by q.township_code nulls last, rule, q.source, q.source_file, q.row_number nulls first
         """,
         [run_id],
     )
     names = [d[0] for d in cur.description]
     entries = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    # what was not read of the files this run loaded (hidden sheets, unrecognised columns, …)
+    file_warnings = [
+        dict(zip(("source", "file", "sheet", "row", "column", "rule", "message_zh", "message_en"), r, strict=True))
+        for r in con.execute(
+            """
+            select i.source, i.file_name, i.sheet_name, i.row_number, i.column_name, i.rule, i.message_zh,
+                   i.message_en
+            from audit.file_issue i join audit.batch b using (batch_id)
+            where b.run_id = ? and i.level = 'warn'
+            order by i.source, i.file_name, i.sheet_name nulls first, i.row_number nulls first
+            """,
+            [run_id],
+        ).fetchall()
+    ]
     warnings = [
         {"table_name": t, "rule": r, "rows": int(n or 0)}
         for t, r, n in con.execute(
@@ -136,7 +160,7 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, run_sources: dict | Non
         ).fetchall()
     ]
     now = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
-    return ReportData(run_id, now, sources, entries, warnings)
+    return ReportData(run_id, now, sources, entries, warnings, file_warnings)
 
 
 _STATUS = {
@@ -227,6 +251,17 @@ def render_html(data: ReportData) -> str:
             )
         out.append("</table>")
 
+    if data.file_warnings:
+        out.append('<h2>文件中未读取的部分 <span class="en">/ Parts of the files not read</span></h2><table>')
+        out.append("<tr><th>数据源 / source</th><th>文件 / file</th><th>工作表 / sheet</th><th>行 / row</th>"
+                   "<th>列 / column</th><th>说明 / note</th></tr>")  # fmt: skip
+        for w in data.file_warnings:
+            out.append(
+                f"<tr><td>{_e(w['source'])}</td><td>{_e(w['file'])}</td><td>{_e(w['sheet'])}</td>"
+                f'<td class="n">{_e(w["row"])}</td><td>{_e(w["column"])}</td>'
+                f"<td>{_e(w['message_zh'])}<br><span class=en>{_e(w['message_en'])}</span></td></tr>"
+            )
+        out.append("</table>")
     out.append('<h2>待更正的记录 <span class="en">/ Records to correct in the source system</span></h2>')
     if not data.entries:
         out.append('<p class="ok">没有待更正的记录 / nothing to correct</p>')
@@ -248,21 +283,22 @@ def render_html(data: ReportData) -> str:
     for (code, name), rules in by_area.items():
         out.append(f"<h3>{_e(name or UNKNOWN_TOWNSHIP)} <span class=en>{_e(code)}</span></h3>")
         for rule, rows in rules.items():
-            _, zh, en = messages.get(rule, ("", "", ""))
+            _, zh, en = messages.get(rule, ("", rows[0]["message_zh"], rows[0]["message_en"]))
             out.append(
                 f'<h4><span class="rule">{_e(rule)}</span> {_e(zh)} <span class="en">/ {_e(en)}</span>'
                 f" ({len(rows)})</h4>"
             )
             out.append(
                 "<table><tr><th>数据源 / source</th><th>文件或页 / file or page</th><th>行 / row</th>"
-                "<th>业务主键 / business key</th><th>隔离日期 / since</th></tr>"
+                "<th>业务主键 / business key</th><th>隔离日期 / since</th><th>原因 / reason</th></tr>"
             )
             for r in rows:
                 badge = ' <span class="badge">新 / new</span>' if r["is_new"] else ""
                 out.append(
                     f"<tr><td>{_e(r['source'])} · {_e(r['table_name'])}</td><td>{_e(r['source_file'])}</td>"
                     f'<td class="n">{_e(r["row_number"])}</td><td>{_e(r["business_key"])}{badge}</td>'
-                    f"<td>{_e(r['since'])}</td></tr>"
+                    f"<td>{_e(r['since'])}</td><td>{_e(r['message_zh'])}<br>"
+                    f"<span class=en>{_e(r['message_en'])}</span></td></tr>"
                 )
             out.append("</table>")
     out.append(

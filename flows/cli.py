@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("template", help="write the blank spreadsheet a township fills in")
     p.add_argument("kind", choices=("training", "returns"))
     p.add_argument("--out", type=Path, required=True, help="the .xlsx file to write")
+    _add_home(p)  # its townships.csv fills the template's 乡镇代码 sheet (else the sample county's)
 
     p = sub.add_parser("run", help="one nightly run with the home folder's configuration")
     _add_home(p)
@@ -261,9 +262,14 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_template(args) -> int:
+    from flows.config import ConfigError, load_settings, resolve_home
     from flows.sources.templates import write_template
 
-    path = write_template(args.kind, args.out)
+    try:
+        townships = load_settings(resolve_home(args.home)).townships_csv
+    except ConfigError:
+        townships = None  # no home yet: the sample county's townships
+    path = write_template(args.kind, args.out, townships if townships and townships.exists() else None)
     print(f"模板已写入 / template written: {path}")
     return 0
 

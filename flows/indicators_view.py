@@ -27,8 +27,18 @@ COLUMNS = (
     "unit",
     "qualifier",
     "status",
+    "missing_townships",
+    "source_files",
     "kind",
 )
+# every status in words (docs/indicators.md), shown where a figure has no value
+STATUS_WORDS = {
+    "no_data": "无数据",
+    "missing_source": "未报送",
+    "quarantined": "已隔离",
+    "calendar_not_covered": "日历未覆盖",
+    "incomplete": "缺乡镇",
+}
 
 
 class NotPublished(RuntimeError):
@@ -115,20 +125,24 @@ def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=[c for c in COLUMNS if c != "kind"], extrasaction="ignore")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({**r, "source_files": "; ".join(r.get("source_files") or [])} for r in rows)
     return out.getvalue()
 
 
 def display(r: dict) -> str:
     v = r["value"]
     if v is None:
-        return {"no_data": "无数据", "missing_return": "未报"}.get(r["status"], "—")
-    q = "≥" if r["qualifier"] == ">=" else ""
+        return STATUS_WORDS.get(r["status"], "—")
+    q = {">=": "≥", "~": "约"}.get(r["qualifier"], "")
     if r["kind"] == "rate":
-        return f"{q}{v * 100:.1f}%"
-    if r["kind"] in ("median", "mean"):
-        return f"{q}{v:.1f}"
-    return f"{q}{v:,.0f}" if r["kind"] == "amount" else f"{q}{v}"
+        text = f"{q}{v * 100:.1f}%"
+    elif r["kind"] in ("median", "mean"):
+        text = f"{q}{v:.1f}"
+    else:
+        text = f"{q}{v:,.0f}" if r["kind"] == "amount" else f"{q}{v}"
+    if r["status"] == "incomplete":  # a county figure lacking townships
+        return f"{text}(缺{r.get('missing_townships')}乡镇)"
+    return f"{text}(有隔离)" if r["status"] == "quarantined" else text
 
 
 def _width(s: str) -> int:

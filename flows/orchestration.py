@@ -264,14 +264,17 @@ def _fmt(value) -> str:
 
 
 def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
-    """Markdown: per year, one row per indicator, the county's value then each township's."""
+    """Markdown: per year, one row per indicator, the county's value then each township's (a
+    missing figure's status in words)."""
+    from flows.indicators_view import STATUS_WORDS
     from warehouse.db import connect
 
     con = connect(db)  # the working database, which this run holds
     try:
         rows = con.execute(
             """
-            select year, indicator_code, indicator_name_zh, unit, area_level, township_code, township_name, value
+            select year, indicator_code, indicator_name_zh, unit, area_level, township_code, township_name, value,
+                   status
             from mart.indicator_value where year in (select unnest(?::integer[]))
             order by year, indicator_code, area_level desc, township_code
             """,
@@ -288,7 +291,7 @@ def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
         county = [a for a in areas if a[0] == "county"]
         towns = [a for a in areas if a[0] != "county"]
         shown = county + (towns if len(towns) <= MAX_TOWNSHIP_COLUMNS else [])
-        values = {(r[1], r[5]): r[7] for r in data}
+        values = {(r[1], r[5]): _fmt(r[7]) if r[7] is not None else STATUS_WORDS.get(r[8], "—") for r in data}
         indicators = list(dict.fromkeys((r[1], r[2], r[3]) for r in data))
         out += [f"## {year}", ""]
         if len(towns) > MAX_TOWNSHIP_COLUMNS:
@@ -296,7 +299,7 @@ def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
         out.append("| 指标 code | 名称 | 单位 | " + " | ".join(a[2] or a[1] for a in shown) + " |")
         out.append("|---|---|---|" + "---:|" * len(shown))
         for code, name, unit in indicators:
-            cells = " | ".join(_fmt(values.get((code, a[1]))) for a in shown)
+            cells = " | ".join(values.get((code, a[1]), "—") for a in shown)
             out.append(f"| {code} | {name or ''} | {unit or ''} | {cells} |")
         out.append("")
     return "\n".join(out)

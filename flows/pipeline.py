@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from flows.sources.json_pages import batch_latest_allowed_at
 from flows.sources.landing import LandedBatch, delivered_files, land, write_manifest
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
 from flows.sources.parsed import FILES_PER_GROUP, remove_parsed
+from flows.sources.township_files import FILES_TABLE, ISSUES_TABLE
 from warehouse import audit
 from warehouse.acceptance import reference_extract_rows
 from warehouse.compute import compute_indicators, load_townships
@@ -61,6 +62,10 @@ class PreparedBatch:
     stop_zh: str | None = None
     stop_en: str | None = None
     stop_rule: str | None = None
+    # spreadsheet drops: each file's outcome and the issues found in the files
+    # (flows/sources/township_files.py); a refused file is recorded, the others load
+    files: pd.DataFrame | None = None
+    file_issues: pd.DataFrame | None = None
 
 
 @dataclass
@@ -165,25 +170,51 @@ def performance_option(settings: Settings, name: str) -> int:
     return int(settings.extra.get("performance", {}).get(name, defaults[name]))
 
 
+def accepted_years(settings: Settings) -> tuple[int, int]:
+    """The years a record may belong to: the first year of indicators to this year (China's)."""
+    from zoneinfo import ZoneInfo
+
+    return settings.first_year, datetime.now(ZoneInfo("Asia/Shanghai")).year
+
+
 def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     """Parse the batch to canonical PII-free rows on disk (Parquet, flows/sources/parsed.py) and
-    validate every table with its GX suite, chunk by chunk."""
+    validate every table with its GX suite, chunk by chunk. A spreadsheet file that cannot be read
+    whole is refused alone (its record goes with the batch); quarantine messages quote the value
+    a failing row holds (expectations/echo.py)."""
+    from expectations.echo import with_values
     from expectations.validate import validate_table  # GX is heavy: imported when validating
 
     mappings = load_mappings()[batch.source]
     directory = parsed_dir(settings, batch)
+    years = accepted_years(settings)
     try:
         parsed = parse_batch(
-            batch,
+            replace(batch, extra=batch.extra | {"years": list(years)}),
             settings.hmac_key(),
             directory,
             performance_option(settings, "files_per_group"),
             performance_option(settings, "workers"),
         )
-    except SourceError as exc:
+    except SourceError as exc:  # a whole export that cannot be read (schema drift): named, with its file or page
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
-        return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
-    params = {"township_codes": township_codes(settings), "latest_allowed_at": batch_latest_allowed_at(batch)}
+        where = f"{exc.file}: " if exc.file else ""
+        return PreparedBatch(batch, [], 0, where + exc.message_zh, where + exc.message_en, exc.rule)
+    files, issues = (_frame(parsed.pop(name, None)) for name in (FILES_TABLE, ISSUES_TABLE))
+    if issues is not None and (issues["level"] == "refused").any():
+        refused = issues[issues["level"] == "refused"]
+        rules = ", ".join(sorted(set(refused["rule"])))
+        log.warning("source %s: %d file(s) refused (%s)", batch.source, len(refused), rules)
+    if files is not None and not (files["status"] == "parsed").any():  # every file refused: nothing to validate
+        empty = pd.DataFrame(columns=["_row", "rule", "message_zh", "message_en"])
+        tables = [TableLoad(n, t.path, 0, empty, pd.DataFrame(), mappings[n].key) for n, t in parsed.items()]
+        return PreparedBatch(batch, tables, 0, files=files, file_issues=issues)
+    params = {
+        "township_codes": township_codes(settings),
+        "first_year": years[0],
+        "last_year": years[1],
+        "latest_allowed_at": batch_latest_allowed_at(batch),
+    }
     previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
     chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "workers")
     tables, stops = [], []
@@ -191,8 +222,16 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
         for name, table in parsed.items():
             with _GX_LOCK:
                 result = validate_table(name, table, params, previous.get(name), chunk_rows, workers)
-            tables.append(TableLoad(name, table.path, table.rows, result.failures, result.results, mappings[name].key))
-            stops += [dict(e, table=name) for e in result.batch_errors]
+            quoted = {"township_code"} | {
+                c.name for c in mappings[name].kept_columns if not c.type.startswith("pseudonym")
+            }  # the source's own fields (never an identifier's pseudonym) and the township
+            failures = with_values(name, result.failures, table.path, quoted)
+            tables.append(TableLoad(name, table.path, table.rows, failures, result.results, mappings[name].key))
+            # a spreadsheet batch holds records (a file without any is refused at parse): one of its
+            # tables being empty (no training session in a year) is no reason to stop it (*-B01)
+            stops += [
+                dict(e, table=name) for e in result.batch_errors if files is None or not e["rule"].endswith("-B01")
+            ]
     except BaseException:
         remove_parsed(directory)
         raise
@@ -206,8 +245,14 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             "；".join(f"{s['table']}: {s['message_zh']}" for s in stops),
             "; ".join(f"{s['table']}: {s['message_en']}" for s in stops),
             first["rule"],
+            files,
+            issues,
         )
-    return PreparedBatch(batch, tables, received)
+    return PreparedBatch(batch, tables, received, files=files, file_issues=issues)
+
+
+def _frame(table) -> pd.DataFrame | None:
+    return None if table is None else table.frame().reset_index(drop=True)
 
 
 def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> LoadOutcome:
@@ -222,6 +267,8 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
         extract_kind(settings, b),
         advances_watermark=source is not None and source.kind == "http",
         supersede=source.supersede if source and source.kind == "spreadsheet_drop" else None,
+        spreadsheet_files=prepared.files,
+        file_issues=prepared.file_issues,
     )
     now = datetime.now(UTC).replace(tzinfo=None)
     con = open_work_db(settings.work_db)

@@ -1,8 +1,10 @@
 """Read the open quarantine entries from the published database and render them (table, JSON).
 
-`fazhi quarantine` lists what township staff still have to fix in their source systems. The
-entries are already free of personal data (audit.quarantine keeps the parsed, pseudonymised
-row). Imports only duckdb: the command must start fast and never load Prefect or GX.
+`fazhi quarantine` lists what township staff still have to fix in their source systems: rows,
+and spreadsheet files refused as a whole (named, with the rule, and where known the sheet, row
+and column; `table_name` is `(file)`). The entries are already free of personal data
+(audit.quarantine keeps the parsed, pseudonymised row). Imports only duckdb: the command must
+start fast and never load Prefect or GX.
 """
 
 from __future__ import annotations
@@ -29,16 +31,29 @@ FIELDS = (
     "quarantined_at",
 )
 
+# Open quarantined rows, and spreadsheet files refused as a whole (audit.file_issue, level
+# refused): table_name `(file)`, the file (and sheet) and the row and column where the problem is.
 _QUERY = """
+with entries as (
+    select source, table_name, township_code, batch_id, source_file, row_number, business_key, rules,
+           message_zh, message_en, quarantined_at
+    from audit.quarantine
+    where resolved_at is null
+    union all
+    select source, '(file)', township_code, batch_id,
+           file_name || coalesce('#' || sheet_name, ''), row_number,
+           null, [rule], message_zh, message_en, recorded_at
+    from audit.file_issue
+    where resolved_at is null and level = 'refused'
+)
 select q.source, q.table_name, q.township_code, t.name as township_name, q.batch_id, q.source_file,
        q.row_number, q.business_key, q.rules, q.message_zh, q.message_en,
        strftime(q.quarantined_at, '%Y-%m-%d %H:%M:%S') as quarantined_at
-from audit.quarantine q
+from entries q
 left join ref.township t on t.code = q.township_code
-where q.resolved_at is null
-  and ($source is null or q.source = $source)
+where ($source is null or q.source = $source)
   and ($township is null or q.township_code = $township or t.name = $township)
-order by q.township_code nulls last, q.source, q.table_name, q.source_file, q.row_number
+order by q.township_code nulls last, q.source, q.table_name, q.source_file, q.row_number nulls first
 """
 
 
@@ -76,7 +91,7 @@ def to_table(rows: list[dict]) -> str:
             (
                 f"{r['source']}/{r['table_name']}",
                 r["source_file"],
-                str(r["row_number"]),
+                "" if r["row_number"] is None else str(r["row_number"]),
                 r["business_key"] or "",
                 ",".join(r["rules"]),
                 f"{r['message_zh']} / {r['message_en']}",

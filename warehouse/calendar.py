@@ -1,5 +1,7 @@
 """Working days on the State Council holiday calendar (with 调休 make-up days), from the
-maintained `chinese_calendar` package; a year it does not cover is a clear error."""
+maintained `chinese_calendar` package. A year it does not cover is a clear error here; the
+indicator computation asks only for covered years (covered_years) and marks ENF08 of the others
+`calendar_not_covered`, so the calendar never stops the county."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,11 @@ from warehouse.calendar import covered_years, workday_frame
 from warehouse.db import sql
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
+# which township-years delivered their spreadsheets, which figures have records in quarantine:
+# read by the evidence models and by indicator_value.sql
+STATUS_MODELS = ("source_delivery", "quarantined_figure")
 EVIDENCE_MODELS = ("evidence_enforcement", "evidence_mediation", "evidence_training", "evidence_returns")
+log = logging.getLogger("fazhi")
 FAR_FUTURE = datetime(9999, 12, 31)
 
 
@@ -66,9 +71,11 @@ def compute_indicators(
     """Rebuild mart.indicator_value and mart.indicator_catalogue; returns the number of rows."""
     lo, hi = data_years(con)
     last = last_year or hi or first_year
-    cal_first = min(first_year, lo or first_year)
-    # the next year too, for decisions published early in January, when the calendar has it
-    workdays = workday_frame(cal_first, last + 1 if last + 1 <= covered_years()[1] else last)
+    # the next year too, for decisions published early in January; only the years the installed
+    # holiday calendar covers: ENF08 of a year it cannot judge is `calendar_not_covered`, the
+    # other figures are computed (the calendar never stops the county)
+    covered_first, covered_last = covered_years()
+    workdays = workday_frame(max(min(first_year, lo or first_year), covered_first), min(last + 1, covered_last))
     catalogue = catalogue_frame()
     params = {"as_of": as_of or FAR_FUTURE}
     con.execute("begin transaction")
@@ -79,6 +86,8 @@ def compute_indicators(
         con.register("workdays", workdays)
         con.execute("delete from ref.workday")
         con.execute("insert into ref.workday select day, is_workday, workday_seq from workdays")
+        for model in STATUS_MODELS:
+            con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", params)
         for model in EVIDENCE_MODELS:
             model_params = dict(params)
             if model == "evidence_training":
@@ -91,6 +100,8 @@ def compute_indicators(
             f"create or replace table mart.indicator_value as {sql('models/marts/indicator_value.sql')}",
             {"first_year": first_year, "last_year": last},
         )
+        for model in STATUS_MODELS:
+            con.execute(f"drop table {model}")
         con.execute(
             "create or replace table mart.indicator_catalogue as "
             "select * exclude (sort_order) from ref.indicator_catalogue order by sort_order"
@@ -103,4 +114,19 @@ def compute_indicators(
         for name in ("catalogue", "workdays"):
             with contextlib.suppress(Exception):
                 con.unregister(name)
+    uncovered = [
+        y for (y,) in con.execute(
+            "select distinct year from mart.indicator_value where status = 'calendar_not_covered' order by year"
+        ).fetchall()
+    ]  # fmt: skip
+    if uncovered:
+        log.warning(
+            "节假日日历不覆盖 %s 年部分处罚决定的公示期限，ENF08 未计算；请升级 chinese-calendar / "
+            "the holiday calendar (chinese-calendar, covering %d-%d) cannot judge ENF08 for %s: "
+            "status calendar_not_covered, the other figures are computed; upgrade chinese-calendar",
+            "、".join(map(str, uncovered)),
+            covered_first,
+            covered_last,
+            ", ".join(map(str, uncovered)),
+        )
     return con.execute("select count(*) from mart.indicator_value").fetchone()[0]

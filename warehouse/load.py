@@ -33,6 +33,10 @@ class BatchInfo:
     extract_kind: str = "full"
     advances_watermark: bool = False  # HTTP pulls: the watermark moves over the loaded rows (audit.watermark)
     supersede: str | None = None  # spreadsheet drops: file_name | township_year (warehouse/supersede.py)
+    # spreadsheet drops: each file's outcome (file_name, township_code, report_year, status parsed |
+    # refused, rows) and the issues found in the files (flows/sources/township_files.py)
+    spreadsheet_files: pd.DataFrame | None = None
+    file_issues: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ def load_batch(
             loaded += r - q
         _record_validation(con, batch, tables, loaded_at)
         _record_landed_files(con, batch)
+        _record_spreadsheet_files(con, batch, loaded_at, loaded=True)
         con.execute(
             "insert into audit.batch values (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, null, null, ?)",
             [
@@ -132,6 +137,7 @@ def record_stopped_batch(
     con.execute("begin transaction")
     try:
         _record_validation(con, batch, tables, loaded_at)
+        _record_spreadsheet_files(con, batch, loaded_at, loaded=False)
         for t in tables:
             con.execute("insert into audit.batch_table values (?, ?, ?, 0, 0)", [batch.batch_id, t.table, t.row_count])
         con.execute(
@@ -159,10 +165,13 @@ def _load_table(
     con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, loaded_at: datetime
 ) -> tuple[int, int, int, int]:
     path = str(t.rows_path)
-    # every parsed column but the bookkeeping ones (a row's type errors stay in its quarantine entry)
+    # every parsed column but the bookkeeping ones: a row's type errors stay in its quarantine entry;
+    # `_unreadable_<column>` is a number column's text as written where it is no number (validated
+    # and quoted in the quarantine message, flows/sources/spreadsheet.py), not a raw column
     con.execute(
         f"insert into raw.{t.table} by name select $batch_id as _batch_id, "
-        "columns(lambda c: c not in ('_row', '_type_errors')) from read_parquet($path)",
+        "columns(lambda c: c not in ('_row', '_type_errors') and not starts_with(c, '_unreadable_')) "
+        "from read_parquet($path)",
         {"batch_id": batch.batch_id, "path": path},
     )
 
@@ -320,3 +329,28 @@ def _record_validation(con: duckdb.DuckDBPyConnection, batch: BatchInfo, tables:
             """
         )
         con.unregister("results")
+
+
+def _record_spreadsheet_files(con: duckdb.DuckDBPyConnection, batch: BatchInfo, at: datetime, loaded: bool) -> None:
+    """A spreadsheet batch's files (audit.spreadsheet_file, when the batch loads) and the issues
+    found in them (audit.file_issue; a stopped batch's too, so they are seen, but an issue still
+    open from an earlier attempt at the same content is not recorded twice). A file loaded now
+    resolves what was open about an earlier delivery of it: the same name (whatever the
+    extension), the same content, or with supersede = township_year the same township-year."""
+    if batch.spreadsheet_files is None:
+        return
+    con.register("batch_files", pd.DataFrame(batch.files, columns=["name", "bytes", "sha256"]))
+    params = {"batch_id": batch.batch_id, "source": batch.source, "at": at}
+    try:
+        if loaded:
+            con.register("parsed_files", batch.spreadsheet_files)
+            con.execute(sql("models/audit/record_spreadsheet_files.sql"), params)
+            by_township_year = batch.supersede == "township_year"
+            con.execute(sql("models/audit/resolve_file_issues.sql"), params | {"by_township_year": by_township_year})
+            con.unregister("parsed_files")
+        if batch.file_issues is not None and len(batch.file_issues):
+            con.register("issues", batch.file_issues)
+            con.execute(sql("models/audit/record_file_issues.sql"), params)
+            con.unregister("issues")
+    finally:
+        con.unregister("batch_files")

@@ -37,6 +37,8 @@ PUBLISHED_TABLES = (
     "audit.batch",
     "audit.quarantine",
     "audit.validation_result",
+    "audit.spreadsheet_file",
+    "audit.file_issue",
 )
 # Views of the working database recreated in the analyst database (migration 008: validation
 # trends); their queries name published tables only, and resolve inside the published file.

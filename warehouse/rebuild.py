@@ -61,6 +61,8 @@ def rebuild_year(
         for table in RAW_TABLES:
             con.execute(f"insert into raw.{table} select * from {work}.raw.{table}")
         con.execute(f"insert into audit.quarantine select * from {work}.audit.quarantine")
+        # which township-years delivered their spreadsheets (statuses, the files behind the figures)
+        con.execute(f"insert into audit.spreadsheet_file select * from {work}.audit.spreadsheet_file")
         batches = con.execute(
             f"""
             select b.batch_id, b.loaded_at, t.table_name

@@ -4,8 +4,9 @@ What counts as the same delivery is the source's `supersede` setting: `file_name
 delivered again under the same name) or `township_year` (any file of the same township and year,
 the `<code>_<year>_` its name starts with: a township re-sending its ledger under a new name).
 The versioned merge (models/core/merge_versioned.sql) already versions rows whose values
-changed; this closes the rows the corrected delivery no longer has
-(models/core/close_superseded.sql). The raw layer keeps every version of every file
+changed; this closes the rows the corrected delivery no longer has, or has only in quarantine
+(models/core/close_superseded.sql), and resolves the quarantine entries of the earlier version
+(models/core/resolve_superseded.sql). The raw layer keeps every version of every file
 (`_batch_id`, `_source_file`), so what a file said at any load stays reachable.
 """
 
@@ -47,4 +48,10 @@ def close_superseded(
         table=table, core_key=_key(key, "t"), raw_key=_key(key, "r"), delivery=SUPERSEDE_BY[by]
     )
     con.execute(statement, {"batch_id": batch_id, "loaded_at": loaded_at}).fetchall()
+    resolve = sql("models/core/resolve_superseded.sql").format(
+        table=table,
+        delivery=SUPERSEDE_BY[by],
+        quarantine_delivery=SUPERSEDE_BY[by].replace("r._source_file", "q.source_file"),
+    )
+    con.execute(resolve, {"batch_id": batch_id, "loaded_at": loaded_at}).fetchall()
     return before - con.execute(count).fetchall()[0][0]

@@ -1,4 +1,5 @@
-"""Training rosters (学法培训台账): one workbook per township and year, three sheets."""
+"""Training rosters (学法培训台账): one workbook per township and year, three tables (sessions,
+attendance, the staff roster), each found by its header in any visible sheet."""
 
 from __future__ import annotations
 
@@ -7,29 +8,33 @@ import pandas as pd
 from flows.sources.landing import LandedBatch
 from flows.sources.mapping import SourceError, load_mappings, with_overrides
 from flows.sources.spreadsheet import TableRows, canonicalise, read_workbook
-from flows.sources.township_files import township_and_year
+from flows.sources.township_files import FileLog, name_parts, no_records, tables_in, township_and_year, years_of
 
 SOURCE = "training"
 
 
 def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
+    """The batch's three tables, plus the record of each file (township_files.FileLog): a file
+    that cannot be read whole is refused alone."""
     tables = {n: with_overrides(m, batch.extra.get("fields")) for n, m in load_mappings()[SOURCE].items()}
-    raw = {name: TableRows(mapping) for name, mapping in tables.items()}
+    raw = {name: TableRows(mapping, ("township_code", "roster_year")) for name, mapping in tables.items()}
+    log = FileLog(SOURCE)
+    years = years_of(batch.extra)
     for f in batch.files:
-        township, year = township_and_year(SOURCE, f.name)
-        sheets = read_workbook(f.path, SOURCE)
-        for name, mapping in tables.items():
-            if mapping.sheet not in sheets:
-                raise SourceError(
-                    SOURCE,
-                    f.name,
-                    f"缺少工作表「{mapping.sheet}」",
-                    f"the workbook lacks sheet {mapping.sheet!r}",
-                    "sheet-missing",
-                )
-            raw[name].add(
-                sheets[mapping.sheet], SOURCE, f.name, mapping.sheet, township_code=township, roster_year=year
-            )
+        try:
+            township, year = township_and_year(SOURCE, f.name, years)
+            found, warnings = tables_in(read_workbook(f.path, SOURCE), tables, SOURCE, f.name)
+            rows = sum(len(t.rows) for sheets in found.values() for t in sheets)
+            if not rows:
+                raise no_records(SOURCE, f.name)
+        except SourceError as exc:
+            log.refused(f.name, exc, *name_parts(f.name))
+            continue
+        for name, sheets in found.items():
+            for t in sheets:
+                raw[name].extend(t, f.name, township_code=township, roster_year=year)
+                warnings += t.warnings
+        log.parsed(f.name, township, year, rows, warnings)
     parsed = {
         name: canonicalise(
             raw[name].frame(),
@@ -43,4 +48,4 @@ def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     att = parsed["training_attendance"]
     att["session_found"] = pd.MultiIndex.from_frame(att[["township_code", "session_id"]]).isin(sessions)
     parsed["training_staff"]["roster_year"] = parsed["training_staff"]["roster_year"].astype("int32")
-    return parsed
+    return parsed | log.frames()

@@ -179,7 +179,8 @@ def test_future_dated_records_are_quarantined_and_never_move_the_watermark(tmp_p
         (zh, en), *_ = query(
             home / "work.duckdb", "select message_zh, message_en from audit.quarantine where business_key = 'F2'"
         )
-        assert zh == "「更新时间」晚于本次拉取的时间(含允许的时钟偏差)，是未来的日期"
+        # the date is no personal data: quoted as written, so the clerk sees which value
+        assert zh == "「更新时间」晚于本次拉取的时间(含允许的时钟偏差)，是未来的日期(填写为「2099-12-31 23:59:59」)"
         assert en.startswith("source_modified_at (更新时间) is later than the pull's clock")
         # the watermark moved over the records that loaded, not to 2099
         assert query(home / "work.duckdb", ENF_WATERMARK) == [(LATER,)]

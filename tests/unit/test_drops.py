@@ -102,7 +102,7 @@ def test_returns_csv_in_every_encoding(tmp_path, encoding):
         w.writerow(["填报日期：2024年1月15日", "", "", "", ""])
     df = parse_returns(_batch("returns", p), KEY)["annual_return_item"].set_index("item_code")
     assert df.loc["OGI03", "value_number"] == 200 and df.loc["OGI03", "qualifier"] == ">="
-    assert df.loc["PUB02", "value_number"] == 9 and df.loc["PUB02", "remark"] == "全角 空格"
+    assert df.loc["PUB02", "value_number"] == 9 and "remark" not in df  # 备注: free text, never kept
     assert set(df["filled_date"]) == {"2024-01-15"} and len(df) == 2
     assert "王五" not in df.to_csv()
 
@@ -116,12 +116,17 @@ def test_returns_csv_in_every_encoding(tmp_path, encoding):
         ("350481101_2023_学法培训台账.csv", b"\xff\xfe\x00\xd8garbage\x81\x30", "file-encoding"),
     ],
 )
-def test_files_that_are_not_ledgers_name_the_file(tmp_path, name, content, rule):
+def test_files_that_are_not_ledgers_are_refused_by_name(tmp_path, name, content, rule):
     p = tmp_path / name
     p.write_bytes(content)
     with pytest.raises(SourceError) as err:
-        parse_training(_batch("training", p), KEY)
+        read_workbook(p, "training")
     assert err.value.rule == rule and name in str(err.value) and err.value.source == "training"
+    good = messy_training(tmp_path / f"{A}_2022_学法培训台账.xlsx")
+    out = parse_training(_batch("training", p, good), KEY)  # refused alone: the other file loads
+    (issue,) = out["file_issue"].to_dict("records")
+    assert (issue["file_name"], issue["rule"], issue["level"]) == (name, rule, "refused")
+    assert set(out["training_session"]["_source_file"]) == {f"{good.name}#活动登记"}
 
 
 def test_a_sheet_without_a_recognisable_header_names_file_and_sheet(tmp_path):
@@ -131,9 +136,8 @@ def test_a_sheet_without_a_recognisable_header_names_file_and_sheet(tmp_path):
     ws.write_row(0, 0, ["序号", "项目", "金额"])
     ws.write_row(1, 0, [1, "x", 2])
     wb.close()
-    with pytest.raises(SourceError) as err:
-        parse_returns(_batch("returns", p), KEY)
-    assert err.value.rule == "header-missing" and p.name in str(err.value) and "指标代码" in str(err.value)
+    (issue,) = parse_returns(_batch("returns", p), KEY)["file_issue"].to_dict("records")
+    assert issue["rule"] == "header-missing" and issue["file_name"] == p.name and "指标代码" in issue["message_zh"]
 
 
 @pytest.mark.parametrize("kind", ["training", "returns"])
@@ -145,10 +149,12 @@ def test_templates_have_the_documented_headers_and_parse(tmp_path, kind):
         for sheet, header in TRAINING_SHEETS.items():
             rows = sheets[sheet]
             assert rows[0][0] and rows[1][: len(header)] == header  # a title row, then the header
-        assert all(len(df) == 0 for df in parse_training(_batch("training", p), KEY).values())
+        out = parse_training(_batch("training", p), KEY)  # a blank template holds no records: refused
+        assert all(len(out[t]) == 0 for t in ("training_session", "training_attendance", "training_staff"))
+        assert out["file_issue"]["rule"].tolist() == ["file-no-rows"]
     else:
         rows = sheets["年度报表"]
-        assert rows[1][:5] == RETURN_HEADER and rows[2][0] == "LIT01"
+        assert rows[1][:5] == RETURN_HEADER and rows[2][0] == "示例" and rows[3][0] == "LIT01"
         df = extract_table(rows, table_mapping("returns", "annual_return_item"), "returns", p.name)
         assert len(df) == 12 and df["value_text"].isna().all()
 
@@ -239,3 +245,38 @@ def test_an_unknown_supersede_setting_is_a_clear_configuration_error(tmp_path):
         fh.write('supersede = "township"\n')  # under [sources.returns], the last table
     with pytest.raises(ConfigError, match="supersede must be file_name or township_year, not 'township'"):
         load_settings(home)
+
+
+def test_every_visible_sheet_is_read_by_its_header_and_what_is_not_read_is_said(tmp_path):
+    """Sessions kept one sheet per half-year are both read; a sheet whose header lacks 学时 while
+    the table is complete elsewhere, and a hidden sheet, are named, not read."""
+    p = tmp_path / f"{A}_2023_学法培训台账.xlsx"
+    wb = xlsxwriter.Workbook(str(p))
+    for name, rows in (
+        ("上半年", [["S1", "2023-03-01", "部门学法", 2]]),
+        ("下半年", [["S2", "2023-09-01", "其他", 1]]),
+    ):
+        ws = wb.add_worksheet(name)
+        ws.write_row(0, 0, ["活动编号", "日期", "活动类型", "学时"])
+        for i, row in enumerate(rows, 1):
+            ws.write_row(i, 0, row)
+    draft = wb.add_worksheet("草稿")
+    draft.write_row(0, 0, ["活动编号", "日期", "活动类型"])
+    draft.write_row(1, 0, ["S9", "2023-12-01", "其他"])
+    ws = wb.add_worksheet("参训签到")
+    ws.write_row(0, 0, ["活动编号", "身份证号"])
+    ws.write_row(1, 0, ["S1", mini.IDS[0]])
+    ws = wb.add_worksheet("人员名册")
+    ws.write_row(0, 0, ["身份证号", "姓名"])
+    ws.write_row(1, 0, [mini.IDS[0], mini.NAMES[0]])
+    old = wb.add_worksheet("旧名册")
+    old.write_row(0, 0, ["身份证号"])
+    old.write_row(1, 0, [mini.IDS[1]])
+    old.hide()
+    wb.close()
+    out = parse_training(_batch("training", p), KEY)
+    assert out["training_session"]["session_id"].tolist() == ["S1", "S2"]
+    assert len(out["training_staff"]) == 1
+    issues = out["file_issue"].set_index("sheet_name")
+    assert issues.loc["草稿", "rule"] == "sheet-not-read" and "学时" in issues.loc["草稿", "message_zh"]
+    assert issues.loc["旧名册", "rule"] == "sheet-hidden" and (issues["level"] == "warn").all()

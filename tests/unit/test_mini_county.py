@@ -25,20 +25,33 @@ def test_indicator_value_matches_hand_computation(mini_run, key):
     if value is None:
         assert got_value is None and status == "no_data"
     else:
-        assert math.isclose(got_value, value, rel_tol=1e-12) and status == "ok"
+        assert math.isclose(got_value, value, rel_tol=1e-12) and status == mini.EXPECTED_STATUS.get(key, "ok")
     assert (None if got_num is None else float(got_num)) == numerator
     if denominator is not None:
         assert float(got_den) == denominator
 
 
-def test_missing_return_is_null_with_reason(mini_run):
+def test_missing_return_and_ledger_are_null_with_reason(mini_run):
     rows = query(
         mini_run.settings.published_db,
-        "select value, status from mart.indicator_value where year = 2022 and township_code = ? "
-        "and indicator_code = 'OGI01'",
-        [mini.A],
+        "select township_code, indicator_code, value, status, source_files, missing_townships "
+        "from mart.indicator_value where year = ? and indicator_code in ('OGI01', 'TRN01', 'TRN07') order by 1, 2",
+        [2022],
     )
-    assert rows == [(None, "missing_return")]
+    assert [r[2:] for r in rows] == [(None, "incomplete", None, 2)] * 3 + [(None, "missing_source", None, None)] * 6
+    rows = query(
+        mini_run.settings.published_db,
+        "select township_code, indicator_code, value, status, source_files, missing_townships "
+        "from mart.indicator_value where year = 2023 and indicator_code in ('OGI01', 'TRN01') order by 1, 2",
+    )
+    assert rows == [
+        (mini.COUNTY, "OGI01", 8.0, "ok", None, 0),
+        (mini.COUNTY, "TRN01", 1.0, "incomplete", None, 1),  # 安砂镇 sent no ledger: not 0 ok
+        (mini.A, "OGI01", 6.0, "ok", [f"{mini.A}_2023_年度报表.xlsx"], None),
+        (mini.A, "TRN01", 1.0, "ok", [f"{mini.A}_2023_学法培训台账.xlsx"], None),
+        (mini.B, "OGI01", 2.0, "ok", [f"{mini.B}_2023_年度报表.csv"], None),
+        (mini.B, "TRN01", None, "missing_source", None, None),
+    ]
 
 
 def test_qualifier_from_return(mini_run):

@@ -108,3 +108,72 @@ def test_xlsx_dates_typed_as_dates_are_read(tmp_path):
     rows = read_workbook(p, "training")["活动登记"]
     df = extract_table(rows, table_mapping("training", "training_session"), "training", p.name, "活动登记")
     assert normalise_dates(df["session_date"]).tolist() == ["2023-11-01"]
+
+
+def test_numbers_as_clerks_write_them_are_read_exactly():
+    from flows.sources.spreadsheet import normalise_text, read_numbers
+
+    cases = {
+        "1.22万": (12200.0, None),
+        "3千": (3000.0, None),
+        "１，０００": (1000.0, None),  # full-width digits and comma
+        "２００余": (200.0, ">="),
+        "8000余份": (8000.0, ">="),
+        "50份以上": (50.0, ">="),
+        "1万余": (10000.0, ">="),
+        "约8000": (8000.0, "~"),
+        "4次左右": (4.0, "~"),
+        "3学时": (3.0, None),
+        "1.5小时": (1.5, None),
+        "90分": (90.0, None),
+        "12 人": (12.0, None),
+        "0.1": (0.1, None),
+    }
+    got = read_numbers(normalise_text(pd.Series(list(cases), dtype=object)))
+    assert list(
+        zip(got["value"], got["qualifier"].astype(object).where(got["qualifier"].notna(), None), strict=True)
+    ) == list(cases.values())
+    assert got["unreadable"].isna().all()
+    bad = ["若干", "一万份", "两小时", "10-20", "1.2.3", "5万元多少", "优"]
+    got = read_numbers(normalise_text(pd.Series([*bad, None], dtype=object)))
+    assert got["value"].isna().all() and got["unreadable"].tolist()[:-1] == bad and pd.isna(got["unreadable"].iloc[-1])
+    plain = read_numbers(pd.Series(["3学时", "约3", "1万", "200余"], dtype="string"), qualified=False)
+    assert plain["value"].tolist()[0] == 3.0 and plain["value"].iloc[1:].isna().all()  # hours take no bounds
+
+
+def test_headers_are_compared_without_hints_markers_and_units():
+    from flows.sources.spreadsheet import norm_header
+
+    assert norm_header("是否合格（是/否）") == "是否合格"
+    assert norm_header(" 学时 (小时) ") == "学时"
+    assert norm_header("*身份证号码：") == "身份证号码"
+    assert norm_header("执法证件号【必填】") == "执法证件号"
+
+
+def test_a_date_typed_beside_its_label_is_read():
+    from flows.sources.spreadsheet import footer_value
+
+    rows = [["填报人：某某"], ["填报日期：", None, datetime(2024, 1, 15)], ["其他"]]
+    assert footer_value(rows, "填报日期") == "2024-01-15"
+    assert footer_value([["填报日期：2024年1月15日"]], "填报日期") == "2024年1月15日"
+    assert footer_value([["填报日期："]], "填报日期") is None
+
+
+@pytest.mark.parametrize(
+    "content, rule, words",
+    [
+        (b"<html><body><table><tr><td>1</td></tr></table></body></html>", "file-html", "另存为"),
+        (
+            b'<?xml version="1.0"?><Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet">',
+            "file-format",
+            ".xlsx",
+        ),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + "EncryptedPackage".encode("utf-16-le"), "file-encrypted", "密码"),
+    ],
+)
+def test_files_saved_wrongly_are_refused_with_what_to_do(tmp_path, content, rule, words):
+    p = tmp_path / "350481101_2023_年度报表.xls"
+    p.write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        read_workbook(p, "returns")
+    assert err.value.rule == rule and words in err.value.message_zh and p.name in str(err.value)

@@ -28,7 +28,7 @@ TABLES = (
     "training_staff",
     "annual_return_item",
 )
-PARAMS = {"township_codes": [mini.A, mini.B]}
+PARAMS = {"township_codes": [mini.A, mini.B], "first_year": 2022, "last_year": 2026}
 BAD_TOWNSHIP = {"division_code": "350481999", "township_code": "350481999"}
 
 
@@ -159,6 +159,8 @@ CASES = [
     ("training_session", "session_id=S1", {"session_type": "茶话会"}, "TRS-R07"),
     ("training_session", "session_id=S1", {"hours": None}, "TRS-R08"),
     ("training_session", "session_id=S1", {"hours": 200.0}, "TRS-R09"),
+    ("training_session", "session_id=S1", {"hours": None, "_unreadable_hours": "两小时"}, "TRS-R10"),
+    ("training_session", "session_id=S1", {"session_date": "2032-03-29"}, "TRS-R11"),
     ("training_attendance", "session_id=S2", {"session_id": None}, "TRA-R01"),
     ("training_attendance", "session_id=S2", {"session_found": False}, "TRA-R02"),  # no such session
     ("training_attendance", "session_id=S2", {"person_key": None}, "TRA-R03"),
@@ -168,6 +170,7 @@ CASES = [
     ("training_attendance", "session_id=S2", {"is_officer": "x"}, "TRA-R07"),
     ("training_attendance", "session_id=S2", {"is_leading_cadre": "x"}, "TRA-R08"),
     ("training_attendance", "session_id=S2", {"township_code": "350481999"}, "TRA-R09"),
+    ("training_attendance", "session_id=S2", {"test_score": None, "_unreadable_test_score": "优"}, "TRA-R10"),
     ("training_staff", "is_officer=是", {"person_key": None}, "TRP-R01"),
     ("training_staff", "is_officer=是", "DUP", "TRP-R02"),
     ("training_staff", "is_officer=是", {"is_officer": "x"}, "TRP-R03"),
@@ -179,6 +182,7 @@ CASES = [
     ("annual_return_item", "item_code=LIT01", "DUP", "RET-R04"),
     ("annual_return_item", "item_code=LIT01", {"value_number": None}, "RET-R05"),
     ("annual_return_item", "item_code=LIT01", {"value_number": -1.0}, "RET-R06"),
+    ("annual_return_item", "item_code=LIT01", {"value_number": None, "_unreadable_value_number": "若干"}, "RET-R07"),
 ]
 WARN_CASES = [
     ("enforcement_act", "act_id=P1", {"officer_count": 1}, "ENF-R27"),  # one officer: loads, ENF09 counts it

@@ -32,17 +32,33 @@ penalty_acts as (
     from acts
     where act_type = '处罚' and not is_not_penalised and decision_date is not null
 ),
+calendar as (
+    select max(workday_seq) as last_seq from ref.workday
+),
+timeliness as (
+    -- at most 7 working days after the decision date up to the publication date (State Council
+    -- calendar, ref.workday); NULL when the calendar does not reach far enough to tell (ENF08 then
+    -- has status calendar_not_covered); never published: not in time
+    select p.*,
+           case
+               when p.published_date is null then false
+               when wd.day is null then null
+               when wp.day is not null then wp.workday_seq - wd.workday_seq <= 7
+               when p.published_date > p.act_date and (select last_seq from calendar) - wd.workday_seq > 7 then false
+           end as is_published_in_time
+    from penalty_acts p
+    left join ref.workday wd on wd.day = p.act_date
+    left join ref.workday wp on wp.day = p.published_date
+),
 decisions as (
     select p.county_code, p.township_code, p.year, p.decision_number,
            min(p.act_date) as decision_date,
            bool_or(p.on_platform) as on_platform,
            bool_and(p.is_reviewed_in_time) as is_reviewed_in_time,
-           -- working days after the decision date up to the publication date (State Council calendar)
-           bool_and(coalesce(wp.workday_seq - wd.workday_seq <= 7, false)) as is_published_in_time,
+           case when bool_or(p.is_published_in_time is null) then null
+                else bool_and(p.is_published_in_time) end as is_published_in_time,
            sum(p.amount_yuan) as amount_yuan
-    from penalty_acts p
-    left join ref.workday wd on wd.day = p.act_date
-    left join ref.workday wp on wp.day = p.published_date
+    from timeliness p
     group by p.county_code, p.township_code, p.year, p.decision_number
 ),
 all_acts as (
@@ -93,7 +109,7 @@ final as (
     from decisions
     union all
     select year, county_code, township_code, 'ENF08', 'penalty_decision', decision_number, decision_date,
-           case when is_published_in_time then 1 else 0 end, 1, null
+           case when is_published_in_time then 1 when not is_published_in_time then 0 end, 1, null
     from decisions
     union all
     select a.year, a.county_code, a.township_code, 'ENF09', 'enforcement_act', a.act_id, a.act_date,

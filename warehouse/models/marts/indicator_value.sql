@@ -1,10 +1,22 @@
 -- mart.indicator_value: every township and county x year x indicator of the catalogue, aggregated
--- from mart.indicator_evidence. Counts with no records are 0; a rate or mean with a zero
--- denominator is NULL with status 'no_data'; a township without an annual return has NULL return
--- figures, status 'missing_return'. County rows are sums of numerators over sums of denominators
+-- from mart.indicator_evidence. County rows are sums of numerators over sums of denominators
 -- (ENF11: the median over all the county's cases). Comparisons: rank among the county's
 -- townships (best first, by the indicator's direction), change against the previous year, gap
 -- to the catalogue's target and a traffic light.
+--
+-- status (docs/indicators.md), first that applies:
+--   township rows of training and returns figures:
+--     missing_source        the township-year's ledger / return was never delivered or every file
+--                           of it was refused (source_delivery), or the return lacks the item
+--                           (LIT02: either of LIT02A, LIT02B): value NULL, never 0
+--     quarantined           an input record is in quarantine (quarantined_figure): a return item
+--                           (and LIT02 from it) is not computed (NULL); a training figure counts
+--                           the accepted records only
+--   calendar_not_covered    ENF08, a decision whose timeliness the holiday calendar cannot tell: NULL
+--   incomplete              county rows: townships missing for the figure (missing_townships > 0)
+--   no_data                 a rate or mean with a zero denominator: NULL
+--   ok
+-- source_files: the files a township's training or returns figures come from.
 with years as (
     select unnest(range($first_year, $last_year + 1)) as year
 ),
@@ -23,33 +35,80 @@ grid as (
 aggregated as (
     select year, coalesce(township_code, county_code) as area_code, indicator_code,
            sum(numerator) as numerator, sum(denominator) as denominator, median(measure) as measure,
-           max(qualifier) as qualifier
+           max(qualifier) as qualifier, count(*) as records,
+           count(*) filter (where indicator_code = 'ENF08' and numerator is null) as undecided
     from mart.indicator_evidence
     group by grouping sets ((year, county_code, township_code, indicator_code), (year, county_code, indicator_code))
 ),
 joined as (
     select g.*, r.numerator as r_numerator, r.denominator as r_denominator, r.measure as r_measure,
-           r.qualifier, r.indicator_code is not null as has_result
+           r.qualifier, r.indicator_code is not null as has_result,
+           g.area_level = 'township' and g.source in ('training', 'returns') as from_files,
+           d.township_code is not null as is_delivered, d.source_files,
+           q.indicator_code is not null as is_quarantined,
+           case when g.indicator_code = 'LIT02' then coalesce(r.records, 0) = 2 else r.indicator_code is not null end
+               as has_item,
+           coalesce(r.undecided, 0) > 0 as is_undecided
     from grid g
     left join aggregated r
       on r.year = g.year and r.area_code = g.township_code and r.indicator_code = g.indicator_code
+    left join source_delivery d
+      on d.source = g.source and d.year = g.year and d.township_code = g.township_code
+    left join quarantined_figure q
+      on q.year = g.year and q.township_code = g.township_code and q.indicator_code = g.indicator_code
+),
+gaps as (
+    select *,
+        case
+            when from_files and not is_delivered then 'missing_source'
+            when from_files and is_quarantined then 'quarantined'
+            when from_files and source = 'returns' and not has_item then 'missing_source'
+            when is_undecided then 'calendar_not_covered'
+        end as gap
+    from joined
+),
+missing as (
+    select year, county_code, indicator_code, count(*) as missing_townships,
+           count(*) filter (where gap = 'missing_source') as absent_townships
+    from gaps
+    where gap in ('missing_source', 'quarantined')
+    group by all
+),
+townships as (
+    select county_code, count(*) as townships from ref.township group by all
+),
+flagged as (
+    select g.*,
+        case when g.area_level = 'county' then coalesce(m.missing_townships, 0) end as missing_townships,
+        g.area_level = 'county' and coalesce(m.absent_townships, 0) = n.townships as nothing_to_sum
+    from gaps g
+    left join missing m
+      on g.area_level = 'county' and m.year = g.year and m.county_code = g.county_code
+     and m.indicator_code = g.indicator_code
+    left join townships n on n.county_code = g.county_code
 ),
 shaped as (
     select *,
         case
+            when gap in ('missing_source', 'calendar_not_covered') or nothing_to_sum then null
+            when gap = 'quarantined' and source = 'returns' then null
             when source = 'returns' then r_numerator
             when kind = 'median' then null
             else coalesce(r_numerator, 0)
         end as numerator,
         case
+            when gap in ('missing_source', 'calendar_not_covered') or nothing_to_sum then null
+            when gap = 'quarantined' and source = 'returns' then null
             when source = 'returns' then r_denominator
             when kind in ('rate', 'mean', 'median') then coalesce(r_denominator, 0)
         end as denominator
-    from joined
+    from flagged
 ),
 valued as (
     select *,
         case
+            when gap in ('missing_source', 'calendar_not_covered') or nothing_to_sum then null
+            when gap = 'quarantined' and source = 'returns' then null
             when source = 'returns' and not has_result then null
             when kind in ('count', 'amount') then cast(numerator as double)
             when kind = 'median' then r_measure
@@ -76,9 +135,10 @@ final as (
         value,
         cast(numerator as decimal(18, 2)) as numerator,
         cast(denominator as decimal(18, 2)) as denominator,
-        qualifier,
+        case when value is not null then qualifier end as qualifier,
         case
-            when source = 'returns' and not has_result then 'missing_return'
+            when gap is not null then gap
+            when missing_townships > 0 then 'incomplete'
             when value is null then 'no_data'
             else 'ok'
         end as status,
@@ -95,6 +155,8 @@ final as (
               or (direction <> 'lower_is_better' and value >= target_value - target_amber_margin) then 'amber'
             else 'red'
         end as traffic_light,
+        cast(missing_townships as integer) as missing_townships,
+        case when from_files then source_files end as source_files,
         sort_order
     from compared
 )

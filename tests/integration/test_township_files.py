@@ -1,0 +1,424 @@
+"""Township spreadsheets as real offices write them (issue 15): a corpus of workbooks saved by
+LibreOffice (headless, in this run: tests/fixtures/township_corpus.py) loaded through every
+pipeline step, each file with its expected figures or refusal; the CLI read through the
+installed `fazhi` console script; a scan of every output for the names in the files; the
+templates printed to PDF and read back.
+
+Phase 1: a county whose clerks sent a ledger with a two-row merged header, a hidden stale
+roster and signature lines; a ledger saved as .xls; a return kept as four quarter sheets and a
+year total; a return saved as HTML named .xls; a corrupt file; a file under the template's own
+name; files named for 2032 and 2013; a session dated 2032; return items written `若干` and `一`.
+Phase 2: the townships send corrections (a return re-sent under its name with a new bad item;
+the HTML return saved again as .xlsx).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import query, run_steps
+from tests.fixtures import township_corpus as corpus
+from tests.fixtures.township_corpus import COUNTY, A, B, C
+
+FAZHI = str(Path(sys.executable).with_name("fazhi"))
+
+
+def _need_office() -> None:
+    missing = [t for t in ("soffice", "pdftotext", "pdfinfo") if not shutil.which(t)]
+    if missing and os.environ.get("FAZHI_CI"):
+        pytest.fail(f"CI must install LibreOffice Calc and poppler-utils (.ci/run): {missing} not found")
+    if missing:
+        pytest.skip(f"{missing} not installed (Debian: libreoffice-calc, poppler-utils)")
+
+
+@pytest.fixture(scope="session")
+def office_files(tmp_path_factory) -> dict[str, Path]:
+    """The corpus as LibreOffice saved it, by name: three soffice calls (xlsx, xls, html)."""
+    _need_office()
+    root = tmp_path_factory.mktemp("corpus")
+    src = corpus.write_sources(root / "src")
+    profile = root / "office-profile"
+    resent = src["return_c_resent"].rename(root / "src" / f"resent-{src['return_c_resent'].name}")
+    names = [k for k in src if k not in ("ledger_b", "return_c_resent")]
+    xlsx = corpus.office([src[k] for k in names] + [resent], "xlsx", root / "xlsx", profile)
+    out = dict(zip(names, xlsx[:-1], strict=True)) | {"return_c_resent": xlsx[-1]}
+    out["return_b_xlsx"] = out["return_b"]
+    (out["ledger_b"],) = corpus.office([src["ledger_b"]], "xls", root / "xls", profile)
+    (html,) = corpus.office([src["return_b"]], "html", root / "html", profile)
+    out["return_b"] = html.rename(html.with_suffix(".xls"))  # as some systems "export to Excel"
+    data = out["corrupt"].read_bytes()
+    out["corrupt"].write_bytes(data[: len(data) // 2])  # cut short, as a broken upload leaves it
+    return out
+
+
+@dataclass
+class Phase:
+    home: Path
+    values: dict  # (year, area, indicator) -> row of `fazhi indicators --format json`
+    quarantine: list[dict]  # `fazhi quarantine --format json`
+    warnings: list[tuple]
+
+
+def _fazhi(*args: str) -> str:
+    done = subprocess.run([FAZHI, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _phase(home: Path) -> Phase:
+    run_steps(home)
+    values = {}
+    for year in (2022, 2023):
+        for r in json.loads(_fazhi("indicators", "--home", str(home), "--year", str(year), "--format", "json")):
+            values[(r["year"], r["township_code"], r["indicator_code"])] = r
+    quarantine = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+    warnings = query(
+        home / "published" / "fazhi.duckdb",
+        "select file_name, sheet_name, row_number, column_name, rule from audit.file_issue "
+        "where level = 'warn' and resolved_at is null order by all",
+    )
+    return Phase(home, values, quarantine, warnings)
+
+
+@pytest.fixture(scope="session")
+def phase1(office_files, tmp_path_factory) -> Phase:
+    home = tmp_path_factory.mktemp("county")
+    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
+    corpus.townships_csv(home / "townships.csv")
+    for source, names in {
+        "training": ["ledger_a", "ledger_b", "ledger_c", "template_name", "year_2032", "year_2013", "corrupt"],
+        "returns": ["return_a", "return_b", "return_c", "quarters_only"],
+    }.items():
+        drop = home / "drop" / source
+        drop.mkdir(parents=True)
+        for name in names:
+            shutil.copyfile(office_files[name], drop / office_files[name].name)
+    return _phase(home)
+
+
+@pytest.fixture(scope="session")
+def phase2(phase1, office_files) -> Phase:
+    """小陶镇 re-sends its return under the same name (PUB06 and LIT02A corrected, OGI01 now
+    `一万份`); 安砂镇 saves its HTML return again as a real .xlsx."""
+    drop = phase1.home / "drop" / "returns"
+    shutil.copyfile(office_files["return_c_resent"], drop / f"{C}_2023_年度报表.xlsx")
+    shutil.copyfile(office_files["return_b_xlsx"], drop / f"{B}_2023_年度报表.xlsx")
+    (drop / f"{B}_2023_年度报表.xls").unlink()
+    return _phase(phase1.home)
+
+
+def _figures(phase: Phase, year: int, area: str) -> dict[str, tuple]:
+    return {
+        code: (r["value"], r["status"], r["qualifier"])
+        for (y, a, code), r in phase.values.items()
+        if y == year and a == area
+    }
+
+
+OK = "ok"
+EXPECTED_2023 = {
+    # 贡川镇: the year-total sheet (not the first quarter's), synonyms, hours with units, the visible
+    # roster (not the hidden stale one), 是否合格（是/否）, 执法证件号, 1.22万 and 约4次 read exactly
+    A: {
+        "TRN01": (1, OK, None), "TRN02": (3, OK, None), "TRN03": (1, OK, None), "TRN04": (1, OK, None),
+        "TRN05": (1, OK, None), "TRN06": (1, OK, None), "TRN07": (5 / 6, OK, None), "TRN08": (2 / 4, OK, None),
+        "TRN09": (2 / 3, OK, None), "LIT01": (1, OK, None), "LIT02": (1.0, OK, None), "OGI01": (6, OK, None),
+        "OGI03": (200, OK, ">="), "PUB01": (12200, OK, None), "PUB02": (9, OK, None), "PUB05": (4, OK, "~"),
+        "PUB06": (1, OK, None),
+    },
+    # 安砂镇: its ledger saved as .xls loads; its return, HTML named .xls, is refused
+    B: {
+        "TRN01": (1, OK, None), "TRN02": (2, OK, None), "TRN04": (0, OK, None), "TRN07": (1.0, OK, None),
+        "TRN08": (0.0, OK, None), "TRN09": (None, "no_data", None),
+        "LIT01": (None, "missing_source", None), "OGI01": (None, "missing_source", None),
+        "LIT02": (None, "missing_source", None),
+    },
+    # 小陶镇: its 2032 session is quarantined (the ledger's figures count the rest); 若干 and 一
+    # quarantine PUB06 and LIT02A, so LIT02 is not computed
+    C: {
+        "TRN01": (1, "quarantined", None), "TRN04": (0, "quarantined", None), "TRN02": (1, "quarantined", None),
+        "LIT01": (3, OK, None), "OGI01": (13000, OK, ">="), "PUB06": (None, "quarantined", None),
+        "LIT02": (None, "quarantined", None), "PUB01": (3, OK, None),
+    },
+    # the county: sums over the townships that have the figure, flagged incomplete
+    COUNTY: {
+        "TRN01": (3, "incomplete", None), "OGI01": (13006, "incomplete", ">="), "PUB06": (1, "incomplete", None),
+        "LIT02": (1.0, "incomplete", None), "PUB05": (7, "incomplete", "~"), "ENF01": (0, OK, None),
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("area", [A, B, C, COUNTY])
+def test_figures_of_2023_are_read_as_the_clerk_meant(phase1, area):
+    got = _figures(phase1, 2023, area)
+    for code, (value, status, qualifier) in EXPECTED_2023[area].items():
+        g_value, g_status, g_qualifier = got[code]
+        assert (g_status, g_qualifier) == (status, qualifier), code
+        assert g_value == pytest.approx(value) if value is not None else g_value is None, code
+
+
+def test_county_rows_count_the_townships_missing(phase1):
+    missing = {code: phase1.values[(2023, COUNTY, code)]["missing_townships"] for code in ("TRN01", "OGI01", "PUB06")}
+    assert missing == {"TRN01": 1, "OGI01": 1, "PUB06": 2}  # PUB06: 安砂镇 refused, 小陶镇 quarantined
+    assert phase1.values[(2023, COUNTY, "ENF01")]["missing_townships"] == 0
+
+
+def test_each_figure_names_the_file_it_came_from(phase1):
+    files = {(a, c): phase1.values[(2023, a, c)]["source_files"] for a in (A, B, C) for c in ("TRN01", "OGI01")}
+    assert files == {
+        (A, "TRN01"): [f"{A}_2023_学法培训台账.xlsx"],
+        (A, "OGI01"): [f"{A}_2023_年度报表.xlsx"],
+        (B, "TRN01"): [f"{B}_2023_学法培训台账.xls"],
+        (B, "OGI01"): None,  # refused: no figure, no file
+        (C, "TRN01"): [f"{C}_2023_学法培训台账.xlsx"],
+        (C, "OGI01"): [f"{C}_2023_年度报表.xlsx"],
+    }
+
+
+def test_a_township_year_whose_files_were_refused_is_missing_not_zero(phase1):
+    got = _figures(phase1, 2022, A)  # its ledger is corrupt, its return only quarter sheets
+    assert {got[c] for c in ("TRN01", "TRN07", "OGI01", "LIT02")} == {(None, "missing_source", None)}
+
+
+def _entries(phase: Phase) -> set[tuple]:
+    return {(e["table_name"], e["source_file"], e["row_number"], tuple(e["rules"])) for e in phase.quarantine}
+
+
+def test_each_bad_file_is_refused_alone_by_name_and_listed(phase1):
+    assert _entries(phase1) == {
+        ("(file)", "学法培训台账模板.xlsx", None, ("file-name",)),
+        ("(file)", f"{A}_2022_学法培训台账.xlsx", None, ("file-format",)),
+        ("(file)", f"{C}_2032_学法培训台账.xlsx", None, ("file-year",)),
+        ("(file)", f"{C}_2013_学法培训台账.xlsx", None, ("file-year",)),
+        ("(file)", f"{B}_2023_年度报表.xls", None, ("file-html",)),
+        ("(file)", f"{A}_2022_年度报表.xlsx", None, ("sheets-quarterly",)),
+        ("training_session", f"{C}_2023_学法培训台账.xlsx#活动登记", 4, ("TRS-R11",)),
+        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 4, ("RET-R07",)),
+        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 14, ("RET-R07",)),
+    }
+    message = {(e["source_file"], e["row_number"]): f"{e['message_zh']} / {e['message_en']}" for e in phase1.quarantine}
+    assert "模板" in message[("学法培训台账模板.xlsx", None)]
+    assert f"{A}_2023_学法培训台账.xlsx" in message[("学法培训台账模板.xlsx", None)]  # the expected pattern
+    assert "2032" in message[(f"{C}_2032_学法培训台账.xlsx", None)]
+    html = message[(f"{B}_2023_年度报表.xls", None)]
+    assert "另存为" in html and ".xlsx" in html
+    assert "全年合计" in message[(f"{A}_2022_年度报表.xlsx", None)]
+    assert "2032-03-29" in message[(f"{C}_2023_学法培训台账.xlsx#活动登记", 4)]  # the date, as the row names it
+    some = message[(f"{C}_2023_年度报表.xlsx", 14)]
+    assert "「若干」" in some and "不是数字" in some and "为空" not in some and "is empty" not in some
+    assert "「一」" in message[(f"{C}_2023_年度报表.xlsx", 4)]
+
+
+def test_what_was_not_read_is_said(phase1):
+    assert set(phase1.warnings) == {
+        (f"{A}_2023_学法培训台账.xlsx", "人员名册", None, None, "sheet-hidden"),
+        (f"{A}_2023_学法培训台账.xlsx", "活动登记", 13, None, "rows-after-footer"),
+        (f"{A}_2023_学法培训台账.xlsx", "签到表", 2, "J", "column-unrecognised"),
+        (f"{A}_2023_年度报表.xlsx", "草稿", None, None, "sheet-hidden"),
+        (f"{A}_2023_年度报表.xlsx", "全年合计", None, None, "sheets-year-total"),
+        (f"{A}_2023_年度报表.xlsx", "全年合计", 20, None, "rows-after-footer"),
+    }
+
+
+def test_only_table_rows_become_records_and_the_filled_date_beside_its_label_is_read(phase1):
+    work = phase1.home / "work.duckdb"
+    assert query(work, "select session_id from raw.training_session where township_code = ? order by 1", [A]) == [
+        (f"S{i}",) for i in range(1, 6)
+    ]  # no 合计, signature or name row
+    assert query(work, "select count(*) from raw.training_staff where township_code = ?", [A]) == [(6,)]
+    assert query(
+        work, "select distinct cast(filled_date as varchar) from core.annual_return_item where township_code = ?", [A]
+    ) == [("2024-01-15",)]
+
+
+def test_a_re_sent_return_replaces_the_earlier_one_whole(phase2):
+    got = _figures(phase2, 2023, C)
+    assert got["OGI01"] == (None, "quarantined", None)  # 一万份: the old 13000余 does not stand
+    assert got["PUB06"] == (2, OK, None) and got["LIT02"][:2] == (pytest.approx(1 / 3), OK)
+    assert _figures(phase2, 2023, B)["OGI01"] == (2, OK, None)  # the HTML return saved again as .xlsx
+    county = phase2.values[(2023, COUNTY, "OGI01")]
+    assert (county["value"], county["status"], county["missing_townships"]) == (8, "incomplete", 1)
+    entries = _entries(phase2)
+    # only the new file's failing item is open: 若干 and 一 were corrected, 一万份 is new
+    assert {e for e in entries if e[0] == "annual_return_item"} == {
+        ("annual_return_item", f"{C}_2023_年度报表.xlsx", 6, ("RET-R07",))
+    }
+    assert not [e for e in entries if e[1] == f"{B}_2023_年度报表.xls"]  # resolved by the .xlsx
+    closed = query(
+        phase2.home / "work.duckdb",
+        "select value_number::double from core.annual_return_item where township_code = ? and item_code = 'OGI01' "
+        "and valid_to is not null",
+        [C],
+    )
+    assert closed == [(13000.0,)]  # history keeps the earlier figure
+
+
+def test_no_name_or_number_from_the_files_reaches_any_output(phase1):
+    from expectations.report import write_report
+
+    home = phase1.home
+    con = duckdb.connect(str(home / "work.duckdb"))
+    try:
+        report, _ = write_report(con, home / "reports", "run-test")
+    finally:
+        con.close()
+    needles = corpus.NAMES + corpus.IDS + corpus.PHONES + list(corpus.CERTS.values())
+    html = report.read_text(encoding="utf-8")
+    assert "学法培训台账模板.xlsx" in html and "2032-03-29" in html  # the report names files and values…
+    assert not [n for n in needles if n in html]  # …never a person
+    con = duckdb.connect()
+    try:
+        con.execute("create table needles as select unnest($n) as needle", {"n": needles})
+        parquet = sorted((home / "published" / "parquet").glob("**/*.parquet"))
+        assert parquet
+        for db in (home / "published" / "fazhi.duckdb", home / "work.duckdb"):
+            con.execute(f"attach '{db}' as scanned (read_only)")
+            columns = con.execute(
+                "select schema_name, table_name, column_name from duckdb_columns() where database_name = 'scanned' "
+                "and (data_type like 'VARCHAR%' or data_type = 'JSON')"
+            ).fetchall()
+            assert len(columns) > 50
+            for schema, table, column in columns:
+                relation = f'(select cast("{column}" as varchar) as v from scanned.{schema}.{table})'
+                assert not _hits(con, relation), f"{db.name}: {schema}.{table}.{column}"
+            con.execute("detach scanned")
+        for path in parquet:
+            relation = f"(select cast(columns(*) as varchar) from read_parquet('{path}'))"
+            names = [d[0] for d in con.execute(f"select * from {relation} limit 0").description]
+            for name in names:
+                assert not _hits(con, f'(select "{name}" as v from {relation})'), f"{path.name}: {name}"
+    finally:
+        con.close()
+
+
+def _hits(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return con.execute(f"select count(*) from {relation} r, needles where contains(r.v, needle)").fetchone()[0]
+
+
+# ---- the templates ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Templates:
+    training: Path
+    returns: Path
+    filled_pdf: Path  # the training template filled with 120 sessions, printed by LibreOffice
+    returns_pdf: Path
+    filled_by_office: Path  # the filled template saved again by LibreOffice
+    training_by_office: Path
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory, office_files) -> Templates:
+    import openpyxl
+
+    from flows.sources.templates import write_template
+
+    root = tmp_path_factory.mktemp("templates")
+    towns = corpus.townships_csv(root / "townships.csv")
+    training = write_template("training", root / "学法培训台账模板.xlsx", towns)
+    returns = write_template("returns", root / "年度报表模板.xlsx", towns)
+    filled = root / f"{C}_2023_学法培训台账.xlsx"
+    wb = openpyxl.load_workbook(training)
+    for i in range(120):  # under the example row, which stays
+        for j, v in enumerate([f"C{i:03d}", f"2023-{i % 12 + 1:02d}-10", "部门学法", f"第{i}次学法", "小陶镇", 2], 1):
+            wb["活动登记"].cell(row=4 + i, column=j, value=v)
+    for sheet, row in (
+        ("参训签到", ["C000", corpus.NAMES[12], "R1", corpus.IDS[8], "小陶镇", "否", "否", None, None]),
+        ("人员名册", ["R1", corpus.NAMES[12], corpus.IDS[8], "小陶镇", "干部", "否", None, None]),
+    ):
+        for j, v in enumerate(row, 1):
+            wb[sheet].cell(row=4, column=j, value=v)
+    wb.save(filled)
+    profile = root / "office-profile"
+    filled_pdf, returns_pdf = corpus.office([filled, returns], "pdf", root / "pdf", profile)
+    by_office = corpus.office([filled, training], "xlsx", root / "office", profile)
+    return Templates(training, returns, filled_pdf, returns_pdf, *by_office)
+
+
+def _pages(pdf: Path) -> list[tuple[str, tuple[float, float]]]:
+    """(text, (width, height) in points) of every page."""
+    info = subprocess.run(["pdfinfo", "-f", "1", "-l", "999", str(pdf)], capture_output=True, text=True, check=True)
+    sizes = [
+        tuple(float(x) for x in line.split("size:")[1].split("pts")[0].split(" x "))
+        for line in info.stdout.splitlines()
+        if line.startswith("Page") and "size:" in line
+    ]
+    return [
+        (subprocess.run(["pdftotext", "-f", str(n), "-l", str(n), str(pdf), "-"], capture_output=True, text=True,
+                        check=True).stdout, size)
+        for n, size in enumerate(sizes, 1)
+    ]  # fmt: skip
+
+
+def test_templates_print_landscape_one_page_wide_with_the_title_on_every_page(templates):
+    pages = _pages(templates.filled_pdf)
+    sessions = [text for text, _ in pages if "次学法" in text]  # the pages listing sessions (topics 第N次学法)
+    assert len(sessions) >= 3  # 120 sessions run over several pages…
+    for text in sessions:  # …each with the title, and the header from the first column to the last
+        assert "学法培训台账" in text and "活动编号" in text and "主办单位" in text and "学时" in text
+    assert all(width > height for _, (width, height) in pages)  # landscape
+    (first, size), *_ = _pages(templates.returns_pdf)
+    assert "年度法治政府建设报表" in first and "指标代码" in first and "备注" in first and size[0] > size[1]
+    notes = pages[-1][0]  # 填表说明: every line whole, wrapped within the page
+    assert "(不能晚于今年)" in notes.replace("\n", "") and "旧版本中删除的行会被关闭" in notes.replace("\n", "")
+
+
+@pytest.mark.parametrize("which", ["training", "training_by_office"])
+def test_template_drop_downs_and_input_messages_read_back(templates, which):
+    import openpyxl
+
+    wb = openpyxl.load_workbook(getattr(templates, which))
+    rules = {
+        (ws.title, str(dv.sqref).split(":")[0].rstrip("0123456789")): dv
+        for ws in wb.worksheets
+        for dv in ws.data_validations.dataValidation
+    }
+    kinds = {key: dv.type for key, dv in rules.items()}
+    assert kinds == {
+        ("活动登记", "B"): "date", ("活动登记", "C"): "list", ("活动登记", "F"): "decimal",
+        ("参训签到", "D"): "textLength", ("参训签到", "F"): "list", ("参训签到", "G"): "list",
+        ("参训签到", "H"): "decimal", ("参训签到", "I"): "list",
+        ("人员名册", "C"): "textLength", ("人员名册", "F"): "list", ("人员名册", "H"): "date",
+    }  # fmt: skip
+    session_types = rules[("活动登记", "C")].formula1.strip('"').split(",")
+    assert session_types == ["专题培训", "领导干部法治课", "部门学法", "执法培训", "法律知识测试", "其他"]
+    assert rules[("参训签到", "I")].formula1.strip('"').split(",") == ["是", "否"]
+    assert all(dv.prompt and dv.showInputMessage for dv in rules.values())  # an input message on every column
+    ws = wb["活动登记"]
+    assert ws.page_setup.orientation == "landscape" and ws.page_setup.fitToHeight == 0
+    assert ws.print_title_rows == "$1:$2"
+    codes = [[c.value for c in row] for row in wb["乡镇代码"].iter_rows(min_row=3, max_col=1)]
+    assert codes == [[A], [B], [C]]
+
+
+def test_returns_template_lists_item_codes_and_names_the_traps(templates):
+    import openpyxl
+
+    wb = openpyxl.load_workbook(templates.returns)
+    (codes,) = [dv for dv in wb["年度报表"].data_validations.dataValidation if dv.type == "list"]
+    assert codes.formula1.strip('"').split(",")[:3] == ["LIT01", "LIT02A", "LIT02B"]
+    notes = "\n".join(str(c.value) for c in wb["填表说明"]["A"] if c.value)
+    for trap in (".xls", "季度", "万", "原文件名"):
+        assert trap in notes, trap
+
+
+def test_a_filled_in_template_saved_by_libreoffice_reads_without_its_example_row(templates):
+    from flows.sources.landing import LandedBatch, LandedFile
+    from flows.sources.training import parse_training
+
+    path = templates.filled_by_office
+    batch = LandedBatch("training", "b", path.parent, [LandedFile(path.name, path, "x", 1)], "now")
+    out = parse_training(batch, b"k")
+    assert out["training_session"]["session_id"].tolist() == [f"C{i:03d}" for i in range(120)]
+    assert len(out["training_attendance"]) == 1 and len(out["training_staff"]) == 1
+    assert out["file_issue"].empty  # the code list and the instructions are no tables to report
