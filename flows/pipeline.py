@@ -21,7 +21,7 @@ import pandas as pd
 
 from flows.config import Settings, SourceConfig
 from flows.sources import parse_batch
-from flows.sources.landing import LandedBatch, delivered_files, land, write_manifest
+from flows.sources.landing import LandedBatch, land, scan_drop, write_manifest
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
 from flows.sources.parsed import FILES_PER_GROUP, remove_parsed
 from warehouse import audit
@@ -110,9 +110,13 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
 
         batch = land_http(source, settings.landing_dir, watermark)
     else:
-        batch = land(source.name, delivered_files(source.path, source.kind), settings.landing_dir, loaded)
-        if batch and source.fields:
-            batch.extra["fields"] = source.fields
+        files, skipped = scan_drop(source.path, source.kind)
+        if skipped:  # noted by name, never read; the batch goes on without them
+            log.warning("source %s: skipped %s", source.name, "; ".join(s.describe() for s in skipped))
+        batch = land(source.name, files, settings.landing_dir, loaded)
+        extra = {"fields": source.fields, "skipped_entries": [asdict(s) for s in skipped]}
+        if batch and any(extra.values()):
+            batch.extra |= {k: v for k, v in extra.items() if v}
             write_manifest(batch)
     if batch:
         log.info("landed %s: batch %s, %d file(s)", source.name, batch.batch_id, len(batch.files))

@@ -24,6 +24,7 @@ import pandas as pd
 from flows.sources.mapping import SourceError, TableMapping
 from flows.sources.parsed import quiet_connect
 from flows.sources.pseudonym import install_pseudonym_macro
+from flows.sources.workbook_guard import check_workbook
 
 _SKIP_FIRST_CELL = re.compile(r"^\s*(合\s*计|小\s*计|总\s*计|填报人|填报日期|填表人|审核人|备注|说明)")
 _DATE_TEXT = re.compile(r"^\s*(\d{4})\s*[年\-./]\s*(\d{1,2})\s*[月\-./]\s*(\d{1,2})\s*日?\s*$")
@@ -32,6 +33,7 @@ _HEADER_SCAN_ROWS = 15
 
 def read_workbook(path: Path, source: str) -> dict[str, list[list]]:
     """Every sheet as a list of rows of cell values; a CSV is one sheet named after the file."""
+    check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
     data = path.read_bytes()
     if not data.strip():
         raise SourceError(source, path.name, "文件为空", "the file is empty", "file-empty")
