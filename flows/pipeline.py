@@ -184,8 +184,9 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             performance_option(settings, "workers"),
         )
     except SourceError as exc:
-        log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
-        return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
+        where = f"{exc.file}: " if exc.file else ""  # the file refused, by name
+        log.warning("source %s stopped at parse: %srule %s", batch.source, where, exc.rule)
+        return PreparedBatch(batch, [], 0, where + exc.message_zh, where + exc.message_en, exc.rule)
     params = {"township_codes": township_codes(settings)}
     previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
     chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "workers")

@@ -18,6 +18,12 @@ def sql(relative: str) -> str:
     return (WAREHOUSE_DIR / relative).read_text(encoding="utf-8")
 
 
+def sql_literal(text: str) -> str:
+    """`text` as a SQL string literal, for the few places a statement cannot take a bound
+    parameter (a list of files inside a subquery reused as text). Paths otherwise go as parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def statements(text: str) -> list[str]:
     """The statements of a SQL file, comment lines removed (no `;` inside literals, by convention)."""
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))

@@ -60,6 +60,6 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
 
 def _write_table(cursor: duckdb.DuckDBPyConnection, building: Path, table: str) -> None:
     try:
-        cursor.execute(f"copy (select * from {table}) to '{building / f'{table}.parquet'}' ({PARQUET_OPTIONS})")
+        cursor.execute(f"copy (select * from {table}) to ? ({PARQUET_OPTIONS})", [str(building / f"{table}.parquet")])
     finally:
         cursor.close()

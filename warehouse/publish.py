@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from warehouse.db import WAREHOUSE_DIR
+from warehouse.db import WAREHOUSE_DIR, sql_literal
 
 PUBLISHED_TABLES = (
     "mart.indicator_value",
@@ -49,10 +49,6 @@ def _dictionary() -> dict:
     return yaml.safe_load((WAREHOUSE_DIR / "dictionary.yaml").read_text(encoding="utf-8"))
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def publish(
     con: duckdb.DuckDBPyConnection,
     published: Path,
@@ -68,7 +64,7 @@ def publish(
     wal = building.with_name(building.name + ".wal")
     if wal.exists():
         wal.unlink()
-    con.execute(f"attach {_literal(str(building))} as pub (storage_version '{STORAGE_VERSION}')")
+    con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
     try:
         con.execute("begin transaction")  # one commit for the ~300 statements, not one each
         try:
@@ -108,12 +104,12 @@ def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] |
     for table in PUBLISHED_TABLES:
         con.execute(f"create table pub.{table} as select * from {table}")
         if table in d["tables"]:
-            con.execute(f"comment on table pub.{table} is {_literal(d['tables'][table])}")
+            con.execute(f"comment on table pub.{table} is {sql_literal(d['tables'][table])}")
         cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
         for col in cols:
             note = notes.get(f"{table}.{col}") or notes.get(col)
             if note:
-                con.execute(f'comment on column pub.{table}."{col}" is {_literal(note)}')
+                con.execute(f'comment on column pub.{table}."{col}" is {sql_literal(note)}')
     for view in PUBLISHED_VIEWS:
         schema, name = view.split(".")
         (text,) = con.execute(
@@ -123,10 +119,10 @@ def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] |
         ).fetchone()
         con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
         if view in d["tables"]:
-            con.execute(f"comment on view pub.{view} is {_literal(d['tables'][view])}")
+            con.execute(f"comment on view pub.{view} is {sql_literal(d['tables'][view])}")
         for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
             if col in notes:
-                con.execute(f'comment on column pub.{view}."{col}" is {_literal(notes[col])}')
+                con.execute(f'comment on column pub.{view}."{col}" is {sql_literal(notes[col])}')
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:

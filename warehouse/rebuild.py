@@ -52,7 +52,7 @@ def rebuild_year(
     work = con.execute("select current_database()").fetchone()[0]
     if scratch.exists():
         scratch.unlink()
-    con.execute(f"attach '{scratch}' as build")
+    con.execute("attach ? as build", [str(scratch)])
     try:
         con.execute("use build")
         migrate(con)
