@@ -29,9 +29,8 @@ from warehouse.acceptance import reference_extract_rows
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
-from warehouse.parquet_export import export_parquet
-from warehouse.publish import PUBLISHED_TABLES, publish
 from warehouse.publish import needs_publish as needs_publish_
+from warehouse.publish import publish
 from warehouse.rebuild import Edition
 from warehouse.rebuild import rebuild_year as rebuild_year_
 from warehouse.watermark import read_watermark
@@ -43,9 +42,24 @@ CRASH_ENV = "FAZHI_CRASH_AT"
 _GX_LOCK = threading.Lock()
 
 
+CRASH_POINTS = (
+    "land:done",  # a source's batch landed
+    "parse:validated",  # a source's batch parsed and validated
+    "load:table_merged",  # inside a batch's load transaction
+    "load:committed",  # a batch loaded
+    "compute:done",  # indicators computed
+    "rebuild:built",  # a rebuild's scratch database built, before its edition
+    "rebuild:edition_committed",  # a rebuild's edition recorded, before it is published
+    "publish:built",  # the analyst database built, before the swap
+    "publish:swapped",  # the analyst database swapped in, before its Parquet copy
+    "parquet:table_written",  # during the Parquet export
+    "parquet:switched",  # the Parquet link switched, before the publication is recorded
+)
+
+
 def crash_point(name: str) -> None:
-    """Fault injection for the crash tests: `FAZHI_CRASH_AT=<name>` kills this process with
-    SIGKILL at that point (land:done, load:table_merged, publish:built), as a power cut would."""
+    """Fault injection for the crash tests: `FAZHI_CRASH_AT=<name>` (one of CRASH_POINTS) kills
+    this process with SIGKILL at that point, as a power cut would."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -211,6 +225,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             "; ".join(f"{s['table']}: {s['message_en']}" for s in stops),
             first["rule"],
         )
+    crash_point("parse:validated")
     return PreparedBatch(batch, tables, received)
 
 
@@ -242,6 +257,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
             )
         else:
             outcome = load_batch(con, info, prepared.tables, now, on_step=crash_point)
+            crash_point("load:committed")
     finally:
         con.close()
     remove_parsed(parsed_dir(settings, b))
@@ -260,11 +276,13 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
 def compute(settings: Settings) -> int:
     con = open_work_db(settings.work_db)
     try:
-        return compute_indicators(
+        values = compute_indicators(
             con, first_year=settings.first_year, required_training_hours=settings.required_training_hours
         )
     finally:
         con.close()
+    crash_point("compute:done")
+    return values
 
 
 def rebuild_year(settings: Settings, year: int) -> Edition:
@@ -279,10 +297,16 @@ def rebuild_year(settings: Settings, year: int) -> Edition:
             settings.home / "rebuild.duckdb",
             first_year=settings.first_year,
             required_training_hours=settings.required_training_hours,
+            on_step=crash_point,
         )
     finally:
         con.close()
-    log.info("rebuilt %d: edition %d, %d value(s) changed", year, edition.edition, edition.changed_values)
+    if edition.resumed:
+        log.info(
+            "%d edition %d was recorded by a rebuild that did not publish it: published now", year, edition.edition
+        )
+    else:
+        log.info("rebuilt %d: edition %d, %d value(s) changed", year, edition.edition, edition.changed_values)
     return edition
 
 
@@ -295,15 +319,14 @@ def needs_publish(settings: Settings) -> bool:
 
 
 def audit_and_publish(settings: Settings) -> Path:
-    """Blocking audits, then the analyst database swapped in (raises AuditFailed otherwise)."""
+    """Blocking audits, then the analyst database and its Parquet copy published as one
+    (warehouse/publish.py; raises AuditFailed otherwise)."""
     con = open_work_db(settings.work_db)
     try:
         audit.check(con)
-        published = publish(con, settings.published_db, column_notes(), on_step=crash_point)
+        return publish(con, settings.published_db, column_notes(), on_step=crash_point)
     finally:
         con.close()
-    export_parquet(published, PUBLISHED_TABLES)
-    return published
 
 
 def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:
