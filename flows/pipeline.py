@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.config import Settings, SourceConfig
+from flows.config import ConfigError, Settings, SourceConfig
 from flows.sources import parse_batch
 from flows.sources.landing import LandedBatch, land, scan_drop, write_manifest
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
@@ -28,6 +28,7 @@ from warehouse import audit
 from warehouse.acceptance import reference_extract_rows
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
+from warehouse.key_fingerprint import KeyChanged, check_key
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
 from warehouse.publish import needs_publish as needs_publish_
 from warehouse.publish import publish
@@ -97,12 +98,17 @@ def new_run_id() -> str:
 
 
 def prepare_warehouse(settings: Settings) -> None:
-    """Create or migrate the working database and refresh the township reference."""
+    """Create or migrate the working database, check the pseudonymisation key against the one
+    the warehouse was built with (warehouse/key_fingerprint.py) and refresh the township reference."""
+    key = settings.hmac_key()
     settings.home.mkdir(parents=True, exist_ok=True)
     remove_parsed(settings.home / "parsed")  # a killed run's parsed tables: its batches land again
     con = open_work_db(settings.work_db)
     try:
+        check_key(con, key, datetime.now(UTC).replace(tzinfo=None))
         load_townships(con, settings.townships_csv)
+    except KeyChanged as exc:
+        raise ConfigError(str(exc)) from None
     finally:
         con.close()
 

@@ -109,7 +109,7 @@ def _contents(con: duckdb.DuckDBPyConnection) -> tuple:
     """What a publication holds: the last batch loaded and the last edition recorded."""
     return con.execute(
         "select (select max(loaded_at) from audit.batch), (select max(built_at) from mart.indicator_edition)"
-    ).fetchone()
+    ).fetchall()[0]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -159,11 +159,11 @@ def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
         return True
     last = con.execute(
         "select batches_through, editions_through from audit.publication order by published_at desc limit 1"
-    ).fetchone()
-    if last is None:
+    ).fetchall()  # not fetchone: a DuckDB 2.0 result streams until it is read to the end
+    if not last:
         return True
     batches, editions = _contents(con)
-    return _after(batches, last[0]) or _after(editions, last[1])
+    return _after(batches, last[0][0]) or _after(editions, last[0][1])
 
 
 def _after(now, published) -> bool:

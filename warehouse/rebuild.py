@@ -113,8 +113,8 @@ def _pending_edition(con: duckdb.DuckDBPyConnection, year: int) -> Edition | Non
           and batches_through is not distinct from ({LAST_LOADED_BATCH})
         """,
         [year, pending[-1]],
-    ).fetchone()
-    return Edition(*row, resumed=True) if row else None
+    ).fetchall()
+    return Edition(*row[0], resumed=True) if row else None
 
 
 # the load time of the last batch a rebuild replays (its edition's batches_through)

@@ -106,3 +106,16 @@ def test_the_demo_runs_in_a_home_whose_path_holds_quotes_semicolons_and_chinese(
     )
     assert "贡川镇" in done.stdout
     assert not list(tmp_path.rglob("pwned*")) and not (Path.cwd() / "pwned.csv").exists()
+
+
+def test_a_run_with_another_pseudonymisation_key_stops_naming_the_procedure(tmp_path, api_env, mini_run):
+    """A new FAZHI_HMAC_KEY once took 贡川镇 ENF09 from 0.912 to 0.0 with exit 0."""
+    home = tmp_path / "home"
+    shutil.copytree(mini_run.settings.home, home, symlinks=True)
+    before = _figures(home / "published" / "fazhi.duckdb", "")
+    other = api_env | {"FAZHI_HMAC_KEY": "another-key-also-not-secret-0123456789"}
+    done = fazhi("run", "--home", str(home), env=other)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "the pseudonymisation key differs from the one this warehouse was built with" in done.stderr
+    assert "'Changing the pseudonymisation key'" in done.stderr and other["FAZHI_HMAC_KEY"] not in done.stderr
+    assert _figures(home / "published" / "fazhi.duckdb", "") == before
