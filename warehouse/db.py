@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cache
 from pathlib import Path
@@ -43,6 +44,15 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failed statement or commit, keeping the error that caused it: when the
+    commit itself failed (a full disk: "Could not write file …: No space left on device"), DuckDB
+    has already ended the transaction, and a plain `rollback` would raise "cannot rollback - no
+    transaction is active" in its place (nor any failure to roll back)."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("rollback")
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the numbered migrations not yet applied, each in its own transaction."""
     con.execute("create table if not exists main.schema_migration (name varchar primary key, applied_at timestamp)")
@@ -57,7 +67,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("insert into main.schema_migration values (?, current_timestamp)", [path.name])
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            rollback(con)
             raise
         applied.append(path.name)
     return applied

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from warehouse.db import sql, statements
+from warehouse.db import rollback, sql, statements
 from warehouse.supersede import close_superseded
 from warehouse.watermark import save_watermark
 
@@ -106,7 +106,7 @@ def load_batch(
             save_watermark(con, batch.source, batch.watermark, batch.batch_id, loaded_at)
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     return LoadOutcome(batch.batch_id, batch.source, "loaded", received, loaded, quarantined, inserted)
 
@@ -145,7 +145,7 @@ def record_stopped_batch(
         )
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     return LoadOutcome(batch.batch_id, batch.source, "stopped", received_rows, 0, 0, 0)
 

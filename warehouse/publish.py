@@ -11,7 +11,6 @@ publishes both again (needs_publish).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from warehouse.db import WAREHOUSE_DIR, sql_literal
+from warehouse.db import WAREHOUSE_DIR, rollback, sql_literal
 from warehouse.parquet_export import export_parquet
 
 PUBLISHED_TABLES = (
@@ -79,8 +78,7 @@ def publish(
             _write_tables(con, column_notes)
             con.execute("commit")
         except BaseException:
-            with contextlib.suppress(duckdb.Error):  # already rolled back if the commit failed
-                con.execute("rollback")
+            rollback(con)
             raise
         con.execute("checkpoint pub")
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.compute import compute_indicators
-from warehouse.db import migrate, sql
+from warehouse.db import migrate, rollback, sql
 from warehouse.load import merge_into_core
 from warehouse.publish import unpublished_editions
 
@@ -210,7 +210,7 @@ def _record_edition(con: duckdb.DuckDBPyConnection, year: int, batches_through) 
         con.execute("drop table previous_evidence")
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     return Edition(year, edition, changed, matches_nightly, compared_with, note_zh, note_en)
 

@@ -134,8 +134,14 @@ def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[
     landed = []
     for path, digest in new:
         target = directory / path.name
-        with _open_delivered(path) as src, target.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            with _open_delivered(path) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except OSError as exc:  # a full disk, say: no half-landed batch stays behind
+            shutil.rmtree(directory, ignore_errors=True)
+            if exc.filename is None:  # a failed write names no file: name the one being written
+                raise OSError(exc.errno, exc.strerror, str(target)) from None
+            raise
         os.chmod(target, 0o400)
         landed.append(LandedFile(path.name, target, digest, target.stat().st_size))
     batch = LandedBatch(source, batch_id, directory, landed, now.isoformat(), len(hashed) - len(new))
