@@ -61,7 +61,7 @@ def write_template(kind: str, out: Path) -> Path:
     if out.suffix.lower() != ".xlsx":
         out = out.with_suffix(".xlsx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    wb = xlsxwriter.Workbook(str(out))
+    wb = xlsxwriter.Workbook(str(out), {"strings_to_formulas": False})  # warehouse/formulas.py
     title = wb.add_format({"bold": True, "font_size": 14, "align": "center"})
     head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
     text = wb.add_format({"num_format": "@"})
