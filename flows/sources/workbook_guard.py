@@ -36,8 +36,6 @@ MAX_SHEET_CELLS = 5_000_000  # rows × columns of the grid a sheet is read into
 _CHUNK = 1 << 20
 _MAX_PART_BYTES = 1 << 20  # workbook.xml and its relationships, read to name the sheets
 
-_EXCEL_MAX = "XFD1048576"
-
 
 def check_workbook(path: Path, source: str) -> None:
     """Raise SourceError if the file is too large or, when it is a zip package, is not an intact
