@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 T0 = time.perf_counter()
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
 from flows.env import quiet_environment  # noqa: E402
 
 quiet_environment()

@@ -169,7 +169,11 @@ def main() -> None:
     from flows.config import write_demo_config
 
     root = Path(tempfile.mkdtemp(prefix="fazhi-flow-run-"))
-    env = dict(os.environ) | quiet_values() | {"FAZHI_HMAC_KEY": os.environ.get("FAZHI_HMAC_KEY", "benchmark-key")}
+    env = (
+        dict(os.environ)
+        | quiet_values()
+        | {"FAZHI_HMAC_KEY": os.environ.get("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")}
+    )
     server = None
     try:
         if os.environ.get("PREFECT_API_URL"):

@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
 from flows.env import quiet_environment  # noqa: E402
 
 quiet_environment()

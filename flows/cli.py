@@ -163,6 +163,11 @@ def _run_flow(home: Path) -> int:
     except WriterBusy as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 3
+    except Exception as exc:
+        if (message := os_error_message(exc)) is None:
+            raise
+        print(f"错误 / error: {message}", file=sys.stderr)
+        return 1
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")
@@ -174,6 +179,33 @@ def _run_flow(home: Path) -> int:
                 f" quarantined {info['quarantined_rows']}"
             )
     return 0
+
+
+_OS_ERRORS = {  # what DuckDB says when the operating system refused a write (its errors are text)
+    "No space left on device": "磁盘空间不足 / out of disk space",
+    "Disk quota exceeded": "磁盘配额已满 / disk quota exceeded",
+    "Read-only file system": "文件系统只读 / read-only file system",
+    "Permission denied": "没有权限 / permission denied",
+    "File too large": "文件超过系统限制 / file too large",
+}
+
+
+def os_error_message(exc: BaseException) -> str | None:
+    """A run stopped by the operating system (a full disk, a read-only mount…), said as such with
+    the OS's own words and the file, or None for any other error. Follows the exception's cause
+    chain: DuckDB reports OS errors inside its own."""
+    import errno
+
+    seen = exc
+    while seen is not None:
+        text = str(seen)
+        for words, said in _OS_ERRORS.items():
+            if words in text:
+                return f"{said}: {text}"
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return f"操作系统错误 / operating-system error ({errno.errorcode.get(seen.errno, seen.errno)}): {text}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def cmd_demo(args) -> int:
@@ -363,6 +395,11 @@ def cmd_rebuild(args) -> int:
         result = year_end_rebuild(year=args.year, home=str(home))
     except (AuditFailed, WriterBusy) as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if (message := os_error_message(exc)) is None:
+            raise
+        print(f"错误 / error: {message}", file=sys.stderr)
         return 1
     print(f"{result['note_zh']} / {result['note_en']}")
     return 0

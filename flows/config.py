@@ -14,6 +14,8 @@ from pathlib import Path
 
 CONFIG_NAME = "fazhi.toml"
 DEMO_KEY_FILE = "secrets/hmac.key"
+KEY_ENV = "FAZHI_HMAC_KEY"
+MIN_KEY_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -112,21 +114,40 @@ class Settings:
         return self.home / "runs"
 
     def hmac_key(self) -> bytes:
-        """The pseudonymisation key: FAZHI_HMAC_KEY, else the Prefect Secret block named in
-        fazhi.toml, else the demo key file written by `fazhi demo`."""
-        env = os.environ.get("FAZHI_HMAC_KEY")
-        if env:
-            return env.encode()
+        """The pseudonymisation key, from FAZHI_HMAC_KEY, the Prefect Secret block named in
+        fazhi.toml or the key file named there (`fazhi demo` writes one). Where several are set
+        they must hold the same key: one silently overriding another would change every
+        pseudonym. At least MIN_KEY_BYTES bytes."""
+        from warehouse.key_fingerprint import fingerprint
+
+        found = {}
+        if os.environ.get(KEY_ENV):
+            found[KEY_ENV] = os.environ[KEY_ENV].encode()
         if self.hmac_secret_block:
             from prefect.blocks.system import Secret  # only runs that name a block need Prefect here
 
-            return str(Secret.load(self.hmac_secret_block).get()).encode()
+            found[f"Prefect Secret {self.hmac_secret_block}"] = str(Secret.load(self.hmac_secret_block).get()).encode()
         if self.hmac_key_file and self.hmac_key_file.exists():
-            return self.hmac_key_file.read_bytes().strip()
-        raise ConfigError(
-            "缺少假名化密钥：请设置环境变量 FAZHI_HMAC_KEY / "
-            "no pseudonymisation key: set FAZHI_HMAC_KEY (only `fazhi demo` generates one)"
-        )
+            found[str(self.hmac_key_file)] = self.hmac_key_file.read_bytes().strip()
+        if not found:
+            raise ConfigError(
+                "缺少假名化密钥：请设置环境变量 FAZHI_HMAC_KEY / "
+                "no pseudonymisation key: set FAZHI_HMAC_KEY (only `fazhi demo` generates one)"
+            )
+        if len(set(found.values())) > 1:
+            where = "; ".join(f"{name} (fingerprint {fingerprint(key)})" for name, key in found.items())
+            raise ConfigError(
+                f"假名化密钥的来源不一致，请只保留一个 / the pseudonymisation key differs between its sources, "
+                f"keep one: {where}"
+            )
+        (where, key), *_ = found.items()
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"假名化密钥过短（{where}：{len(key)} 字节，至少 {MIN_KEY_BYTES} 字节）/ the pseudonymisation key "
+                f"in {where} is {len(key)} bytes; at least {MIN_KEY_BYTES} are needed "
+                '(python3 -c "import secrets; print(secrets.token_hex(32))")'
+            )
+        return key
 
 
 def resolve_home(home: str | os.PathLike | None) -> Path:
@@ -232,12 +253,13 @@ path = "sample/mediation"
 
 
 def write_demo_config(home: Path, http: bool = False) -> None:
-    """Write fazhi.toml and the demo hashing key, keeping both if they already exist. With
-    `http`, enforcement and mediation are pulled from the simulator (`fazhi demo`) instead of
-    read from the sample's page folders."""
+    """Write fazhi.toml and the demo hashing key, keeping both if they already exist (no key file
+    when FAZHI_HMAC_KEY is set: two sources of the key must not disagree). With `http`,
+    enforcement and mediation are pulled from the simulator (`fazhi demo`) instead of read from
+    the sample's page folders."""
     home.mkdir(parents=True, exist_ok=True)
     key = home / DEMO_KEY_FILE
-    if not key.exists():
+    if not key.exists() and not os.environ.get(KEY_ENV):
         key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.formulas import neutralise_row
+
 COLUMNS = (
     "year",
     "township_code",
@@ -122,10 +124,11 @@ def to_json(rows: list[dict]) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
+    """The rows as CSV for a spreadsheet: text that would run as a formula is escaped."""
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=[c for c in COLUMNS if c != "kind"], extrasaction="ignore")
     w.writeheader()
-    w.writerows({**r, "source_files": "; ".join(r.get("source_files") or [])} for r in rows)
+    w.writerows(neutralise_row({**r, "source_files": "; ".join(r.get("source_files") or [])}) for r in rows)
     return out.getvalue()
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.config import Settings, SourceConfig
+from flows.config import ConfigError, Settings, SourceConfig
 from flows.sources import parse_batch
 from flows.sources.json_pages import batch_latest_allowed_at
-from flows.sources.landing import LandedBatch, delivered_files, land, write_manifest
+from flows.sources.landing import LandedBatch, land, scan_drop, write_manifest
 from flows.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
 from flows.sources.parsed import FILES_PER_GROUP, remove_parsed
 from flows.sources.township_files import FILES_TABLE, ISSUES_TABLE
@@ -30,10 +30,10 @@ from warehouse import audit
 from warehouse.acceptance import reference_extract_rows
 from warehouse.compute import compute_indicators, load_townships
 from warehouse.db import open_work_db
+from warehouse.key_fingerprint import KeyChanged, check_key
 from warehouse.load import BatchInfo, LoadOutcome, TableLoad, load_batch, record_stopped_batch
-from warehouse.parquet_export import export_parquet
-from warehouse.publish import PUBLISHED_TABLES, publish
 from warehouse.publish import needs_publish as needs_publish_
+from warehouse.publish import publish
 from warehouse.rebuild import Edition
 from warehouse.rebuild import rebuild_year as rebuild_year_
 from warehouse.watermark import read_watermark
@@ -45,9 +45,24 @@ CRASH_ENV = "FAZHI_CRASH_AT"
 _GX_LOCK = threading.Lock()
 
 
+CRASH_POINTS = (
+    "land:done",  # a source's batch landed
+    "parse:validated",  # a source's batch parsed and validated
+    "load:table_merged",  # inside a batch's load transaction
+    "load:committed",  # a batch loaded
+    "compute:done",  # indicators computed
+    "rebuild:built",  # a rebuild's scratch database built, before its edition
+    "rebuild:edition_committed",  # a rebuild's edition recorded, before it is published
+    "publish:built",  # the analyst database built, before the swap
+    "publish:swapped",  # the analyst database swapped in, before its Parquet copy
+    "parquet:table_written",  # during the Parquet export
+    "parquet:switched",  # the Parquet link switched, before the publication is recorded
+)
+
+
 def crash_point(name: str) -> None:
-    """Fault injection for the crash tests: `FAZHI_CRASH_AT=<name>` kills this process with
-    SIGKILL at that point (land:done, load:table_merged, publish:built), as a power cut would."""
+    """Fault injection for the crash tests: `FAZHI_CRASH_AT=<name>` (one of CRASH_POINTS) kills
+    this process with SIGKILL at that point, as a power cut would."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -89,12 +104,17 @@ def new_run_id() -> str:
 
 
 def prepare_warehouse(settings: Settings) -> None:
-    """Create or migrate the working database and refresh the township reference."""
+    """Create or migrate the working database, check the pseudonymisation key against the one
+    the warehouse was built with (warehouse/key_fingerprint.py) and refresh the township reference."""
+    key = settings.hmac_key()
     settings.home.mkdir(parents=True, exist_ok=True)
     remove_parsed(settings.home / "parsed")  # a killed run's parsed tables: its batches land again
     con = open_work_db(settings.work_db)
     try:
+        check_key(con, key, datetime.now(UTC).replace(tzinfo=None))
         load_townships(con, settings.townships_csv)
+    except KeyChanged as exc:
+        raise ConfigError(str(exc)) from None
     finally:
         con.close()
 
@@ -116,9 +136,13 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
 
         batch = land_http(source, settings.landing_dir, watermark)
     else:
-        batch = land(source.name, delivered_files(source.path, source.kind), settings.landing_dir, loaded)
-        if batch and source.fields:
-            batch.extra["fields"] = source.fields
+        files, skipped = scan_drop(source.path, source.kind)
+        if skipped:  # noted by name, never read; the batch goes on without them
+            log.warning("source %s: skipped %s", source.name, "; ".join(s.describe() for s in skipped))
+        batch = land(source.name, files, settings.landing_dir, loaded)
+        extra = {"fields": source.fields, "skipped_entries": [asdict(s) for s in skipped]}
+        if batch and any(extra.values()):
+            batch.extra |= {k: v for k, v in extra.items() if v}
             write_manifest(batch)
     if batch:
         log.info("landed %s: batch %s, %d file(s)", source.name, batch.batch_id, len(batch.files))
@@ -197,8 +221,8 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             performance_option(settings, "workers"),
         )
     except SourceError as exc:  # a whole export that cannot be read (schema drift): named, with its file or page
-        log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
-        where = f"{exc.file}: " if exc.file else ""
+        where = f"{exc.file}: " if exc.file else ""  # the file refused, by name
+        log.warning("source %s stopped at parse: %srule %s", batch.source, where, exc.rule)
         return PreparedBatch(batch, [], 0, where + exc.message_zh, where + exc.message_en, exc.rule)
     files, issues = (_frame(parsed.pop(name, None)) for name in (FILES_TABLE, ISSUES_TABLE))
     if issues is not None and (issues["level"] == "refused").any():
@@ -248,6 +272,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             files,
             issues,
         )
+    crash_point("parse:validated")
     return PreparedBatch(batch, tables, received, files=files, file_issues=issues)
 
 
@@ -285,6 +310,7 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
             )
         else:
             outcome = load_batch(con, info, prepared.tables, now, on_step=crash_point)
+            crash_point("load:committed")
     finally:
         con.close()
     remove_parsed(parsed_dir(settings, b))
@@ -303,11 +329,13 @@ def load_prepared(settings: Settings, prepared: PreparedBatch, run_id: str) -> L
 def compute(settings: Settings) -> int:
     con = open_work_db(settings.work_db)
     try:
-        return compute_indicators(
+        values = compute_indicators(
             con, first_year=settings.first_year, required_training_hours=settings.required_training_hours
         )
     finally:
         con.close()
+    crash_point("compute:done")
+    return values
 
 
 def rebuild_year(settings: Settings, year: int) -> Edition:
@@ -322,10 +350,16 @@ def rebuild_year(settings: Settings, year: int) -> Edition:
             settings.home / "rebuild.duckdb",
             first_year=settings.first_year,
             required_training_hours=settings.required_training_hours,
+            on_step=crash_point,
         )
     finally:
         con.close()
-    log.info("rebuilt %d: edition %d, %d value(s) changed", year, edition.edition, edition.changed_values)
+    if edition.resumed:
+        log.info(
+            "%d edition %d was recorded by a rebuild that did not publish it: published now", year, edition.edition
+        )
+    else:
+        log.info("rebuilt %d: edition %d, %d value(s) changed", year, edition.edition, edition.changed_values)
     return edition
 
 
@@ -338,15 +372,14 @@ def needs_publish(settings: Settings) -> bool:
 
 
 def audit_and_publish(settings: Settings) -> Path:
-    """Blocking audits, then the analyst database swapped in (raises AuditFailed otherwise)."""
+    """Blocking audits, then the analyst database and its Parquet copy published as one
+    (warehouse/publish.py; raises AuditFailed otherwise)."""
     con = open_work_db(settings.work_db)
     try:
         audit.check(con)
-        published = publish(con, settings.published_db, column_notes(), on_step=crash_point)
+        return publish(con, settings.published_db, column_notes(), on_step=crash_point)
     finally:
         con.close()
-    export_parquet(published, PUBLISHED_TABLES)
-    return published
 
 
 def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:

@@ -66,6 +66,7 @@ def _rebuild(settings: Settings, report: pipeline.RunReport, year: int, logger) 
         "edition": edition.edition,
         "changed_values": edition.changed_values,
         "matches_nightly": edition.matches_nightly,
+        "resumed": edition.resumed,
         "note_zh": edition.note_zh,
         "note_en": edition.note_en,
     }

@@ -8,7 +8,7 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ["FAZHI_HMAC_KEY"] = "test-key-not-secret"
+os.environ["FAZHI_HMAC_KEY"] = "test-key-not-secret-0123456789abcdef"  # 35 bytes: >= 32
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -53,3 +53,24 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+def fazhi(*args: str, env: dict, memory_cap_bytes: int | None = None, timeout: float = 300, cwd=None):
+    """The installed `fazhi` console script in a subprocess, as a user runs it; with
+    `memory_cap_bytes`, under that address-space limit (resource.setrlimit, RLIMIT_AS)."""
+    import resource
+    import sys
+    from pathlib import Path
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_cap_bytes, memory_cap_bytes))
+
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("fazhi")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=cap if memory_cap_bytes else None,
+        cwd=cwd,
+    )

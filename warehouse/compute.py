@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from warehouse.calendar import covered_years, workday_frame
-from warehouse.db import sql
+from warehouse.db import rollback, sql
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
 # which township-years delivered their spreadsheets, which figures have records in quarantine:
@@ -108,7 +108,7 @@ def compute_indicators(
         )
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     finally:
         for name in ("catalogue", "workdays"):

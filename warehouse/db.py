@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,12 @@ MIGRATIONS_DIR = WAREHOUSE_DIR / "migrations"
 def sql(relative: str) -> str:
     """The text of a SQL file under warehouse/ (models/…, audits/…, migrations/…)."""
     return (WAREHOUSE_DIR / relative).read_text(encoding="utf-8")
+
+
+def sql_literal(text: str) -> str:
+    """`text` as a SQL string literal, for the few places a statement cannot take a bound
+    parameter (a list of files inside a subquery reused as text). Paths otherwise go as parameters."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def statements(text: str) -> list[str]:
@@ -37,6 +44,15 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failed statement or commit, keeping the error that caused it: when the
+    commit itself failed (a full disk: "Could not write file …: No space left on device"), DuckDB
+    has already ended the transaction, and a plain `rollback` would raise "cannot rollback - no
+    transaction is active" in its place (nor any failure to roll back)."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("rollback")
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the numbered migrations not yet applied, each in its own transaction."""
     con.execute("create table if not exists main.schema_migration (name varchar primary key, applied_at timestamp)")
@@ -51,7 +67,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("insert into main.schema_migration values (?, current_timestamp)", [path.name])
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            rollback(con)
             raise
         applied.append(path.name)
     return applied

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from warehouse.db import sql, statements
+from warehouse.db import rollback, sql, statements
 from warehouse.supersede import close_superseded
 from warehouse.watermark import advance_watermark
 
@@ -116,7 +116,7 @@ def load_batch(
                 advance_watermark(con, batch.source, t.table, t.key[0], batch.batch_id, loaded_at)
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     return LoadOutcome(batch.batch_id, batch.source, "loaded", received, loaded, quarantined, inserted, stale)
 
@@ -156,7 +156,7 @@ def record_stopped_batch(
         )
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     return LoadOutcome(batch.batch_id, batch.source, "stopped", received_rows, 0, 0, 0)
 

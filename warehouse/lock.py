@@ -40,12 +40,12 @@ def writer_lock(home: Path, run_id: str, wait_seconds: float = 600.0, poll_secon
                         f"another run holds the working database ({holder}); gave up after {wait_seconds:g} s"
                     ) from None
                 time.sleep(poll_seconds)
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd,
-            json.dumps({"run_id": run_id, "pid": os.getpid(), "since": datetime.now(UTC).isoformat()}).encode(),
-            0,
-        )
+        holder = json.dumps({"run_id": run_id, "pid": os.getpid(), "since": datetime.now(UTC).isoformat()})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError as exc:  # a full disk: say which file could not be written
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

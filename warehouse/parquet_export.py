@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,9 @@ PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 1"
 WRITERS = 2
 
 
-def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
+def export_parquet(published_db: Path, tables: tuple[str, ...], on_step: Callable[[str], None] | None = None) -> Path:
+    """Write `tables` of the published database as Parquet and switch the link; returns the link.
+    `on_step("parquet:table_written")` after the first table (the crash tests kill there)."""
     folder = published_db.parent
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     building = folder / f"parquet-{stamp}"
@@ -40,8 +43,10 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
         with ThreadPoolExecutor(WRITERS) as pool:
             # one cursor per table, made here: a connection is not for use from several threads
             writes = [pool.submit(_write_table, con.cursor(), building, table) for table in tables]
-            for write in writes:
+            for i, write in enumerate(writes):
                 write.result()  # the first failure raises, and the link is not switched
+                if i == 0 and on_step:
+                    on_step("parquet:table_written")
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)  # the pool has finished: nothing writes there now
         raise
@@ -60,6 +65,6 @@ def export_parquet(published_db: Path, tables: tuple[str, ...]) -> Path:
 
 def _write_table(cursor: duckdb.DuckDBPyConnection, building: Path, table: str) -> None:
     try:
-        cursor.execute(f"copy (select * from {table}) to '{building / f'{table}.parquet'}' ({PARQUET_OPTIONS})")
+        cursor.execute(f"copy (select * from {table}) to ? ({PARQUET_OPTIONS})", [str(building / f"{table}.parquet")])
     finally:
         cursor.close()

@@ -1,13 +1,16 @@
-"""Publish the analyst database: build it beside the published one, then swap it in.
+"""Publish the analyst database: build it beside the published one, swap it in, then its
+Parquet copy (warehouse/parquet_export.py), then record the publication.
 
 The new file is written completely (in a storage version DuckDB 1.4+ tools can open), closed,
 fsynced and renamed over `published/fazhi.duckdb` in one atomic step, so readers and crashes
-only ever see the old or the new file, never a half-written one.
+only ever see the old or the new file, never a half-written one. The database and the Parquet
+copy are one publication: its row in audit.publication is written only when both are in place,
+so a run killed between the two (or whose export failed) leaves no row, and the next run
+publishes both again (needs_publish).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +20,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from warehouse.db import WAREHOUSE_DIR
+from warehouse.db import WAREHOUSE_DIR, rollback, sql_literal
+from warehouse.parquet_export import export_parquet
 
 PUBLISHED_TABLES = (
     "mart.indicator_value",
@@ -51,53 +55,69 @@ def _dictionary() -> dict:
     return yaml.safe_load((WAREHOUSE_DIR / "dictionary.yaml").read_text(encoding="utf-8"))
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def publish(
     con: duckdb.DuckDBPyConnection,
     published: Path,
     column_notes: dict[str, str] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> Path:
-    """Build and swap in the analyst database. `column_notes` describes columns that
-    dictionary.yaml does not (the flows pass each source field's name)."""
+    """Build and swap in the analyst database, export its Parquet copy, record the publication.
+    `column_notes` describes columns that dictionary.yaml does not (the flows pass each source
+    field's name). `on_step` is called at each step (the crash tests kill the process there)."""
+    step = on_step or (lambda name: None)
     published.parent.mkdir(parents=True, exist_ok=True)
+    batches_through, editions_through = _contents(con)
     building = published.with_name(f".{published.name}.building-{os.getpid()}")
     for leftover in published.parent.glob(f".{published.name}.building-*"):
         leftover.unlink()
     wal = building.with_name(building.name + ".wal")
     if wal.exists():
         wal.unlink()
-    con.execute(f"attach {_literal(str(building))} as pub (storage_version '{STORAGE_VERSION}')")
+    con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
     try:
         con.execute("begin transaction")  # one commit for the ~300 statements, not one each
         try:
             _write_tables(con, column_notes)
             con.execute("commit")
         except BaseException:
-            with contextlib.suppress(duckdb.Error):  # already rolled back if the commit failed
-                con.execute("rollback")
+            rollback(con)
             raise
         con.execute("checkpoint pub")
     finally:
         con.execute("detach pub")
-    if on_step:
-        on_step("publish:built")
+    step("publish:built")
     fd = os.open(building, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(building, published)
-    con.execute("insert into audit.publication values (?, ?)", [datetime.now(UTC).replace(tzinfo=None), str(published)])
-    dir_fd = os.open(published.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(published.parent)
+    step("publish:swapped")
+    link = export_parquet(published, PUBLISHED_TABLES, on_step=step)
+    _fsync_dir(published.parent)
+    step("parquet:switched")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con.execute(
+        "insert into audit.publication values (?, ?, ?, ?, ?)",
+        [now, str(published), batches_through, editions_through, link.readlink().name],
+    )
     return published
+
+
+def _contents(con: duckdb.DuckDBPyConnection) -> tuple:
+    """What a publication holds: the last batch loaded and the last edition recorded."""
+    return con.execute(
+        "select (select max(loaded_at) from audit.batch), (select max(built_at) from mart.indicator_edition)"
+    ).fetchall()[0]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] | None) -> None:
@@ -110,12 +130,12 @@ def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] |
     for table in PUBLISHED_TABLES:
         con.execute(f"create table pub.{table} as select * from {table}")
         if table in d["tables"]:
-            con.execute(f"comment on table pub.{table} is {_literal(d['tables'][table])}")
+            con.execute(f"comment on table pub.{table} is {sql_literal(d['tables'][table])}")
         cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
         for col in cols:
             note = notes.get(f"{table}.{col}") or notes.get(col)
             if note:
-                con.execute(f'comment on column pub.{table}."{col}" is {_literal(note)}')
+                con.execute(f'comment on column pub.{table}."{col}" is {sql_literal(note)}')
     for view in PUBLISHED_VIEWS:
         schema, name = view.split(".")
         (text,) = con.execute(
@@ -125,19 +145,42 @@ def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] |
         ).fetchone()
         con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
         if view in d["tables"]:
-            con.execute(f"comment on view pub.{view} is {_literal(d['tables'][view])}")
+            con.execute(f"comment on view pub.{view} is {sql_literal(d['tables'][view])}")
         for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
             if col in notes:
-                con.execute(f'comment on column pub.{view}."{col}" is {_literal(notes[col])}')
+                con.execute(f'comment on column pub.{view}."{col}" is {sql_literal(notes[col])}')
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
-    """True when the published file is missing or batches were loaded after the last publish."""
-    if not published.exists():
+    """True when the published database or its Parquet copy is missing, or the last complete
+    publication is older than the last batch loaded or the last edition recorded (an edition
+    whose rebuild was killed before publishing is published by the next run)."""
+    if not published.exists() or not (published.parent / "parquet").exists():
         return True
-    return con.execute(
+    last = con.execute(
+        "select batches_through, editions_through from audit.publication order by published_at desc limit 1"
+    ).fetchall()  # not fetchone: a DuckDB 2.0 result streams until it is read to the end
+    if not last:
+        return True
+    batches, editions = _contents(con)
+    return _after(batches, last[0][0]) or _after(editions, last[0][1])
+
+
+def _after(now, published) -> bool:
+    return now is not None and (published is None or now > published)
+
+
+def unpublished_editions(con: duckdb.DuckDBPyConnection, year: int) -> list[int]:
+    """The year's editions recorded after the last complete publication (a rebuild killed
+    between its edition and its publication leaves one)."""
+    rows = con.execute(
         """
-        select coalesce((select max(loaded_at) from audit.batch), '-infinity'::timestamp)
-             > coalesce((select max(published_at) from audit.publication), '-infinity'::timestamp)
-        """
-    ).fetchone()[0]
+        select edition from mart.indicator_edition
+        where year = ? and built_at > coalesce(
+            (select editions_through from audit.publication order by published_at desc limit 1),
+            '-infinity'::timestamp)
+        order by edition
+        """,
+        [year],
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -3,11 +3,15 @@ and record it as the year's next edition with a change log.
 
 The build replays every loaded batch of `raw` (as received, personal data already removed) in
 load order through the same staging and merge models as the nightly load, so it works after
-the landed files are purged. Editions are insert-only.
+the landed files are purged. Editions are insert-only, and each is published exactly once: a
+rebuild killed after recording its edition but before publishing it leaves the edition for the
+next run to publish (warehouse/publish.py needs_publish), and a rebuild run again with nothing
+loaded since publishes that edition instead of recording another.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +19,9 @@ from pathlib import Path
 import duckdb
 
 from warehouse.compute import compute_indicators
-from warehouse.db import migrate, sql
+from warehouse.db import migrate, rollback, sql
 from warehouse.load import merge_into_core
+from warehouse.publish import unpublished_editions
 
 RAW_TABLES = (
     "enforcement_act",
@@ -37,6 +42,7 @@ class Edition:
     compared_with: str
     note_zh: str
     note_en: str
+    resumed: bool = False  # recorded by an earlier rebuild that did not publish it
 
 
 def rebuild_year(
@@ -47,12 +53,19 @@ def rebuild_year(
     *,
     first_year: int,
     required_training_hours: float = 60.0,
+    on_step: Callable[[str], None] | None = None,
 ) -> Edition:
-    """`con` is the working database. Builds `scratch` from its raw layer, then records the edition."""
+    """`con` is the working database. Builds `scratch` from its raw layer, then records the
+    edition; or returns the year's unpublished edition when nothing was loaded since it.
+    `on_step` is called after the build and after the edition's commit (crash tests)."""
+    step = on_step or (lambda name: None)
+    pending = _pending_edition(con, year)
+    if pending:
+        return pending
     work = con.execute("select current_database()").fetchone()[0]
-    if scratch.exists():
-        scratch.unlink()
-    con.execute(f"attach '{scratch}' as build")
+    for leftover in (scratch, scratch.with_name(scratch.name + ".wal")):  # a killed rebuild's
+        leftover.unlink(missing_ok=True)
+    con.execute("attach ? as build", [str(scratch)])
     try:
         con.execute("use build")
         migrate(con)
@@ -79,11 +92,37 @@ def rebuild_year(
             last_year=max(year, _last_year(con, first_year)),
         )
         con.execute(f"use {work}")
-        return _record_edition(con, year, batches[-1][1] if batches else None)
+        step("rebuild:built")
+        edition = _record_edition(con, year, batches[-1][1] if batches else None)
+        step("rebuild:edition_committed")
+        return edition
     finally:
         con.execute(f"use {work}")
         con.execute("detach build")
         scratch.unlink(missing_ok=True)
+
+
+def _pending_edition(con: duckdb.DuckDBPyConnection, year: int) -> Edition | None:
+    """The year's latest edition if it was never published and replays the batches loaded now."""
+    pending = unpublished_editions(con, year)
+    if not pending:
+        return None
+    row = con.execute(
+        f"""
+        select year, edition, changed_values, matches_nightly, compared_with, note_zh, note_en
+        from mart.indicator_edition
+        where year = ? and edition = ?
+          and batches_through is not distinct from ({LAST_LOADED_BATCH})
+        """,
+        [year, pending[-1]],
+    ).fetchall()
+    return Edition(*row[0], resumed=True) if row else None
+
+
+# the load time of the last batch a rebuild replays (its edition's batches_through)
+LAST_LOADED_BATCH = (
+    "select max(b.loaded_at) from audit.batch b join audit.batch_table t using (batch_id) where b.status = 'loaded'"
+)
 
 
 def _last_year(con: duckdb.DuckDBPyConnection, first_year: int) -> int:
@@ -173,7 +212,7 @@ def _record_edition(con: duckdb.DuckDBPyConnection, year: int, batches_through) 
         con.execute("drop table previous_evidence")
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        rollback(con)
         raise
     return Edition(year, edition, changed, matches_nightly, compared_with, note_zh, note_en)
 

@@ -8,10 +8,13 @@ no-op. The zone is readable by its owner only: it holds personal data.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,23 +46,78 @@ class LandedBatch:
         return self.directory / "manifest.json"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class SkippedEntry:
+    """Something in a drop folder that is not a delivery, with the reason (zh, en)."""
+
+    name: str
+    reason_zh: str
+    reason_en: str
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.reason_zh} / {self.reason_en}"
+
+
+def _skip_reason(entry: os.DirEntry) -> tuple[str, str] | None:
+    """Why a drop folder entry is not read, or None for a regular file. Symbolic links are never
+    followed (a link to /etc/passwd or the home's key file must not be landed); lock files are
+    what Excel (`~$…`) and LibreOffice (`.~lock.…#`) write beside a workbook someone has open."""
+    if entry.is_symlink():
+        return "符号链接，不跟随", "a symbolic link: never followed"
+    if entry.name.startswith("~$") or entry.name.startswith(".~lock."):
+        return "Office锁定文件（有人正打开该工作簿）", "an office lock file (someone has the workbook open)"
+    if entry.name.startswith("."):
+        return "隐藏文件", "a hidden file"
+    if not entry.is_file(follow_symlinks=False):
+        return "不是普通文件", "not a regular file"
+    return None
+
+
+def scan_drop(source_dir: Path, kind: str) -> tuple[list[Path], list[SkippedEntry]]:
+    """The files a source has delivered, in a stable order, and the entries skipped with why
+    (folders are ignored silently). Only regular files are delivered: never links."""
+    if not source_dir.is_dir():
+        return [], []
+    if kind == "json_pages":
+        pattern = lambda name: Path(name).suffix == ".json"  # noqa: E731
+    else:
+        pattern = lambda name: Path(name).suffix.lower() in SPREADSHEET_SUFFIXES or Path(name).suffix == ""  # noqa: E731
+    files, skipped = [], []
+    with os.scandir(source_dir) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            reason = _skip_reason(entry)
+            if reason:
+                skipped.append(SkippedEntry(entry.name, *reason))
+            elif pattern(entry.name):
+                files.append(Path(entry.path))
+    return sorted(files), sorted(skipped, key=lambda s: s.name)
 
 
 def delivered_files(source_dir: Path, kind: str) -> list[Path]:
-    """The files a source has delivered, in a stable order."""
-    if not source_dir.is_dir():
-        return []
-    if kind == "json_pages":
-        pattern = lambda p: p.suffix == ".json"  # noqa: E731
-    else:
-        pattern = lambda p: p.suffix.lower() in SPREADSHEET_SUFFIXES or p.suffix == ""  # noqa: E731
-    return sorted(p for p in source_dir.iterdir() if p.is_file() and not p.name.startswith(".") and pattern(p))
+    """The files a source has delivered, in a stable order (scan_drop without the skipped)."""
+    return scan_drop(source_dir, kind)[0]
+
+
+@contextmanager
+def _open_delivered(path: Path):
+    """A delivered file opened for reading, refusing what became a link or a special file since
+    the folder was listed (O_NOFOLLOW; O_NONBLOCK so that a FIFO cannot block the run)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with _open_delivered(path) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[str]) -> LandedBatch | None:
@@ -76,7 +134,14 @@ def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[
     landed = []
     for path, digest in new:
         target = directory / path.name
-        shutil.copyfile(path, target)
+        try:
+            with _open_delivered(path) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except OSError as exc:  # a full disk, say: no half-landed batch stays behind
+            shutil.rmtree(directory, ignore_errors=True)
+            if exc.filename is None:  # a failed write names no file: name the one being written
+                raise OSError(exc.errno, exc.strerror, str(target)) from None
+            raise
         os.chmod(target, 0o400)
         landed.append(LandedFile(path.name, target, digest, target.stat().st_size))
     batch = LandedBatch(source, batch_id, directory, landed, now.isoformat(), len(hashed) - len(new))

@@ -19,6 +19,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from warehouse.db import sql_literal
+
 # Files parsed (and held in pandas) together for spreadsheet sources.
 FILES_PER_GROUP = 500
 MEMORY_LIMIT = "2GB"  # DuckDB's own cap while parsing; it spills to disk beyond it
@@ -148,7 +150,8 @@ class ParsedSink:
             # snappy: scratch files, read twice and deleted; writes ~2x faster than zstd, 1.6x larger
             (rows,) = self.con.execute(
                 f"copy (select row_number() over (order by {order}) - 1 as _row, * from {source} order by _row) "
-                f"to '{path}' (format parquet, compression snappy)"
+                "to ? (format parquet, compression snappy)",
+                [str(path)],
             ).fetchone()
             out[table] = ParsedTable(table, path, int(rows))
         self.close()
@@ -160,7 +163,7 @@ class ParsedSink:
         not copied into the scratch file first)."""
         sources = [f'select * from "{table}"'] if table in self.temp else []
         if table in self.parts:
-            files = ", ".join(f"'{p}'" for p in self.parts[table])
+            files = ", ".join(sql_literal(str(p)) for p in self.parts[table])
             sources.append(f"select * from read_parquet([{files}], union_by_name = true)")
         return "(" + " union all by name ".join(sources) + ")"
 
@@ -179,7 +182,7 @@ def write_frame(df: pd.DataFrame, path: Path) -> Path:
     con = quiet_connect()
     try:
         con.register("incoming", df)
-        con.execute(f"copy (select {_typed_columns(df)} from incoming) to '{path}' (format parquet)")
+        con.execute(f"copy (select {_typed_columns(df)} from incoming) to ? (format parquet)", [str(path)])
     finally:
         con.close()
     return path

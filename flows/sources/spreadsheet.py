@@ -34,6 +34,7 @@ import pandas as pd
 from flows.sources.mapping import Column, SourceError, TableMapping
 from flows.sources.parsed import quiet_connect
 from flows.sources.pseudonym import install_pseudonym_macro
+from flows.sources.workbook_guard import check_workbook
 
 HEADER_SCAN_ROWS = 15
 _DATE_TEXT = re.compile(
@@ -113,6 +114,7 @@ def read_workbook(path: Path, source: str) -> Sheets:
     """Every visible sheet as a list of rows of cell values; a CSV is one sheet named after the
     file. Refused with a message a clerk can act on: empty, HTML or XML saved as .xls, encrypted,
     damaged, not a spreadsheet."""
+    check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
     data = path.read_bytes()
     if not data.strip():
         raise SourceError(source, path.name, "文件为空", "the file is empty", "file-empty")

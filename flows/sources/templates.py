@@ -110,7 +110,7 @@ def write_template(kind: str, out: Path, townships_csv: Path | None = None) -> P
     if kind not in ("training", "returns"):
         raise ValueError(f"unknown template {kind!r}: training or returns")
     out.parent.mkdir(parents=True, exist_ok=True)
-    wb = xlsxwriter.Workbook(str(out))
+    wb = xlsxwriter.Workbook(str(out), {"strings_to_formulas": False})  # warehouse/formulas.py
     fmt = _Formats(wb)
     if kind == "training":
         for sheet, header in TRAINING_SHEETS.items():

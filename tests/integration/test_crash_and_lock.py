@@ -1,13 +1,14 @@
-"""Write-audit-publish under failure: kill -9 at several points, a second writer, a reader.
+"""Write-audit-publish under failure: kill -9 at every step, a second writer, a reader.
 
-The runs are real `fazhi run` subprocesses talking to the session's Prefect test server."""
+The runs are real `fazhi` subprocesses talking to the session's Prefect test server. After a kill
+at any step and a normal run, the analyst database, its Parquet copy and the editions equal an
+uninterrupted run's (flows/pipeline.py CRASH_POINTS)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,13 +18,25 @@ import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
+from tests.processes import fazhi
 
-MART = "select * from mart.indicator_value order by all"
 CORE_COUNTS = (
     "select (select count(*) from core.enforcement_act where valid_to is null),"
     " (select count(*) from core.mediation_case where valid_to is null),"
     " (select count(*) from core.training_attendance where valid_to is null),"
     " (select count(*) from core.annual_return_item where valid_to is null)"
+)
+# a run's steps in order: each crashed run is rerun by the next, killed one step later; the
+# rerun reaching its step (-9) shows it redid what the kill before left undone
+LOAD_POINTS = ("land:done", "parse:validated", "load:table_merged", "load:committed", "compute:done", "publish:built")
+PUBLISH_POINTS = ("publish:built", "publish:swapped", "parquet:table_written", "parquet:switched")
+# a rebuild killed after its edition: reruns of the rebuild and nightly runs alike publish that edition
+REBUILD_POINTS = (
+    ("rebuild", "rebuild:built"),
+    ("rebuild", "rebuild:edition_committed"),
+    ("run", "publish:swapped"),  # nothing new arrived, yet the night publishes the edition
+    ("rebuild", "parquet:table_written"),
+    ("run", "parquet:switched"),
 )
 
 
@@ -37,53 +50,97 @@ def api_env(prefect_harness):
 
 
 def fazhi_run(home: Path, env: dict, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--home", str(home)],
-        env=env | extra,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return fazhi("run", "--home", str(home), env=env | extra)
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory, api_env):
-    home = make_mini_home(tmp_path_factory.mktemp("baseline"))
-    done = fazhi_run(home, api_env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return query(home / "published" / "fazhi.duckdb", MART), query(home / "work.duckdb", CORE_COUNTS)
+def fazhi_rebuild(home: Path, env: dict, **extra) -> subprocess.CompletedProcess:
+    return fazhi("rebuild", "--year", "2023", "--home", str(home), env=env | extra)
 
 
-@pytest.mark.parametrize("point", ["land:done", "load:table_merged", "publish:built"])
-def test_kill_9_then_normal_run_gives_the_uninterrupted_result(tmp_path, api_env, baseline, point):
-    home = make_mini_home(tmp_path / "home")
-    crashed = fazhi_run(home, api_env, FAZHI_CRASH_AT=point)
-    assert crashed.returncode == -9
-    assert not (home / "published" / "fazhi.duckdb").exists()  # nothing half-published
-    recovered = fazhi_run(home, api_env)
-    assert recovered.returncode == 0, recovered.stderr[-2000:]
-    assert query(home / "published" / "fazhi.duckdb", MART) == baseline[0]
-    assert query(home / "work.duckdb", CORE_COUNTS) == baseline[1]
-    assert not list((home / "published").glob(".*building*"))
+def copy_home(home: Path, to: Path) -> Path:
+    shutil.copytree(home, to, symlinks=True)
+    return to
 
 
-def test_kill_9_during_publish_keeps_the_last_published_database(tmp_path, api_env, baseline):
-    home = make_mini_home(tmp_path / "home")
-    assert fazhi_run(home, api_env).returncode == 0
+def add_late_act(home: Path) -> None:
+    """A page with one more act of 贡川镇 in 2023 (ENF01 3 -> 4)."""
     good, _ = mini.enforcement_records()
     extra = [dict(good[0], 行为编号="E-NEW", 更新时间="2024-03-01 00:00:00")]
     mini.write_pages(home / "data" / "enforcement" / "extra", "enforcement", extra, page_size=10)
     shutil.move(home / "data/enforcement/extra/page-000001.json", home / "data/enforcement/page-000099.json")
-    crashed = fazhi_run(home, api_env, FAZHI_CRASH_AT="publish:built")
-    assert crashed.returncode == -9
-    assert query(home / "published" / "fazhi.duckdb", MART) == baseline[0]  # intact and openable
-    assert fazhi_run(home, api_env).returncode == 0
-    enf01 = query(
-        home / "published" / "fazhi.duckdb",
-        "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'ENF01'",
-        [mini.A],
-    )
-    assert enf01 == [(4.0,)]
+
+
+def published_state(home: Path) -> dict[str, list[tuple]]:
+    """Every published table as the analyst database holds it, checked equal to its Parquet copy
+    (one publication), without what differs between runs: times, batch and run ids."""
+    from warehouse.publish import PUBLISHED_TABLES
+
+    con = duckdb.connect(str(home / "published" / "fazhi.duckdb"), read_only=True)
+    state = {}
+    try:
+        for table in PUBLISHED_TABLES:
+            columns = ", ".join(
+                f'"{name}"'
+                for name, kind, *_ in con.execute(f"describe {table}").fetchall()
+                if not kind.startswith("TIMESTAMP") and "batch_id" not in name and name != "run_id"
+            )
+            rows = con.execute(f"select {columns} from {table} order by all").fetchall()
+            parquet = home / "published" / "parquet" / f"{table}.parquet"
+            assert con.execute(f"select {columns} from read_parquet(?) order by all", [str(parquet)]).fetchall() == rows
+            state[table] = rows
+    finally:
+        con.close()
+    return state
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, api_env):
+    """Uninterrupted runs: a nightly; on copies of its home, the year-end rebuild of 2023, and
+    the next night with a late act."""
+    home = make_mini_home(tmp_path_factory.mktemp("clean") / "home")
+    done = fazhi_run(home, api_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rebuilt = copy_home(home, home.with_name("rebuilt"))
+    done = fazhi_rebuild(rebuilt, api_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    later = copy_home(home, home.with_name("later"))
+    add_late_act(later)
+    done = fazhi_run(later, api_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = {"nightly": published_state(home), "rebuild": published_state(rebuilt), "later": published_state(later)}
+    assert len(state["nightly"]["mart.indicator_value"]) > 100 and not state["nightly"]["mart.indicator_edition"]
+    assert len(state["rebuild"]["mart.indicator_edition"]) == 1
+    assert state["later"]["mart.indicator_value"] != state["nightly"]["mart.indicator_value"]
+    return state | {"home": home, "core": query(home / "work.duckdb", CORE_COUNTS)}
+
+
+def test_kill_9_at_every_load_step_then_a_rerun_gives_the_uninterrupted_result(tmp_path, api_env, clean):
+    home = make_mini_home(tmp_path / "home")
+    for point in LOAD_POINTS:
+        crashed = fazhi_run(home, api_env, FAZHI_CRASH_AT=point)
+        assert crashed.returncode == -9, (point, crashed.stderr[-2000:])
+        assert not (home / "published" / "fazhi.duckdb").exists(), point  # nothing half-published
+    recovered = fazhi_run(home, api_env)
+    assert recovered.returncode == 0, recovered.stderr[-2000:]
+    assert published_state(home) == clean["nightly"]
+    assert query(home / "work.duckdb", CORE_COUNTS) == clean["core"]
+    assert not list((home / "published").glob(".*building*"))
+    assert len(list((home / "published").glob("parquet-*"))) <= 2  # the current folder and the one before
+
+
+def test_kill_9_at_every_rebuild_step_publishes_one_edition(tmp_path, api_env, clean):
+    home = copy_home(clean["home"], tmp_path / "home")
+    for command, point in REBUILD_POINTS:
+        run = fazhi_rebuild if command == "rebuild" else fazhi_run
+        crashed = run(home, api_env, FAZHI_CRASH_AT=point)
+        assert crashed.returncode == -9, (command, point, crashed.stderr[-2000:])
+        if point == "rebuild:edition_committed":
+            assert published_state(home) == clean["nightly"]  # recorded, not yet published
+    recovered = fazhi_rebuild(home, api_env)
+    assert recovered.returncode == 0, recovered.stderr[-2000:]
+    assert "2023 edition 1" in recovered.stdout  # the edition recorded before the kills, published once
+    assert query(home / "work.duckdb", "select year, edition from mart.indicator_edition") == [(2023, 1)]
+    assert published_state(home) == clean["rebuild"]
 
 
 def test_second_writer_waits_then_gives_up_naming_the_holder(tmp_path, api_env):

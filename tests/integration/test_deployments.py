@@ -49,7 +49,7 @@ class Stack:
             "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "3",
             "PREFECT_LOGGING_LEVEL": "INFO",
             "FAZHI_HOME": str(self.home),
-            "FAZHI_HMAC_KEY": "test-key-not-secret",
+            "FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.env = env

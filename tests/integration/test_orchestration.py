@@ -181,7 +181,7 @@ def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
     """No PREFECT_API_URL: Prefect starts its ephemeral API, as for a first-time user."""
     home = make_mini_home(tmp_path / "home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_HMAC_KEY": "test-key-not-secret"}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef"}
     script = (
         "import sys; from flows.cli import main; "
         f"r = main(['run', '--home', {str(home)!r}]); "

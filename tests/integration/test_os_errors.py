@@ -1,0 +1,64 @@
+"""Out of space and other operating-system errors are reported as what they are (a full disk
+once read "cannot rollback - no transaction is active"). A small tmpfs is the full disk: these
+tests need root (as CI runs) and skip without it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_mini_home
+from tests.processes import fazhi
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 64 MB filesystem of its own, filled up by the test with `fill`."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "none", str(mount)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode()[-200:]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(mount: Path) -> None:
+    free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+    with (mount / "filler").open("wb") as fh:
+        fh.write(b"\0" * free)
+
+
+def test_a_load_on_a_full_disk_says_the_disk_is_full(disk):
+    from flows import pipeline
+    from flows.config import load_settings
+
+    home = make_mini_home(disk / "home")
+    settings = load_settings(home)
+    pipeline.prepare_warehouse(settings)
+    source = settings.sources["mediation"]
+    prepared = pipeline.parse_and_validate(settings, pipeline.land_source(settings, source))
+    fill(disk)
+    with pytest.raises(Exception) as err:
+        pipeline.load_prepared(settings, prepared, "run-full-disk")
+    assert "No space left on device" in str(err.value) and "work.duckdb" in str(err.value)
+    assert "cannot rollback" not in str(err.value)
+
+
+def test_a_run_on_a_full_disk_exits_naming_it(disk, prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
+    home = make_mini_home(disk / "home")
+    fill(disk)
+    env = dict(os.environ) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
+    done = fazhi("run", "--home", str(home), env=env)
+    assert done.returncode == 1, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("错误 / error: 磁盘空间不足 / out of disk space: ") and str(home) in last, last

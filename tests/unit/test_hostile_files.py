@@ -1,0 +1,194 @@
+"""Hostile and broken drop-folder files are refused by name before calamine parses them, and
+drop folders never follow links nor read lock or hidden files (flows/sources/workbook_guard.py,
+flows/sources/landing.py). The whole run under a memory cap: tests/integration/test_hostile_input.py."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from flows.sources import workbook_guard
+from flows.sources.landing import land, scan_drop
+from flows.sources.mapping import SourceError
+from flows.sources.workbook_guard import SheetExtent, check_workbook
+from tests.fixtures import hostile, mini
+
+
+def _refusal(path: Path) -> SourceError:
+    with pytest.raises(SourceError) as err:
+        check_workbook(path, "training")
+    assert err.value.file == path.name and err.value.source == "training"
+    return err.value
+
+
+def test_a_sheet_with_a_cell_at_xfd1048576_is_refused_naming_sheet_and_extent(tmp_path):
+    path = hostile.sparse_workbook(tmp_path / "350481101_2023_学法培训台账.xlsx")
+    assert path.stat().st_size < 8000
+    err = _refusal(path)
+    assert err.rule == "file-sheet-too-large"
+    assert "活动登记" in err.message_zh and "A1:XFD1048576" in err.message_en
+    assert "17,179,869,184 cells" in err.message_en and "5,000,000" in err.message_en
+
+
+def test_read_workbook_refuses_it_in_a_process_that_survives(tmp_path):
+    """Without the guard calamine aborts the process (SIGABRT, a 512 GB allocation)."""
+    path = hostile.sparse_workbook(tmp_path / "350481101_2023_学法培训台账.xlsx")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from pathlib import Path\n"
+        "from flows.sources.mapping import SourceError\n"
+        "from flows.sources.spreadsheet import read_workbook\n"
+        "try:\n"
+        "    read_workbook(Path(sys.argv[1]), 'training')\n"
+        "except SourceError as exc:\n"
+        "    print(exc.rule)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "file-sheet-too-large"), done.stderr[-2000:]
+
+
+def test_a_zip_bomb_is_refused_after_reading_no_more_than_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook_guard, "MAX_UNPACKED_BYTES", 8 * 2**20)
+    path = hostile.zip_bomb_workbook(tmp_path / "350481101_2023_学法培训台账.xlsx", unpacked=16 * 2**20)
+    err = _refusal(path)
+    assert err.rule == "file-unpacked-too-large" and "8,388,608 bytes" in err.message_en
+
+
+def _understate_sizes(path: Path, entry: str, claimed: int) -> None:
+    """Rewrite the zip headers so that `entry` claims to unpack to `claimed` bytes."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(entry)
+    struct.pack_into("<I", data, info.header_offset + 22, claimed)  # local header: uncompressed size
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:
+        name_len = struct.unpack_from("<H", data, central + 28)[0]
+        if data[central + 46 : central + 46 + name_len] == entry.encode():
+            struct.pack_into("<I", data, central + 24, claimed)
+            break
+        central = data.find(b"PK\x01\x02", central + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_bomb_whose_headers_claim_a_small_size_is_measured_as_it_unpacks(tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook_guard, "MAX_UNPACKED_BYTES", 8 * 2**20)
+    path = tmp_path / "350481101_2023_学法培训台账.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/sharedStrings.xml", b"<sst><si><t>" + b"a" * (12 * 2**20) + b"</t></si></sst>")
+    _understate_sizes(path, "xl/sharedStrings.xml", 100)
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("xl/sharedStrings.xml").file_size == 100
+    assert _refusal(path).rule == "file-unpacked-too-large"
+
+
+def test_a_truncated_workbook_is_refused_as_damaged(tmp_path):
+    whole = tmp_path / "whole.xlsx"
+    mini.write_training(tmp_path / "t")
+    whole.write_bytes(next((tmp_path / "t").glob("*.xlsx")).read_bytes())
+    err = _refusal(hostile.truncated_workbook(tmp_path / "350481101_2023_学法培训台账.xlsx", whole))
+    assert err.rule == "file-format" and "damaged or incomplete" in err.message_en
+    assert "损坏或不完整" in err.message_zh
+
+
+def test_a_zip_that_is_not_an_xlsx_workbook_is_refused(tmp_path):
+    path = tmp_path / "350481101_2023_学法培训台账.xlsx"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", "<office:document-content/>")
+    assert _refusal(path).rule == "file-format"
+
+
+def test_files_over_the_size_limit_are_refused_before_reading_csv_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook_guard, "MAX_FILE_BYTES", 1000)
+    path = tmp_path / "350481102_2023_年度报表.csv"
+    path.write_text("指标代码,数值\n" + "OGI01,1\n" * 200, encoding="utf-8")
+    err = _refusal(path)
+    assert err.rule == "file-too-large" and "the limit is 1,000" in err.message_en
+
+
+def test_the_mini_county_workbooks_pass(tmp_path):
+    mini.write_training(tmp_path / "training")
+    mini.write_returns(tmp_path / "returns")
+    for path in [*(tmp_path / "training").iterdir(), *(tmp_path / "returns").iterdir()]:
+        check_workbook(path, "training")
+
+
+@pytest.mark.parametrize(
+    ("xml", "extent"),
+    [
+        # references as written by Excel, LibreOffice and xlsxwriter
+        (b'<sheetData><row r="1"><c r="A1"/><c r="C1"/></row><row r="7"><c r="B7"/></row></sheetData>', (7, 3)),
+        # a cell far from its row's reference counts where its own reference puts it
+        (b'<row r="1"><c r="XFD1048576" t="s"><v>0</v></c></row>', (1048576, 16384)),
+        # cells and rows without references follow the previous one
+        (b'<row r="3"><c r="B3"><v>1</v></c><c><v>2</v></c></row><row><c/><c/><c/><c/></row>', (4, 4)),
+        # the reference after another attribute, a prefixed namespace
+        (b'<x:row r="2"><x:c s="1" r="AA2"><x:v>1</x:v></x:c></x:row>', (2, 27)),
+        (b"<worksheet><sheetData/></worksheet>", (0, 0)),
+    ],
+)
+def test_sheet_extent_is_read_from_the_cells_in_any_chunking(xml, extent):
+    for size in (len(xml), 7, 3):
+        measured = SheetExtent(referenced=b'<c r="' in xml and b"<c>" not in xml and b"<c/>" not in xml)
+        for i in range(0, len(xml), size):
+            measured.feed(xml[i : i + size])
+        assert (measured.rows, measured.columns) == extent, size
+
+
+def test_drop_folders_skip_links_lock_and_hidden_files_by_name(tmp_path):
+    drop = tmp_path / "drop"
+    mini.write_training(drop)
+    ledger = next(drop.glob("*.xlsx"))
+    secret = tmp_path / "secrets" / "hmac.key"
+    secret.parent.mkdir()
+    secret.write_text("k" * 64)
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("指标代码,数值\nOGI01,99\n", encoding="utf-8")
+    hostile.link(drop, "350481102_2023_年度报表.csv", outside)
+    hostile.link(drop, "passwd", Path("/etc/passwd"))
+    hostile.link(drop, "key.xlsx", secret)
+    hostile.link(drop, "ledger-link.xlsx", ledger)  # a link even to a delivered file is not followed
+    hostile.lock_file(drop, ledger.name)
+    (drop / ".350481101_2023_学法培训台账.xlsx").write_bytes(ledger.read_bytes())
+    (drop / ".~lock.350481101_2023_学法培训台账.xlsx#").write_text(",zhangsan,host,2024-01-01;")
+    os.mkfifo(drop / "pipe.xlsx")
+    (drop / "350481102_2023_学法培训台账.xlsx").write_bytes(b"")  # 0 bytes: delivered, refused by the parser
+    (drop / "subfolder").mkdir()
+
+    files, skipped = scan_drop(drop, "spreadsheet_drop")
+    assert [p.name for p in files] == [ledger.name, "350481102_2023_学法培训台账.xlsx"]
+    reasons = {s.name: s.reason_en for s in skipped}
+    assert reasons == {
+        "350481102_2023_年度报表.csv": "a symbolic link: never followed",
+        "passwd": "a symbolic link: never followed",
+        "key.xlsx": "a symbolic link: never followed",
+        "ledger-link.xlsx": "a symbolic link: never followed",
+        f"~${ledger.name[2:]}": "an office lock file (someone has the workbook open)",
+        ".~lock.350481101_2023_学法培训台账.xlsx#": "an office lock file (someone has the workbook open)",
+        ".350481101_2023_学法培训台账.xlsx": "a hidden file",
+        "pipe.xlsx": "not a regular file",
+    }
+    assert all(s.reason_zh for s in skipped)
+
+    batch = land("training", files, tmp_path / "landing", set())
+    assert sorted(f.name for f in batch.files) == sorted(p.name for p in files)
+    landed = {p.name for p in batch.directory.iterdir()}
+    assert "passwd" not in landed and "key.xlsx" not in landed
+
+
+def test_a_file_replaced_by_a_link_after_listing_is_not_landed(tmp_path):
+    drop = tmp_path / "drop"
+    mini.write_returns(drop)
+    files, _ = scan_drop(drop, "spreadsheet_drop")
+    files[0].unlink()
+    os.symlink("/etc/passwd", files[0])
+    with pytest.raises(OSError):
+        land("returns", files, tmp_path / "landing", set())
+    assert not list((tmp_path / "landing").rglob("passwd"))
