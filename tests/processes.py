@@ -1,5 +1,5 @@
 """Helpers for tests and benchmarks that start real servers (Prefect, the source simulator):
-a free loopback port, JSON over HTTP, and stopping a process group."""
+a free loopback port, JSON over HTTP, stopping a process group, a robot webhook on loopback."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def free_port() -> int:
@@ -53,3 +56,30 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+@contextmanager
+def webhook_receiver():
+    """A loopback robot webhook that records every JSON body it is sent: (its URL, the bodies)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"errcode":0,"errmsg":"ok"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cgi-bin/webhook/send?key=test", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -35,7 +35,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from flows.config import ConfigError, HttpOptions, SourceConfig
+from flows.config import HttpOptions, MissingToken, SourceConfig
 from flows.sources.landing import LandedBatch, LandedFile, _private_dirs, write_manifest
 from flows.sources.mapping import SourceError, load_mappings, with_overrides
 
@@ -67,7 +67,7 @@ def resolve_token(source: SourceConfig) -> str:
         from prefect.blocks.system import Secret  # only configurations naming a block need Prefect here
 
         return str(Secret.load(opts.token_secret_block).get()).strip()
-    raise ConfigError(
+    raise MissingToken(
         f"数据源 {source.name} 缺少访问令牌：请设置环境变量 {opts.token_env} 或配置 token_secret_block / "
         f"no token for source {source.name}: set {opts.token_env} or name a Prefect Secret block (token_secret_block)"
     )
@@ -208,7 +208,7 @@ class HttpPuller:
                         f"page {n}",
                         f"第{n}页请求失败(HTTP {r.status_code})",
                         f"page {n}: HTTP {r.status_code} from {_public_url(self.url)}",
-                        "http-status",
+                        "http-client-error",  # 4xx: the URL or the request is wrong, not retried
                     )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 reason, rule = type(exc).__name__, "http-connection"
