@@ -184,13 +184,14 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
         log.warning("source %s stopped at parse: rule %s", batch.source, exc.rule)
         return PreparedBatch(batch, [], 0, exc.message_zh, exc.message_en, exc.rule)
     params = {"township_codes": township_codes(settings)}
-    previous = previous_full_extract_rows(settings, batch.source) if extract_kind(settings, batch) == "full" else {}
+    full = extract_kind(settings, batch) == "full"
+    previous = previous_full_extract_rows(settings, batch.source) if full else {}
     chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "workers")
     tables, stops = [], []
     try:
         for name, table in parsed.items():
             with _GX_LOCK:
-                result = validate_table(name, table, params, previous.get(name), chunk_rows, workers)
+                result = validate_table(name, table, params, previous.get(name), chunk_rows, workers, full)
             tables.append(TableLoad(name, table.path, table.rows, result.failures, result.results, mappings[name].key))
             stops += [dict(e, table=name) for e in result.batch_errors]
     except BaseException:

@@ -27,14 +27,16 @@ FIELDS = (
     "message_zh",
     "message_en",
     "quarantined_at",
+    "batch_status",
 )
 
 _QUERY = """
 select q.source, q.table_name, q.township_code, t.name as township_name, q.batch_id, q.source_file,
        q.row_number, q.business_key, q.rules, q.message_zh, q.message_en,
-       strftime(q.quarantined_at, '%Y-%m-%d %H:%M:%S') as quarantined_at
+       strftime(q.quarantined_at, '%Y-%m-%d %H:%M:%S') as quarantined_at, b.status as batch_status
 from audit.quarantine q
 left join ref.township t on t.code = q.township_code
+left join audit.batch b on b.batch_id = q.batch_id
 where q.resolved_at is null
   and ($source is null or q.source = $source)
   and ($township is null or q.township_code = $township or t.name = $township)
@@ -43,7 +45,9 @@ order by q.township_code nulls last, q.source, q.table_name, q.source_file, q.ro
 
 
 def read_open(published: Path, source: str | None = None, township: str | None = None) -> list[dict]:
-    """Open (unresolved) entries, by township, source, file and row. `township`: code or name."""
+    """Open (unresolved) entries, by township, source, file and row. `township`: code or name.
+    `batch_status` stopped: the row's whole batch was stopped by a batch rule (nothing of it
+    loaded); it is listed all the same, as a row to correct."""
     if not published.exists():
         raise NotPublished(
             f"尚未发布分析库 {published} / no published database at {published}: run `fazhi demo` or `fazhi run`"
@@ -64,6 +68,10 @@ def to_json(rows: list[dict]) -> str:
     return json.dumps([{k: r[k] for k in FIELDS} for r in rows], ensure_ascii=False, indent=2)
 
 
+def _stopped(r: dict) -> str:
+    return "[整批已停止 / batch stopped] " if r.get("batch_status") == "stopped" else ""
+
+
 def to_table(rows: list[dict]) -> str:
     """One line per entry, grouped under a heading per township; reasons in Chinese and English."""
     if not rows:
@@ -79,7 +87,7 @@ def to_table(rows: list[dict]) -> str:
                 str(r["row_number"]),
                 r["business_key"] or "",
                 ",".join(r["rules"]),
-                f"{r['message_zh']} / {r['message_en']}",
+                _stopped(r) + f"{r['message_zh']} / {r['message_en']}",
             )
         )
     cells = [header, *(line for lines in lines_by_area.values() for line in lines)]
