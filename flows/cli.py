@@ -449,10 +449,17 @@ def cmd_explain(args) -> int:
 
 
 def cmd_rollup(args) -> int:
+    from warehouse.province import RollupRefused, check_counties
+
+    try:  # before Prefect starts: a refusal is immediate
+        check_counties(args.county)
+    except (RollupRefused, FileNotFoundError) as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
     from flows.province import province_rollup
 
     rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
-    print(f"区域汇总已写入 / region roll-up written to {args.out}: {rows} rows")
+    print(f"区域汇总已写入 / region roll-up written to {args.out}: {len(args.county)} 个县(市) / counties, {rows} rows")
     return 0
 
 

@@ -84,6 +84,17 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
     assert editions == [(1, 0), (2, 0), (3, 2)]
 
 
+def test_matches_nightly_compares_within_the_year_when_other_years_have_editions(home):
+    first = _rebuild(home, 2023)
+    other = _rebuild(home, 2022)  # 2023's edition 1 exists: it must not count against 2022's
+    assert (first.edition, first.matches_nightly) == (1, True)
+    assert (other.year, other.edition, other.changed_values, other.matches_nightly) == (2022, 1, 0, True)
+    assert "nothing changed" in other.note_en
+    published = home / "published" / "fazhi.duckdb"
+    flags = query(published, "select year, edition, matches_nightly from mart.indicator_edition order by all")
+    assert flags == [(2022, 1, True), (2023, 1, True)]
+
+
 def test_explain_lists_the_records_behind_a_value(home, capsys):
     from flows.cli import main
 
