@@ -72,6 +72,15 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
         (mini.A, "ENF07", 0.5, 1.0, 0.5, [decision]),
     ]
     assert third.changed_values == 2
+    edition_2 = "select value from mart.indicator_edition_value where year = 2023 and edition = 2 and township_code = ?"
+    edition_2 += " and indicator_code = 'ENF07'"
+    assert query(published, edition_2, [mini.A]) == [(0.5,)]  # previous_value: the previous edition's value
+    (comment,) = query(
+        published,
+        "select comment from duckdb_columns() where table_name = 'indicator_edition_change' and column_name = ?",
+        ["previous_value"],
+    )[0]
+    assert "previous edition" in comment and "year" not in comment
     # edition 1 still reads the old figure; the current values and edition 3 the new one
     from flows.indicators_view import read_values
 
