@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ignored, as Python sets it: never SIG_DFL, which would kill the process without a word)."""
     args = build_parser().parse_args(argv)
     from flows.config import ConfigError
+    from flows.indicators_view import NotPublished, PublishedBusy
     from flows.lookup import UnknownName
 
     with _signals_raise_stopped():
@@ -146,9 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             code = globals()[COMMANDS[args.command]](args)
             sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's last flush
             return code
-        except (ConfigError, UnknownName) as exc:
+        except (ConfigError, UnknownName, NotPublished) as exc:
             print(f"错误 / error: {exc}", file=sys.stderr)
             return 2
+        except PublishedBusy as exc:
+            print(f"错误 / error: {exc}", file=sys.stderr)
+            return 3
         except BrokenPipeError as exc:
             if _stdout_closed():
                 _discard_stdout()
@@ -384,20 +388,39 @@ def cmd_run(args) -> int:
     from flows.config import load_settings, resolve_home
 
     home = resolve_home(args.home)
-    load_settings(home)  # a clear error before Prefect starts
+    _check_tokens(load_settings(home))  # clear errors before Prefect starts
     return _run_flow(home)
+
+
+def _check_tokens(settings) -> None:
+    """Every HTTP source needs its token (environment variable or Secret block) before the run
+    starts: MissingToken naming the variables (`fazhi demo`'s home has none: the demo hands its
+    own simulator's token to the run it starts)."""
+    import os
+
+    from flows.config import MissingToken
+
+    missing = [
+        s
+        for s in settings.sources.values()
+        if s.kind == "http" and not os.environ.get(s.http.token_env) and not s.http.token_secret_block
+    ]
+    if missing:
+        names = ", ".join(f"{s.name}: {s.http.token_env}" for s in missing)
+        raise MissingToken(
+            f"缺少数据源访问令牌 {names}；请设置环境变量或在 fazhi.toml 中配置 token_secret_block"
+            f"(演示目录请用 `fazhi demo` 运行，它自带模拟数据源) / no token for {names}: set the variable, or "
+            "name a Prefect Secret block (token_secret_block) in fazhi.toml (a `fazhi demo` home is run by "
+            "`fazhi demo`, which serves its own simulated sources)"
+        )
 
 
 def cmd_indicators(args) -> int:
     from flows.config import load_settings, resolve_home
-    from flows.indicators_view import NotPublished, read_values, to_csv, to_json, to_table
+    from flows.indicators_view import read_values, to_csv, to_json, to_table
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        rows = read_values(settings.published_db, args.year, args.township, args.edition)
-    except NotPublished as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    rows = read_values(settings.published_db, args.year, args.township, args.edition)
     if not rows:
         print(
             f"没有 {args.year} 年 {args.township or ''} 的指标 / no indicators for that year and township",
@@ -417,14 +440,10 @@ def cmd_explain(args) -> int:
     import json
 
     from flows.config import load_settings, resolve_home
-    from flows.indicators_view import NotPublished, display, pad, read_evidence
+    from flows.indicators_view import display, pad, read_evidence
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        values, records = read_evidence(settings.published_db, args.year, args.township, args.indicator)
-    except NotPublished as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    values, records = read_evidence(settings.published_db, args.year, args.township, args.indicator)
     if not values:
         print(f"没有该指标值 / no value for {args.year} {args.township} {args.indicator}", file=sys.stderr)
         return 1
@@ -481,14 +500,10 @@ def cmd_rebuild(args) -> int:
 
 def cmd_quarantine(args) -> int:
     from flows.config import load_settings, resolve_home
-    from flows.quarantine_view import NotPublished, read_open, to_json, to_table
+    from flows.quarantine_view import read_open, to_json, to_table
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        rows = read_open(settings.published_db, args.source, args.township)
-    except NotPublished as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    rows = read_open(settings.published_db, args.source, args.township, tuple(settings.sources))
     print(to_json(rows) if args.format == "json" else to_table(rows))
     return 0
 
@@ -498,14 +513,13 @@ def cmd_accept_extract(args) -> int:
     from datetime import UTC, datetime
 
     from flows.config import load_settings, resolve_home
+    from flows.lookup import check
     from warehouse.acceptance import AcceptanceRefused, accept_extract
     from warehouse.db import open_work_db
     from warehouse.lock import WriterBusy, writer_lock
 
     settings = load_settings(resolve_home(args.home))
-    if args.source not in settings.sources:
-        print(f"错误 / error: 没有数据源 / no source {args.source} in {settings.home / 'fazhi.toml'}", file=sys.stderr)
-        return 2
+    check("数据源", "source", args.source, settings.sources, within=("", f"in {settings.home / 'fazhi.toml'}"))
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
         with writer_lock(settings.home, f"accept-extract-{now:%Y%m%dT%H%M%S}", settings.lock_wait_seconds):

@@ -19,21 +19,23 @@ class UnknownName(ValueError):
     """A name that does not exist; the message (Chinese, English) lists the valid ones."""
 
 
-def check(what_zh: str, what_en: str, given, valid: Iterable) -> None:
-    """Raise UnknownName unless `given` is one of `valid` (compared as text)."""
+def check(what_zh: str, what_en: str, given, valid: Iterable, within: tuple[str, str] = ("", "")) -> None:
+    """Raise UnknownName unless `given` is one of `valid` (compared as text). `within`: where
+    (Chinese, English) the name was looked for, e.g. ("2023 年", "of 2023") for an edition."""
     names = sorted({str(v) for v in valid if v is not None}, key=_order)
     if str(given) in names:
         return
-    raise UnknownName(unknown_message(what_zh, what_en, str(given), names))
+    raise UnknownName(unknown_message(what_zh, what_en, str(given), names, within))
 
 
-def unknown_message(what_zh: str, what_en: str, given: str, names: list[str]) -> str:
+def unknown_message(what_zh: str, what_en: str, given: str, names: list[str], within=("", "")) -> str:
+    head = f"没有{within[0]}{what_zh} {given} / no {what_en} {given}{' ' + within[1] if within[1] else ''}"
     if not names:
-        return f"没有{what_zh} {given} (尚无任何{what_zh}) / no {what_en} {given!r}: there is none yet"
+        return f"{head}: 尚无 / there is none yet"
     nearest = difflib.get_close_matches(given, names, n=1, cutoff=0.0)
     listed = ", ".join(names[:SHOWN]) + (f" … ({len(names)})" if len(names) > SHOWN else "")
     hint = f"; 是否指 / did you mean {nearest[0]}?" if nearest else ""
-    return f"没有{what_zh} {given} / no {what_en} {given!r}{hint} 可选 / valid: {listed}"
+    return f"{head}{hint} 可选 / valid: {listed}"
 
 
 def _order(name: str):
@@ -71,7 +73,8 @@ def check_published(
     if indicator is not None:
         check("指标", "indicator", indicator.upper(), names["indicators"])
     if edition is not None:
-        check(f"{year} 年的版本", f"edition of {year}", edition, [e for y, e in names["editions"] if y == year])
+        editions = [e for y, e in names["editions"] if y == year]
+        check("版本", "edition", edition, editions, within=(f"{year} 年", f"of {year}"))
 
 
 def check_quarantine_filters(con: duckdb.DuckDBPyConnection, sources: Iterable[str], source, township) -> None:

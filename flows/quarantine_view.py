@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
-
-from flows.indicators_view import NotPublished, _width, pad
+from flows.indicators_view import _width, open_published, pad
+from flows.lookup import check_quarantine_filters
 
 FIELDS = (
     "source",
@@ -44,16 +43,16 @@ order by q.township_code nulls last, q.source, q.table_name, q.source_file, q.ro
 """
 
 
-def read_open(published: Path, source: str | None = None, township: str | None = None) -> list[dict]:
+def read_open(
+    published: Path, source: str | None = None, township: str | None = None, sources: tuple[str, ...] = ()
+) -> list[dict]:
     """Open (unresolved) entries, by township, source, file and row. `township`: code or name.
     `batch_status` stopped: the row's whole batch was stopped by a batch rule (nothing of it
-    loaded); it is listed all the same, as a row to correct."""
-    if not published.exists():
-        raise NotPublished(
-            f"尚未发布分析库 {published} / no published database at {published}: run `fazhi demo` or `fazhi run`"
-        )
-    con = duckdb.connect(str(published), read_only=True)
+    loaded); it is listed all the same, as a row to correct. A source (none of `sources`, the
+    home's, nor any in the audit trail) or township that does not exist is refused (UnknownName)."""
+    con = open_published(published)
     try:
+        check_quarantine_filters(con, sources, source, township)
         cur = con.execute(_QUERY, {"source": source, "township": township})
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -188,6 +188,34 @@ def test_each_run_leaves_indicator_manifest_and_validation_artifacts(failed_nigh
     assert "mediation" in by_key["run-manifest"].data and "great-expectations" in by_key["run-manifest"].data
 
 
+def test_a_refused_token_is_not_retried_and_reads_as_auth(prefect_harness, tmp_path, monkeypatch):
+    """401 from the source: the HTTP client does not retry it, and neither does Prefect's task
+    retry (default 2 retries, 10 s then 20 s); the run names the cause class, and the township-
+    facing report says the operators are alerted instead of quoting the error."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.nightly import nightly
+    from flows.sources.simulator import Simulator
+
+    home = make_mini_home(tmp_path / "home")
+    with Simulator(home / "data", token="the-right-token") as sim:  # mediation pulled over HTTP
+        cfg = home / "fazhi.toml"
+        text = cfg.read_text(encoding="utf-8").replace('kind = "json_pages"\npath = "data/mediation"', "")
+        cfg.write_text(text.replace("[sources.mediation]", f'[sources.mediation]\nkind = "http"\nurl = "{sim.url}"'))
+        monkeypatch.setenv("FAZHI_MEDIATION_TOKEN", "a-wrong-token")
+        state = nightly(home=str(home), return_state=True)
+    assert state.is_failed() and "数据源 mediation: 认证失败 / auth (http-auth)" in state.message
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    (land,) = [r for r in runs if r.name.startswith("land_source") and r.state.is_failed()]
+    assert land.run_count == 1  # tried once: no Prefect retry
+    report = (home / "reports" / "validation" / "latest.html").read_text(encoding="utf-8")
+    assert "原因类别: auth" in report and "access refused" not in report and "HTTP 401" not in report
+
+
 def test_two_runs_started_together_never_write_at_the_same_time(prefect_harness, tmp_path):
     """Both hold the shared writer limit (created here as `prefect deploy` would): the second
     waits for the first; the file lock would catch anything that slipped through."""
