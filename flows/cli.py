@@ -106,21 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {
-    "demo": "cmd_demo",
-    "run": "cmd_run",
-    "sample": "cmd_sample",
-    "indicators": "cmd_indicators",
-    "explain": "cmd_explain",
-    "rebuild": "cmd_rebuild",
-    "rollup": "cmd_rollup",
-    "quarantine": "cmd_quarantine",
-    "accept-extract": "cmd_accept_extract",
-    "simulate": "cmd_simulate",
-    "template": "cmd_template",
-}
-
-
 class Stopped(BaseException):
     """SIGTERM or SIGHUP, raised in the main thread: `finally` blocks and exit handlers still run
     (the demo's simulator stops, Prefect's temporary server is stopped) instead of the process
@@ -144,7 +129,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with _signals_raise_stopped():
         try:
-            code = globals()[COMMANDS[args.command]](args)
+            code = {
+                "demo": cmd_demo,
+                "run": cmd_run,
+                "sample": cmd_sample,
+                "indicators": cmd_indicators,
+                "explain": cmd_explain,
+                "rebuild": cmd_rebuild,
+                "rollup": cmd_rollup,
+                "quarantine": cmd_quarantine,
+                "accept-extract": cmd_accept_extract,
+                "simulate": cmd_simulate,
+                "template": cmd_template,
+            }[args.command](args)
             sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's last flush
             return code
         except (ConfigError, UnknownName, NotPublished) as exc:

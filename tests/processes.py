@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -83,3 +84,19 @@ def webhook_receiver():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def prefect_servers(prefect_home: Path) -> list[int]:
+    """Processes serving a Prefect API from this Prefect home (the temporary server included)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"prefect.server" in cmdline and f"PREFECT_HOME={prefect_home}".encode() in environ.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
-from tests.processes import free_port, webhook_receiver
+from tests.processes import free_port, prefect_servers, webhook_receiver
 
 ENF01_A_2023 = (
     "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'ENF01'"
@@ -266,3 +266,4 @@ def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
     assert flows == [("nightly", "completed"), ("year-end-rebuild", "completed")]
     log = done.stdout + done.stderr
     assert "telemetry" not in log.lower() and "sens-o-matic" not in log
+    assert prefect_servers(tmp_path / "prefect") == []  # the temporary server ended with the command
