@@ -1,4 +1,5 @@
-"""What the Prefect flows share: the writer slot, task options from fazhi.toml, the run's artifacts.
+"""What the Prefect flows share: the writer slot, task options from fazhi.toml, the run's artifacts,
+the alert automation created at deploy time (and who alerts for a run), library logs in the UI.
 
 No two pipeline runs overlap, in three layers:
 
