@@ -96,6 +96,14 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, run_sources: dict | Non
         seen.add(source)
     for source, info in run_sources.items():
         if source not in seen:
+            zh, en = info.get("message_zh"), info.get("message_en") or info.get("error")
+            if info.get("status") == "failed":  # an operator's matter (token, network): its class, not its text
+                cause = info.get("cause") or "error"
+                zh = f"本次未能获取该数据源(原因类别: {cause})，已告警运维人员；乡镇无需处理"
+                en = (
+                    f"the source could not be pulled this run (cause: {cause}); the operators are alerted, "
+                    "nothing for townships to do"
+                )
             sources.append(
                 {
                     "source": source,
@@ -104,8 +112,8 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, run_sources: dict | Non
                     "received_rows": info.get("received_rows"),
                     "loaded_rows": info.get("loaded_rows"),
                     "quarantined_rows": info.get("quarantined_rows"),
-                    "message_zh": info.get("message_zh"),
-                    "message_en": info.get("message_en") or info.get("error"),
+                    "message_zh": zh,
+                    "message_en": en,
                     "rules": [info["rule"]] if info.get("rule") else [],
                 }
             )
@@ -235,10 +243,10 @@ def render_html(data: ReportData) -> str:
                 f'<div class="box"><span class="stop">{_e(s["source"])}</span>'
                 f"{f' · 规则 / rule <span class=rule>{_e(rules)}</span>' if rules else ''}"
                 f"<br>{_e(s['message_zh'])}<br><span class=en>{_e(s['message_en'])}</span><br>"
-                "本批次未加载，已发布数据保持不变；源系统更正后下次运行将重新处理。"
-                "<br><span class=en>Nothing of this batch "
-                "was loaded and the published data of this source is unchanged; the batch is tried again at the "
-                "next run.</span></div>"
+                "本批次未加载，已发布数据保持不变；其中未通过校验的行列在下方“待更正的记录”中；"
+                "源系统更正后下次运行将重新处理。<br><span class=en>Nothing of this batch was loaded and the "
+                "published data of this source is unchanged; its rows that fail a rule are listed below, under "
+                "the records to correct; the batch is tried again at the next run.</span></div>"
             )
     if data.warnings:
         out.append('<h2>提示(不影响入库) <span class="en">/ Warnings (rows still load)</span></h2><table>')

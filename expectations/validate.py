@@ -5,9 +5,13 @@ expectation's `meta.level` says what a failure does:
 - row:   the failing rows are quarantined, the rest load;
 - batch: the source's load stops (nothing of the batch loads);
 - warn:  reported in the results, the rows still load.
-A batch in which more than `max_failing_row_fraction` of rows fail is stopped too, and so is a
-full extract far smaller than the source's previous full extract (rule <P>-B02: the caller
-passes `previous_full_rows`; the suite meta's `min_full_extract_fraction` sets the threshold).
+A batch in which more than `max_failing_row_fraction` of rows fail is stopped too (rule
+BATCH-FAILING-ROWS: something systematic, a wrong export or mapping), but only when there is
+enough to judge: a full extract (the source's whole export), or a batch of at least
+`failing_fraction_min_rows` rows. A smaller batch (one re-delivered record, a township's two-row
+ledger) has its failing rows quarantined one by one and the rest load. A full extract far
+smaller than the source's previous full extract is stopped too (rule <P>-B02: the caller passes
+`previous_full_rows`; the suite meta's `min_full_extract_fraction` sets the threshold).
 
 List columns (penalty_kinds) cannot be validated as such: an expectation whose meta says
 `list_elements: true` runs on the exploded column (one row per element, index = the row's
@@ -185,6 +189,7 @@ def validate_table(
     previous_full_rows: int | None = None,
     chunk_rows: int | None = CHUNK_ROWS,
     workers: int = 1,
+    full_extract: bool = False,
 ) -> TableValidation:
     """Run the table's suite over every row; list every (row, rule) failure.
 
@@ -193,7 +198,9 @@ def validate_table(
     township), by `workers` processes from POOL_MIN_CHUNKS chunks (or once they run); whole-table
     expectations (row count) run once on the batch's row count.
     `previous_full_rows`: the rows of this table in the source's previous full extract, when
-    this batch is itself a full extract (else None: the extract-size rule does not apply)."""
+    this batch is itself a full extract (else None: the extract-size rule does not apply).
+    `full_extract`: the batch is the source's whole export (the failing-fraction rule then
+    judges it whatever its size)."""
     doc = load_suite_doc(table)
     n_rows = len(data) if isinstance(data, pd.DataFrame) else data.rows
     params = {
@@ -225,20 +232,30 @@ def validate_table(
                 fold.merge(_validate_range(table, data, a, b, params, context, named_sets))
 
     failures_df = pd.DataFrame(fold.failures, columns=["_row", "rule", "message_zh", "message_en"])
-    limit = doc.get("meta", {}).get("max_failing_row_fraction", 0.5)
-    n_failing = failures_df["_row"].nunique()
-    if n_rows and n_failing / n_rows > limit:
-        fold.batch_errors.append(
-            {
-                "rule": "BATCH-FAILING-ROWS",
-                "message_zh": f"本批次 {n_failing}/{n_rows} 行未通过校验，超过 {limit:.0%}，整批停止加载",
-                "message_en": f"{n_failing} of {n_rows} rows fail validation, more than {limit:.0%}: "
-                "the batch is stopped",
-            }
-        )
+    error = failing_fraction_error(doc, failures_df["_row"].nunique(), n_rows, full_extract)
+    if error:
+        fold.batch_errors.append(error)
     order = {(e.get("meta", {}).get("rule"), e["type"]): i for i, e in enumerate(doc["expectations"])}
     results = sorted(fold.results.values(), key=lambda r: order.get((r["rule"], r["expectation_type"]), len(order)))
     return TableValidation(table, n_rows, pd.DataFrame(results), failures_df, fold.batch_errors)
+
+
+def failing_fraction_error(doc: dict, n_failing: int, n_rows: int, full_extract: bool) -> dict | None:
+    """Rule BATCH-FAILING-ROWS: more than `max_failing_row_fraction` of the rows fail, in a
+    full extract or a batch of at least `failing_fraction_min_rows` rows (suite meta)."""
+    meta = doc.get("meta", {})
+    limit, min_rows = meta.get("max_failing_row_fraction", 0.5), meta.get("failing_fraction_min_rows", 20)
+    if not n_rows or n_failing / n_rows <= limit or not (full_extract or n_rows >= min_rows):
+        return None
+    zh_what, en_what = ("全量导出", "full extract") if full_extract else ("本批次", "batch")
+    return {
+        "rule": "BATCH-FAILING-ROWS",
+        "message_zh": f"{zh_what} {n_failing}/{n_rows} 行未通过校验，超过 {limit:.0%}，"
+        "疑似系统性问题(导出或字段映射错误)，整批停止加载；未通过的行已列入隔离清单",
+        "message_en": f"{n_failing} of {n_rows} rows of the {en_what} fail validation, more than {limit:.0%}: "
+        "probably systematic (a wrong export or field mapping), the batch is stopped; the failing rows are "
+        "listed in the quarantine",
+    }
 
 
 _POOL: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool)

@@ -107,31 +107,128 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    import signal
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread: `finally` blocks and exit handlers still run
+    (the demo's simulator stops, Prefect's temporary server is stopped) instead of the process
+    vanishing. A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
 
-    if argv is None and hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `fazhi … | head` ends quietly
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every way out prints what happened (stderr) and returns an exit code: 0 ok, 1 failed,
+    2 bad input, 3 the database is held by another writer, 128+N stopped by signal N. Only a
+    closed stdout pipe (`fazhi … | head`) ends quietly (141, as a tool killed by SIGPIPE); a
+    socket whose peer hung up is an ordinary error of whoever wrote to it (SIGPIPE stays
+    ignored, as Python sets it: never SIG_DFL, which would kill the process without a word)."""
     args = build_parser().parse_args(argv)
     from flows.config import ConfigError
+    from flows.indicators_view import NotPublished, PublishedBusy
+    from flows.lookup import UnknownName
+
+    with _signals_raise_stopped():
+        try:
+            code = {
+                "demo": cmd_demo,
+                "run": cmd_run,
+                "sample": cmd_sample,
+                "indicators": cmd_indicators,
+                "explain": cmd_explain,
+                "rebuild": cmd_rebuild,
+                "rollup": cmd_rollup,
+                "quarantine": cmd_quarantine,
+                "accept-extract": cmd_accept_extract,
+                "simulate": cmd_simulate,
+                "template": cmd_template,
+            }[args.command](args)
+            sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's last flush
+            return code
+        except (ConfigError, UnknownName, NotPublished) as exc:
+            print(f"错误 / error: {exc}", file=sys.stderr)
+            return 2
+        except PublishedBusy as exc:
+            print(f"错误 / error: {exc}", file=sys.stderr)
+            return 3
+        except BrokenPipeError as exc:
+            if _stdout_closed():
+                _discard_stdout()
+                return 141
+            return _unexpected(exc)
+        except Stopped as exc:
+            import signal
+
+            name = signal.Signals(exc.signum).name
+            print(f"已停止 / stopped by {name}: 本次运行未完成 / the command did not finish", file=sys.stderr)
+            return 128 + exc.signum
+        except KeyboardInterrupt:
+            print("已中断 / interrupted (Ctrl-C): 本次运行未完成 / the command did not finish", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            return _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> int:
+    """An error no command expected: one line naming it (the traceback with FAZHI_DEBUG=1)."""
+    import os
+
+    if os.environ.get("FAZHI_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    print(
+        f"错误 / error: {type(exc).__name__}: {exc} (意外错误；设置 FAZHI_DEBUG=1 显示调用栈 / "
+        "unexpected: set FAZHI_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+@contextmanager
+def _signals_raise_stopped():
+    """SIGTERM and SIGHUP raise Stopped in the main thread while a command runs. (Prefect's
+    flow engine swaps in its own SIGTERM handler during a flow run, reports the run crashed,
+    then re-sends the signal to the handler it found: this one.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise Stopped(signum)
+
+    saved = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe or socket whose reader has gone (poll reports POLLERR)."""
+    import select
 
     try:
-        return {
-            "demo": cmd_demo,
-            "run": cmd_run,
-            "sample": cmd_sample,
-            "indicators": cmd_indicators,
-            "explain": cmd_explain,
-            "rebuild": cmd_rebuild,
-            "rollup": cmd_rollup,
-            "quarantine": cmd_quarantine,
-            "accept-extract": cmd_accept_extract,
-            "simulate": cmd_simulate,
-            "template": cmd_template,
-        }[args.command](args)
-    except ConfigError as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a capture without a descriptor
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _discard_stdout() -> None:
+    """What is still buffered for the closed stdout goes nowhere, so the interpreter's own
+    flush at exit finds nothing to complain about."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def cmd_sample(args) -> int:
@@ -148,26 +245,13 @@ def cmd_sample(args) -> int:
 
 
 def _run_flow(home: Path) -> int:
-    from flows.nightly import SourcesFailed, nightly
-    from warehouse.audit import AuditFailed
-    from warehouse.lock import WriterBusy
+    from flows.alerts import RunFailed
+    from flows.nightly import nightly
 
     try:
         result = nightly(home=str(home))
-    except SourcesFailed as exc:
-        print(f"运行完成但有数据源失败 / run finished with failed sources: {exc}", file=sys.stderr)
-        return 1
-    except AuditFailed as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 1
-    except WriterBusy as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 3
-    except Exception as exc:
-        if (message := os_error_message(exc)) is None:
-            raise
-        print(f"错误 / error: {message}", file=sys.stderr)
-        return 1
+    except RunFailed as exc:
+        return _run_failed(exc)
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")
@@ -208,12 +292,31 @@ def os_error_message(exc: BaseException) -> str | None:
     return None
 
 
+def _run_failed(exc) -> int:
+    """A flow's RunFailed: its summary (what the alert says), then each failed source's own
+    message for the operator; exit 3 when another writer held the database, 2 for the
+    configuration, else 1."""
+    from flows.config import ConfigError
+    from warehouse.lock import WriterBusy
+
+    print(f"运行失败 / run failed: {exc}", file=sys.stderr)
+    failed = {n: i for n, i in exc.sources.items() if i.get("status") in ("failed", "stopped")}
+    for name, info in failed.items():
+        print(f"  {name}: {info.get('message_en') or info.get('error')}", file=sys.stderr)
+    cause = exc.__cause__
+    if not failed:
+        said = None if isinstance(cause, (WriterBusy, ConfigError)) else os_error_message(cause)
+        print(f"  {said or cause}", file=sys.stderr)
+    return 3 if isinstance(cause, WriterBusy) else 2 if isinstance(cause, ConfigError) else 1
+
+
 def cmd_demo(args) -> int:
     from flows.config import resolve_home, write_demo_config
     from flows.sample.calibration import CalibrationError
     from flows.sample.generate import generate_sample
 
     home = resolve_home(args.home)
+    _check_faults(args.faults)
     try:
         generate_sample(home / "sample", seed=args.seed, calibration=args.calibration)
     except CalibrationError as exc:
@@ -223,12 +326,8 @@ def cmd_demo(args) -> int:
     print(f"样例数据 / sample data: {home / 'sample'}")
     from flows.config import load_settings
 
-    try:
-        with _demo_simulator(load_settings(home), args.faults):
-            code = _run_flow(home)
-    except ValueError as exc:  # an unknown fault profile
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    with _demo_simulator(load_settings(home), args.faults):
+        code = _run_flow(home)
     if code:
         return code
     from flows.indicators_view import read_values, to_table
@@ -238,6 +337,15 @@ def cmd_demo(args) -> int:
     print(to_table(read_values(settings.published_db, args.year), _terminal_width()))
     print(f"\n分析库 / analyst database: {settings.published_db}")
     return 0
+
+
+def _check_faults(faults: str) -> None:
+    """Each comma-separated fault profile must be one the simulator knows (UnknownName)."""
+    from flows.lookup import check
+    from flows.sources.simulator import PROFILES
+
+    for profile in [p.strip() for p in faults.split(",") if p.strip()] or ["none"]:
+        check("故障模式", "fault profile", profile, PROFILES)
 
 
 @contextmanager
@@ -281,6 +389,7 @@ def cmd_simulate(args) -> int:
 
     from flows.sources.simulator import serve
 
+    _check_faults(args.faults)
     token = args.token or os.environ.get("FAZHI_SIMULATOR_TOKEN")
     if not token:
         token = secrets.token_urlsafe(24)
@@ -310,20 +419,39 @@ def cmd_run(args) -> int:
     from flows.config import load_settings, resolve_home
 
     home = resolve_home(args.home)
-    load_settings(home)  # a clear error before Prefect starts
+    _check_tokens(load_settings(home))  # clear errors before Prefect starts
     return _run_flow(home)
+
+
+def _check_tokens(settings) -> None:
+    """Every HTTP source needs its token (environment variable or Secret block) before the run
+    starts: MissingToken naming the variables (`fazhi demo`'s home has none: the demo hands its
+    own simulator's token to the run it starts)."""
+    import os
+
+    from flows.config import MissingToken
+
+    missing = [
+        s
+        for s in settings.sources.values()
+        if s.kind == "http" and not os.environ.get(s.http.token_env) and not s.http.token_secret_block
+    ]
+    if missing:
+        names = ", ".join(f"{s.name}: {s.http.token_env}" for s in missing)
+        raise MissingToken(
+            f"缺少数据源访问令牌 {names}；请设置环境变量或在 fazhi.toml 中配置 token_secret_block"
+            f"(演示目录请用 `fazhi demo` 运行，它自带模拟数据源) / no token for {names}: set the variable, or "
+            "name a Prefect Secret block (token_secret_block) in fazhi.toml (a `fazhi demo` home is run by "
+            "`fazhi demo`, which serves its own simulated sources)"
+        )
 
 
 def cmd_indicators(args) -> int:
     from flows.config import load_settings, resolve_home
-    from flows.indicators_view import NotPublished, read_values, to_csv, to_json, to_table
+    from flows.indicators_view import read_values, to_csv, to_json, to_table
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        rows = read_values(settings.published_db, args.year, args.township, args.edition)
-    except NotPublished as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    rows = read_values(settings.published_db, args.year, args.township, args.edition)
     if not rows:
         print(
             f"没有 {args.year} 年 {args.township or ''} 的指标 / no indicators for that year and township",
@@ -343,14 +471,10 @@ def cmd_explain(args) -> int:
     import json
 
     from flows.config import load_settings, resolve_home
-    from flows.indicators_view import NotPublished, display, pad, read_evidence
+    from flows.indicators_view import display, pad, read_evidence
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        values, records = read_evidence(settings.published_db, args.year, args.township, args.indicator)
-    except NotPublished as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    values, records = read_evidence(settings.published_db, args.year, args.township, args.indicator)
     if not values:
         print(f"没有该指标值 / no value for {args.year} {args.township} {args.indicator}", file=sys.stderr)
         return 1
@@ -375,10 +499,17 @@ def cmd_explain(args) -> int:
 
 
 def cmd_rollup(args) -> int:
+    from warehouse.province import RollupRefused, check_counties
+
+    try:  # before Prefect starts: a refusal is immediate
+        check_counties(args.county)
+    except (RollupRefused, FileNotFoundError) as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
     from flows.province import province_rollup
 
     rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
-    print(f"区域汇总已写入 / region roll-up written to {args.out}: {rows} rows")
+    print(f"区域汇总已写入 / region roll-up written to {args.out}: {len(args.county)} 个县(市) / counties, {rows} rows")
     return 0
 
 
@@ -387,34 +518,23 @@ def cmd_rebuild(args) -> int:
 
     home = resolve_home(args.home)
     load_settings(home)
+    from flows.alerts import RunFailed
     from flows.rebuild import year_end_rebuild
-    from warehouse.audit import AuditFailed
-    from warehouse.lock import WriterBusy
 
     try:
         result = year_end_rebuild(year=args.year, home=str(home))
-    except (AuditFailed, WriterBusy) as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        if (message := os_error_message(exc)) is None:
-            raise
-        print(f"错误 / error: {message}", file=sys.stderr)
-        return 1
+    except RunFailed as exc:
+        return _run_failed(exc)
     print(f"{result['note_zh']} / {result['note_en']}")
     return 0
 
 
 def cmd_quarantine(args) -> int:
     from flows.config import load_settings, resolve_home
-    from flows.quarantine_view import NotPublished, read_open, to_json, to_table
+    from flows.quarantine_view import read_open, to_json, to_table
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        rows = read_open(settings.published_db, args.source, args.township)
-    except NotPublished as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    rows = read_open(settings.published_db, args.source, args.township, tuple(settings.sources))
     print(to_json(rows) if args.format == "json" else to_table(rows))
     return 0
 
@@ -424,14 +544,13 @@ def cmd_accept_extract(args) -> int:
     from datetime import UTC, datetime
 
     from flows.config import load_settings, resolve_home
+    from flows.lookup import check
     from warehouse.acceptance import AcceptanceRefused, accept_extract
     from warehouse.db import open_work_db
     from warehouse.lock import WriterBusy, writer_lock
 
     settings = load_settings(resolve_home(args.home))
-    if args.source not in settings.sources:
-        print(f"错误 / error: 没有数据源 / no source {args.source} in {settings.home / 'fazhi.toml'}", file=sys.stderr)
-        return 2
+    check("数据源", "source", args.source, settings.sources, within=("", f"in {settings.home / 'fazhi.toml'}"))
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
         with writer_lock(settings.home, f"accept-extract-{now:%Y%m%dT%H%M%S}", settings.lock_wait_seconds):

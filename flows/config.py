@@ -22,6 +22,10 @@ class ConfigError(RuntimeError):
     """The home folder or its configuration cannot be used; the message says why."""
 
 
+class MissingToken(ConfigError):
+    """An HTTP source has no token: neither its environment variable nor a Secret block."""
+
+
 @dataclass(frozen=True)
 class HttpOptions:
     """An HTTP export source (docs/sources.md, "HTTP export contract"). The token itself is never

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from flows.lookup import check_published
 from warehouse.formulas import neutralise_row
 
 COLUMNS = (
@@ -47,18 +48,36 @@ class NotPublished(RuntimeError):
     pass
 
 
-def _open(published: Path) -> duckdb.DuckDBPyConnection:
+class PublishedBusy(RuntimeError):
+    """A read-write connection (an analyst's tool opened without read-only) holds the file."""
+
+
+def open_published(published: Path) -> duckdb.DuckDBPyConnection:
+    """The analyst database, read-only (as analysts should open it too: docs/operations.md)."""
     if not published.exists():
         raise NotPublished(
             f"尚未发布分析库 {published} / no published database at {published}: run `fazhi demo` or `fazhi run`"
         )
-    return duckdb.connect(str(published), read_only=True)
+    try:
+        return duckdb.connect(str(published), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        # "... Conflicting lock is held in /usr/bin/python3 (PID 4242) by user x. See also https://…"
+        holder = str(exc).partition("Conflicting lock is held in")[2].split(". See also")[0].strip() or "?"
+        raise PublishedBusy(
+            f"分析库 {published} 正被一个读写连接占用({holder})，请以只读方式打开 / the analyst database is held by "
+            f"a read-write connection ({holder}): open it read-only (duckdb -readonly, read_only=True, DBeaver: "
+            "read-only connection)"
+        ) from None
 
 
 def read_values(published: Path, year: int, township: str | None = None, edition: int | None = None) -> list[dict]:
-    """The nightly (current) values, or those of a published edition of the year."""
-    con = _open(published)
+    """The nightly (current) values, or those of a published edition of the year. A year,
+    township or edition that is not published is refused (flows/lookup.py UnknownName)."""
+    con = open_published(published)
     try:
+        check_published(con, year, township, edition)
         table, where, params = "mart.indicator_value", "year = ?", [year]
         if edition is not None:
             table, where, params = "mart.indicator_edition_value", "year = ? and edition = ?", [year, edition]
@@ -83,7 +102,7 @@ def read_values(published: Path, year: int, township: str | None = None, edition
 
 
 def read_editions(published: Path, year: int) -> list[dict]:
-    con = _open(published)
+    con = open_published(published)
     try:
         cur = con.execute("select * from mart.indicator_edition where year = ? order by edition", [year])
         names = [d[0] for d in cur.description]
@@ -94,8 +113,9 @@ def read_editions(published: Path, year: int) -> list[dict]:
 
 def read_evidence(published: Path, year: int, township: str, indicator: str) -> tuple[list[dict], list[dict]]:
     """The value (one row) and the records counted in it; a county code lists all its townships' records."""
-    con = _open(published)
+    con = open_published(published)
     try:
+        check_published(con, indicator=indicator)
         values = read_values(published, year, township)
         values = [v for v in values if v["indicator_code"] == indicator.upper()]
         if not values:

@@ -18,8 +18,6 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from expectations.validate import warm_up  # noqa: E402
 from flows import alerts, orchestration, pipeline, validation_report  # noqa: E402
 from flows.config import Settings, load_settings, resolve_home  # noqa: E402
-from flows.sources.http import NOT_RETRIED  # noqa: E402
-from flows.sources.mapping import SourceError  # noqa: E402
 from warehouse.audit import AuditFailed  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
@@ -27,6 +25,7 @@ from warehouse.lock import writer_lock  # noqa: E402
 # worker's flow process), not inside each run's first validation task; GX is not thread-safe,
 # and here it is still alone in the process.
 warm_up()
+orchestration.library_logs_to_prefect()
 
 
 class SourcesFailed(RuntimeError):
@@ -36,14 +35,6 @@ class SourcesFailed(RuntimeError):
 @task(cache_policy=NO_CACHE)
 def prepare_warehouse(settings: Settings) -> None:
     pipeline.prepare_warehouse(settings)
-
-
-def _worth_retrying(task, task_run, state) -> bool:
-    """A pull refused for its bounds or for hostile paging (deadline, page cap, cursor cycle,
-    size, redirect: flows/sources/http.py NOT_RETRIED) fails at once: a retry would repeat it
-    and hold the night."""
-    exc = getattr(state, "data", None)
-    return not (isinstance(exc, SourceError) and exc.rule in NOT_RETRIED)
 
 
 # Network task: retried with exponential backoff (tuned per home in fazhi.toml [orchestration],
@@ -60,7 +51,7 @@ def _worth_retrying(task, task_run, state) -> bool:
     retries=2,
     retry_delay_seconds=[10, 20],
     retry_jitter_factor=0.2,
-    retry_condition_fn=_worth_retrying,
+    retry_condition_fn=orchestration.retry_unless_permanent,  # a refused token or a bounded pull is not retried
 )
 def land_source(settings: Settings, source: str):
     return orchestration.retry_while_db_busy(pipeline.land_source, settings, settings.sources[source])
@@ -91,12 +82,14 @@ def nightly(home: str | None = None) -> dict:
     """Sources are landed and validated concurrently (the task runner's threads, or Dask worker
     processes with `[orchestration] task_runner = "dask"`), loaded one batch at a time (one
     writer), then compute, audits, publish. Holds the shared writer slot and the file lock for
-    the whole write; a failed run sends one alert (flows/alerts.py)."""
-    settings = load_settings(resolve_home(home))
+    the whole write. A failed run raises RunFailed, whose message (the run's final state
+    message) names each failed source and its cause class, and alerts once (flows/alerts.py)."""
     run_id = pipeline.new_run_id()
     logger = get_run_logger()
     report = pipeline.RunReport(run_id, datetime.now(UTC).isoformat())
+    settings = None
     try:
+        settings = load_settings(resolve_home(home))
         settings.hmac_key()  # a missing key is a clear error before anything runs
         report.steps["task_runner"] = orchestration.describe_task_runner(orchestration.task_runner_choice(settings))
         with (
@@ -106,8 +99,9 @@ def nightly(home: str | None = None) -> dict:
             report.started_at = datetime.now(UTC).isoformat()  # audit.run: the time this run held the writer
             return _nightly(settings, report)
     except Exception as exc:
-        alerts.send_failure_alert(settings.extra, "nightly", run_id, str(settings.home), exc, report.sources)
-        raise
+        summary = alerts.failure_summary(run_id, exc, report.sources)
+        orchestration.alert_failure(settings, "nightly", summary, logger)
+        raise alerts.RunFailed(summary, report.sources) from exc
 
 
 def _submit_sources(settings: Settings) -> tuple[dict, dict]:
@@ -122,8 +116,8 @@ def _submit_sources(settings: Settings) -> tuple[dict, dict]:
     return landed, checked
 
 
-def _outcome(landed, checked) -> tuple[pipeline.PreparedBatch | None, str | None]:
-    """A source's prepared batch (None: nothing new), or the error that stopped it."""
+def _outcome(landed, checked) -> tuple[pipeline.PreparedBatch | None, dict | None]:
+    """A source's prepared batch (None: nothing new), or the report entry of its failure."""
     try:
         return checked.result(), None
     except Exception as exc:
@@ -166,15 +160,15 @@ def nightly_sources(home: str) -> dict:
     return {name: _outcome(landed[name], checked[name]) for name in settings.sources}
 
 
-def _source_error(landed, checked, exc: BaseException) -> str:
-    """The root error of a source whose land or parse task failed (the land task's own error when
-    the parse task never ran)."""
+def _source_error(landed, checked, exc: BaseException) -> dict:
+    """The report entry of a source whose land or parse task failed, from its root error (the
+    land task's own error when the parse task never ran): error and cause class."""
     landed.wait()  # its final state (a Dask future learns it only by waiting)
     if landed.state.is_failed() or landed.state.is_crashed():
         root = landed.result(raise_on_failure=False)
         if isinstance(root, BaseException):
             exc = root
-    return f"{type(exc).__name__}: {exc}"
+    return alerts.failed_source(exc)
 
 
 def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
@@ -184,8 +178,8 @@ def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
     # pulled and validated concurrently, loaded one batch at a time (one writer) as each is ready
     for name, prepared, error in _prepared_sources(settings):
         if error is not None:  # one source failing must not stop the others
-            report.sources[name] = {"status": "failed", "error": error}
-            logger.error("source %s failed: %s", name, error.split(":", 1)[0])
+            report.sources[name] = error
+            logger.error("source %s failed (%s): %s", name, error["cause"], error["error"].split(":", 1)[0])
             continue
         if prepared is None:
             report.sources[name] = {"status": "unchanged"}
@@ -194,8 +188,8 @@ def _nightly(settings: Settings, report: pipeline.RunReport) -> dict:
         try:
             outcome = load_batch(settings, prepared, report.run_id)
         except Exception as exc:
-            report.sources[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-            logger.error("source %s failed to load: %s", name, type(exc).__name__)
+            report.sources[name] = alerts.failed_source(exc)
+            logger.error("source %s failed to load (%s): %s", name, report.sources[name]["cause"], type(exc).__name__)
             continue
         report.sources[name] = {
             "status": outcome.status,

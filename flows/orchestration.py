@@ -1,4 +1,5 @@
-"""What the Prefect flows share: the writer slot, task options from fazhi.toml, the run's artifacts.
+"""What the Prefect flows share: the writer slot, task options from fazhi.toml, the run's artifacts,
+the alert automation created at deploy time (and who alerts for a run), library logs in the UI.
 
 No two pipeline runs overlap, in three layers:
 
@@ -37,6 +38,7 @@ import random
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flows.config import ConfigError, Settings
 
@@ -88,10 +90,12 @@ def _create_limit(name: str) -> None:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
-def prepare_deployment(limit: str = WRITER_LIMIT) -> dict[str, str]:
+def prepare_deployment(limit: str = WRITER_LIMIT, home: str | None = None) -> dict[str, str]:
     """prefect.yaml build step, run by `prefect deploy` from the repository root: creates the
-    shared writer limit (limit 1) unless it exists, and returns this checkout's directory for
-    the pull step of a process worker on the same host."""
+    shared writer limit (limit 1) unless it exists; creates or updates the alert automation when
+    a webhook is configured (`$FAZHI_ALERT_WEBHOOK_URL`, else `[alerts] webhook_url` of the
+    home's fazhi.toml: `home`, else $FAZHI_HOME); returns this checkout's directory for the pull
+    step of a process worker on the same host."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -102,7 +106,171 @@ def prepare_deployment(limit: str = WRITER_LIMIT) -> dict[str, str]:
         except ObjectNotFound:
             with suppress(ObjectAlreadyExists):  # another deploy created it meanwhile
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit, limit=1))
-    return {"directory": str(Path.cwd().resolve()), "limit": limit}
+    return {"directory": str(Path.cwd().resolve()), "limit": limit, "alerts": _deployment_alerts(home)}
+
+
+def _deployment_alerts(home: str | None) -> str:
+    from flows.alerts import URL_ENV, webhook_config
+    from flows.config import CONFIG_NAME, load_settings, resolve_home
+
+    where = resolve_home(home)
+    extra = load_settings(where).extra if (where / CONFIG_NAME).exists() else {}
+    url, _timeout, keyword = webhook_config(extra)
+    if not url:
+        log.warning("no alert webhook (%s, or [alerts] in %s): runs alert nobody", URL_ENV, where / CONFIG_NAME)
+        return "none"
+    ensure_alert_automation(url, keyword, str(where))
+    return ALERT_AUTOMATION
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+ALERT_AUTOMATION = "fazhi-run-alert"
+ALERT_WEBHOOK_BLOCK = "fazhi-alert-webhook"
+ALERTED_FLOWS = ("nightly", "year-end-rebuild", "province-rollup")
+
+
+def ensure_alert_automation(url: str, keyword: str = "", home: str = "$FAZHI_HOME") -> None:
+    """The server-side alert: a Webhook block holding the robot's URL (a secret: it carries the
+    robot's key), and the automation `fazhi-run-alert` that posts flows/alerts.py's message
+    through it once for every deployment run of the project's flows that ends Failed or
+    Crashed. The server sends it, so a run whose process was killed alerts too. Re-running
+    replaces both (a changed URL or keyword)."""
+    from prefect.blocks.webhook import Webhook
+    from prefect.client.orchestration import get_client
+    from prefect.events.actions import CallWebhook
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    from flows.alerts import automation_payload
+
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    block_id = Webhook(method="POST", url=url, headers=headers).save(ALERT_WEBHOOK_BLOCK, overwrite=True)
+    automation = AutomationCore(
+        name=ALERT_AUTOMATION,
+        description="法治指标仓库运行失败或中断时告警 / fazhi-warehouse: alert when a deployment run fails or crashes",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            # runs of a deployment (outside one, `fazhi run` alerts from its own process) of
+            # the project's top-level flows (not the Dask subflow, whose parent fails with it)
+            match_related=[
+                {"prefect.resource.role": "flow", "prefect.resource.name": list(ALERTED_FLOWS)},
+                {"prefect.resource.role": "deployment"},
+            ],
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[CallWebhook(block_document_id=block_id, payload=automation_payload(home, keyword))],
+    )
+    with get_client(sync_client=True) as client:
+        for existing in client.read_automations_by_name(ALERT_AUTOMATION):
+            client.delete_automation(existing.id)
+        client.create_automation(automation)
+    log.info("alert automation %r posts to %s", ALERT_AUTOMATION, urlsplit(url).netloc)
+
+
+def _alert_automations() -> list:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_automations_by_name(ALERT_AUTOMATION)
+
+
+def server_alerts_on() -> bool:
+    """True when the Prefect server alerts for this flow run (a deployment run, with the alert
+    automation present and enabled): the flow then sends no alert of its own. Any doubt (no
+    API, an ad-hoc run) means the flow alerts itself."""
+    try:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None or context.flow_run.deployment_id is None:
+            return False
+        return any(a.enabled for a in _alert_automations())
+    except Exception as exc:  # the API unreachable: better two alerts than none
+        log.warning("could not check the alert automation: %s", type(exc).__name__)
+        return False
+
+
+def alert_failure(settings: Settings | None, flow: str, summary: str, logger=None) -> None:
+    """A failed run's one alert: left to the server's automation where it will send it, else
+    sent from here (`settings` None: the configuration could not be read; the webhook may still
+    come from the environment)."""
+    from flows import alerts
+
+    if server_alerts_on():
+        (logger or log).info("the Prefect server's automation %r alerts for this run", ALERT_AUTOMATION)
+        return
+    extra, home = (settings.extra, str(settings.home)) if settings else ({}, "$FAZHI_HOME")
+    alerts.send_failure_alert(extra, flow, summary, home)
+
+
+PERMANENT_CAUSES = ("auth", "config")
+
+
+def retry_unless_permanent(_task, _task_run, state) -> bool:
+    """`retry_condition_fn` of the pull task: an error another try cannot fix (the token refused
+    or missing, a 4xx, the configuration) is not retried by Prefect, as the HTTP client does
+    not retry it either (docs/sources.md); nor is a pull refused for its bounds or for hostile
+    paging (deadline, page cap, cursor cycle, size, redirect: flows/sources/http.py
+    NOT_RETRIED), which a retry would repeat while holding the night."""
+    from flows.alerts import cause_of
+    from flows.sources.http import NOT_RETRIED
+    from flows.sources.mapping import SourceError
+
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if isinstance(exc, SourceError) and exc.rule in NOT_RETRIED:
+        return False
+    return exc is None or cause_of(exc) not in PERMANENT_CAUSES
+
+
+class _InRunOnly(logging.Filter):
+    """Passes records logged inside a flow or task run (Prefect's API handler needs one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        return bool(getattr(record, "flow_run_id", None) or FlowRunContext.get() or TaskRunContext.get())
+
+
+class _NoTracebackForExpected(logging.Filter):
+    """Prefect logs a failed task or flow run with its traceback. For the errors the project
+    raises on purpose (a source refused, the configuration, a busy writer, blocking audits) the
+    message says it all: the traceback is dropped, from the terminal and the UI alike."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], _expected()):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _expected() -> tuple[type[BaseException], ...]:
+    from flows.alerts import RunFailed
+    from flows.sources.mapping import SourceError
+    from warehouse.audit import AuditFailed
+    from warehouse.lock import WriterBusy
+
+    return (RunFailed, SourceError, ConfigError, WriterBusy, AuditFailed)
+
+
+def library_logs_to_prefect() -> None:
+    """The library's `fazhi.*` log lines (INFO and up) reach the run's logs in the Prefect UI,
+    as Prefect's own do (Prefect sends only its `prefect.*` loggers by default); lines logged
+    outside a run (tests calling the library) are not sent. Failures the project raises on
+    purpose are logged by Prefect without a traceback."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("fazhi")
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+        handler = APILogHandler()
+        handler.addFilter(_InRunOnly())
+        logger.addHandler(handler)
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        prefect_logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebackForExpected) for f in prefect_logger.filters):
+            prefect_logger.addFilter(_NoTracebackForExpected())
 
 
 @contextmanager

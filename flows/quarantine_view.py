@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
-
-from flows.indicators_view import NotPublished, _width, pad
+from flows.indicators_view import _width, open_published, pad
+from flows.lookup import check_quarantine_filters
 
 FIELDS = (
     "source",
@@ -29,6 +28,7 @@ FIELDS = (
     "message_zh",
     "message_en",
     "quarantined_at",
+    "batch_status",
 )
 
 # Open quarantined rows, and spreadsheet files refused as a whole (audit.file_issue, level
@@ -48,23 +48,26 @@ with entries as (
 )
 select q.source, q.table_name, q.township_code, t.name as township_name, q.batch_id, q.source_file,
        q.row_number, q.business_key, q.rules, q.message_zh, q.message_en,
-       strftime(q.quarantined_at, '%Y-%m-%d %H:%M:%S') as quarantined_at
+       strftime(q.quarantined_at, '%Y-%m-%d %H:%M:%S') as quarantined_at, b.status as batch_status
 from entries q
 left join ref.township t on t.code = q.township_code
+left join audit.batch b on b.batch_id = q.batch_id
 where ($source is null or q.source = $source)
   and ($township is null or q.township_code = $township or t.name = $township)
 order by q.township_code nulls last, q.source, q.table_name, q.source_file, q.row_number nulls first
 """
 
 
-def read_open(published: Path, source: str | None = None, township: str | None = None) -> list[dict]:
-    """Open (unresolved) entries, by township, source, file and row. `township`: code or name."""
-    if not published.exists():
-        raise NotPublished(
-            f"尚未发布分析库 {published} / no published database at {published}: run `fazhi demo` or `fazhi run`"
-        )
-    con = duckdb.connect(str(published), read_only=True)
+def read_open(
+    published: Path, source: str | None = None, township: str | None = None, sources: tuple[str, ...] = ()
+) -> list[dict]:
+    """Open (unresolved) entries, by township, source, file and row. `township`: code or name.
+    `batch_status` stopped: the row's whole batch was stopped by a batch rule (nothing of it
+    loaded); it is listed all the same, as a row to correct. A source (none of `sources`, the
+    home's, nor any in the audit trail) or township that does not exist is refused (UnknownName)."""
+    con = open_published(published)
     try:
+        check_quarantine_filters(con, sources, source, township)
         cur = con.execute(_QUERY, {"source": source, "township": township})
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -77,6 +80,10 @@ def read_open(published: Path, source: str | None = None, township: str | None =
 
 def to_json(rows: list[dict]) -> str:
     return json.dumps([{k: r[k] for k in FIELDS} for r in rows], ensure_ascii=False, indent=2)
+
+
+def _stopped(r: dict) -> str:
+    return "[整批已停止 / batch stopped] " if r.get("batch_status") == "stopped" else ""
 
 
 def to_table(rows: list[dict]) -> str:
@@ -94,7 +101,7 @@ def to_table(rows: list[dict]) -> str:
                 "" if r["row_number"] is None else str(r["row_number"]),
                 r["business_key"] or "",
                 ",".join(r["rules"]),
-                f"{r['message_zh']} / {r['message_en']}",
+                _stopped(r) + f"{r['message_zh']} / {r['message_en']}",
             )
         )
     cells = [header, *(line for lines in lines_by_area.values() for line in lines)]

@@ -18,6 +18,7 @@ from warehouse.audit import AuditFailed  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
 CHINA = timezone(timedelta(hours=8))
+orchestration.library_logs_to_prefect()
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,12 +40,13 @@ def last_year(now: datetime | None = None) -> int:
 def year_end_rebuild(year: int | None = None, home: str | None = None) -> dict:
     """Recompute `year` (default: the year just ended) as its next edition, audit, publish.
     Holds the shared writer slot and the file lock, so it waits for a running nightly."""
-    settings = load_settings(resolve_home(home))
     year = year or last_year()
     run_id = pipeline.new_run_id()
     logger = get_run_logger()
     report = pipeline.RunReport(run_id, datetime.now(UTC).isoformat(), flow="year-end-rebuild")
+    settings = None
     try:
+        settings = load_settings(resolve_home(home))
         with (
             orchestration.writer_slot(settings, logger),
             writer_lock(settings.home, run_id, settings.lock_wait_seconds),
@@ -52,8 +54,9 @@ def year_end_rebuild(year: int | None = None, home: str | None = None) -> dict:
             report.started_at = datetime.now(UTC).isoformat()
             return _rebuild(settings, report, year, logger)
     except Exception as exc:
-        alerts.send_failure_alert(settings.extra, "year-end-rebuild", run_id, str(settings.home), exc)
-        raise
+        summary = alerts.failure_summary(run_id, exc)
+        orchestration.alert_failure(settings, "year-end-rebuild", summary, logger)
+        raise alerts.RunFailed(summary) from exc
 
 
 def _rebuild(settings: Settings, report: pipeline.RunReport, year: int, logger) -> dict:

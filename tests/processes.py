@@ -1,5 +1,5 @@
 """Helpers for tests and benchmarks that start real servers (Prefect, the source simulator):
-a free loopback port, JSON over HTTP, and stopping a process group."""
+a free loopback port, JSON over HTTP, stopping a process group, a robot webhook on loopback."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -74,3 +78,46 @@ def fazhi(*args: str, env: dict, memory_cap_bytes: int | None = None, timeout: f
         preexec_fn=cap if memory_cap_bytes else None,
         cwd=cwd,
     )
+
+
+@contextmanager
+def webhook_receiver():
+    """A loopback robot webhook that records every JSON body it is sent: (its URL, the bodies)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"errcode":0,"errmsg":"ok"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cgi-bin/webhook/send?key=test", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def prefect_servers(prefect_home: Path) -> list[int]:
+    """Processes serving a Prefect API from this Prefect home (the temporary server included)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"prefect.server" in cmdline and f"PREFECT_HOME={prefect_home}".encode() in environ.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids

@@ -95,6 +95,7 @@ def load_batch(
             received, quarantined, inserted = received + r, quarantined + q, inserted + n
             loaded += r - q
         _record_validation(con, batch, tables, loaded_at)
+        _close_stopped_entries(con, batch, loaded_at)
         _record_landed_files(con, batch)
         _record_spreadsheet_files(con, batch, loaded_at, loaded=True)
         con.execute(
@@ -130,18 +131,26 @@ def record_stopped_batch(
     message_en: str,
     received_rows: int,
 ) -> LoadOutcome:
-    """A batch stopped by a batch-level rule: nothing loads; the audit says why, and
-    audit.batch_table what each table received (an operator may accept a stopped full extract's
-    size: warehouse/acceptance.py). Its files are not marked as loaded, so the next run tries them
-    again (after the source is corrected)."""
+    """A batch stopped by a batch-level rule: nothing loads; the audit says why, audit.batch_table
+    what each table received (an operator may accept a stopped full extract's size:
+    warehouse/acceptance.py), and every row that failed a rule is quarantined with its rules, so
+    the township knows what to correct whatever stopped the batch. Its files are not marked as
+    loaded, so the next run tries them again (after the source is corrected); the batch that
+    does closes these entries (it quarantines what still fails)."""
     con.execute("begin transaction")
     try:
         _record_validation(con, batch, tables, loaded_at)
         _record_spreadsheet_files(con, batch, loaded_at, loaded=False)
+        _close_stopped_entries(con, batch, loaded_at)
+        quarantined = 0
         for t in tables:
-            con.execute("insert into audit.batch_table values (?, ?, ?, 0, 0)", [batch.batch_id, t.table, t.row_count])
+            failing = _quarantine(con, batch, t, loaded_at)
+            quarantined += failing
+            con.execute(
+                "insert into audit.batch_table values (?, ?, ?, 0, ?)", [batch.batch_id, t.table, t.row_count, failing]
+            )
         con.execute(
-            "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, 0, ?, ?, ?)",
+            "insert into audit.batch values (?, ?, ?, ?, ?, 'stopped', ?, 0, ?, ?, ?, ?)",
             [
                 batch.batch_id,
                 batch.source,
@@ -149,6 +158,7 @@ def record_stopped_batch(
                 batch.landed_at,
                 loaded_at,
                 received_rows,
+                quarantined,
                 message_zh,
                 message_en,
                 batch.extract_kind,
@@ -158,7 +168,21 @@ def record_stopped_batch(
     except Exception:
         rollback(con)
         raise
-    return LoadOutcome(batch.batch_id, batch.source, "stopped", received_rows, 0, 0, 0)
+    return LoadOutcome(batch.batch_id, batch.source, "stopped", received_rows, 0, quarantined, 0)
+
+
+def _close_stopped_entries(con: duckdb.DuckDBPyConnection, batch: BatchInfo, now: datetime) -> None:
+    """The open quarantine entries of the source's earlier stopped batches are closed by this
+    batch: a stopped batch is always delivered again (its files were not marked loaded; an HTTP
+    watermark did not advance), and this batch quarantines again whatever still fails."""
+    con.execute(
+        """
+        update audit.quarantine set resolved_at = $now, resolved_by_batch = $batch_id
+        where source = $source and resolved_at is null and batch_id <> $batch_id
+          and batch_id in (select batch_id from audit.batch where source = $source and status = 'stopped')
+        """,
+        {"now": now, "batch_id": batch.batch_id, "source": batch.source},
+    )
 
 
 def _load_table(
@@ -175,9 +199,25 @@ def _load_table(
         {"batch_id": batch.batch_id, "path": path},
     )
 
-    quarantined = 0
-    if len(t.failures):
-        con.register("failures", t.failures)
+    quarantined = _quarantine(con, batch, t, loaded_at)
+    stale = _quarantine_stale_versions(con, batch, t, loaded_at)
+    quarantined += stale
+    inserted = merge_into_core(con, t.table, t.key, batch.batch_id, loaded_at, resolve_quarantine=True)
+    con.execute(
+        "insert into audit.batch_table values (?, ?, ?, ?, ?)",
+        [batch.batch_id, t.table, t.row_count, t.row_count - quarantined, quarantined],
+    )
+    return t.row_count, quarantined, inserted, stale
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, now: datetime) -> int:
+    """The table's failing rows into audit.quarantine, one entry per row with every rule it
+    failed and their messages; returns how many rows."""
+    if not len(t.failures):
+        return 0
+    rows = str(t.rows_path)
+    con.register("failures", t.failures)
+    try:
         con.execute(
             f"""
             insert into audit.quarantine
@@ -190,19 +230,11 @@ def _load_table(
                          string_agg(distinct message_en, '; ' order by message_en) as message_en
                   from failures group by _row) f on f._row = d._row
             """,
-            {"batch_id": batch.batch_id, "source": batch.source, "table": t.table, "now": loaded_at, "path": path},
+            {"batch_id": batch.batch_id, "source": batch.source, "table": t.table, "now": now, "path": rows},
         )
-        quarantined = int(t.failures["_row"].nunique())
+    finally:
         con.unregister("failures")
-
-    stale = _quarantine_stale_versions(con, batch, t, loaded_at)
-    quarantined += stale
-    inserted = merge_into_core(con, t.table, t.key, batch.batch_id, loaded_at, resolve_quarantine=True)
-    con.execute(
-        "insert into audit.batch_table values (?, ?, ?, ?, ?)",
-        [batch.batch_id, t.table, t.row_count, t.row_count - quarantined, quarantined],
-    )
-    return t.row_count, quarantined, inserted, stale
+    return int(t.failures["_row"].nunique())
 
 
 STALE_RULE = "STALE-VERSION"

@@ -178,13 +178,16 @@ def _record_edition(con: duckdb.DuckDBPyConnection, year: int, batches_through) 
         changed = con.execute(
             "select count(*) from mart.indicator_edition_change where year = ? and edition = ?", [year, edition]
         ).fetchone()[0]
+        # this edition's values against the year's nightly values, within the year: every value on
+        # either side must have its equal on the other
         matches_nightly = con.execute(
             """
-            select count(*) = 0 from mart.indicator_edition_value e
+            select count(*) = 0
+            from (select * from mart.indicator_edition_value where year = $year and edition = $edition) e
             full join (select * from mart.indicator_value where year = $year) n
               on n.township_code = e.township_code and n.indicator_code = e.indicator_code
-            where (e.edition = $edition or e.edition is null)
-              and (e.value is distinct from n.value or e.qualifier is distinct from n.qualifier)
+            where e.value is distinct from n.value or e.qualifier is distinct from n.qualifier
+               or e.township_code is null or n.township_code is null
             """,
             {"year": year, "edition": edition},
         ).fetchone()[0]

@@ -51,7 +51,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from expectations.clock import latest_allowed_at
-from flows.config import ConfigError, HttpOptions, SourceConfig
+from flows.config import HttpOptions, MissingToken, SourceConfig
 from flows.sources.landing import LandedBatch, LandedFile, _private_dirs, write_manifest
 from flows.sources.mapping import SourceError, load_mappings, with_overrides
 
@@ -88,7 +88,7 @@ def resolve_token(source: SourceConfig) -> str:
         from prefect.blocks.system import Secret  # only configurations naming a block need Prefect here
 
         return str(Secret.load(opts.token_secret_block).get()).strip()
-    raise ConfigError(
+    raise MissingToken(
         f"数据源 {source.name} 缺少访问令牌：请设置环境变量 {opts.token_env} 或配置 token_secret_block / "
         f"no token for source {source.name}: set {opts.token_env} or name a Prefect Secret block (token_secret_block)"
     )
@@ -360,7 +360,7 @@ class HttpPuller:
                             n,
                             f"第{n}页请求失败(HTTP {r.status_code})",
                             f"page {n}: HTTP {r.status_code} from {_public_url(self.url)}",
-                            "http-status",
+                            "http-client-error",  # 4xx: the URL or the request is wrong, not retried
                         )
             except _TRANSPORT_ERRORS as exc:
                 if self.adapter.cut_off or self._remaining() <= 0:

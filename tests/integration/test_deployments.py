@@ -8,9 +8,11 @@ county homes, a deployment each, a second worker on the same pool, both counties
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
-from tests.processes import api_json, free_port, stop
+from tests.processes import api_json, free_port, stop, webhook_receiver
 from warehouse.province import roll_up
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,10 +84,13 @@ class Stack:
             time.sleep(0.5)
         raise AssertionError("prefect server did not become healthy")
 
-    def run_deployment(self, name: str, *params: str) -> str:
+    def run_deployment(self, name: str, *params: str, env: dict | None = None) -> str:
+        """Run a deployment with parameters `key=value`; `env`: extra environment of that run."""
         args = ["deployment", "run", name]
         for p in params:
             args += ["-p", p]
+        if env:
+            args += ["--job-variable", f"env={json.dumps(env)}"]
         out = self.cli(*args)
         return UUID.findall(out)[-1]
 
@@ -104,8 +109,16 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def alerts():
+    """The robot webhook the deployments alert (a loopback receiver): the bodies it received."""
+    with webhook_receiver() as (url, received):
+        yield url, received
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, alerts):
     s = Stack(tmp_path_factory.mktemp("e2e"))
+    s.env["FAZHI_ALERT_WEBHOOK_URL"] = alerts[0]  # read by `prefect deploy` (and the worker's runs)
     try:
         s.start([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(s.port)], "server.log")
         s.wait_healthy()
@@ -131,6 +144,13 @@ def test_deploy_all_creates_both_deployments_schedules_and_the_writer_limit(stac
     assert nightly["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(REPO)
     limit = api_json(f"{stack.api}/v2/concurrency_limits/fazhi-warehouse-writer")
     assert limit["limit"] == 1 and limit["active"]
+    (automation,) = api_json(
+        f"{stack.api}/automations/filter", {"automations": {"name": {"any_": ["fazhi-run-alert"]}}}
+    )
+    assert automation["enabled"] and set(automation["trigger"]["expect"]) == {
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+    }
 
 
 def test_nightly_then_rebuild_with_a_concurrent_nightly(stack):
@@ -277,3 +297,63 @@ def test_a_province_two_counties_on_two_workers_each_with_its_own_writer_limit(s
         "and area_level in ('region', 'county') order by area_code"
     )
     assert query(region, region_enf01) == [("350000", 8.0), ("350427", 4.0), ("350481", 4.0)]
+
+
+# --- alerts from the server (last: the killed run's writer slot is only freed when its lease ends)
+
+
+def _alerts_after(received: list, count: int, timeout: float = 120) -> list[str]:
+    """The alert contents once `count` have arrived, and a few seconds more for any extra."""
+    _wait_for(lambda: len(received) >= count, f"{count} alert(s)", timeout)
+    time.sleep(5)
+    return [r["text"]["content"] for r in received]
+
+
+def test_a_failed_deployment_run_alerts_once_from_the_server_naming_deployment_and_cause(stack, alerts):
+    _, received = alerts
+    before = len(received)
+    run_id = stack.run_deployment("nightly/nightly", env={"FAZHI_HMAC_KEY": ""})  # no pseudonymisation key
+    run = stack.wait_final(run_id)
+    assert run["state_type"] == "FAILED"
+    contents = _alerts_after(received, before + 1)[before:]
+    assert len(contents) == 1, contents  # the server's, and none from the flow itself
+    (content,) = contents
+    assert "nightly 运行失败 / run failed" in content and "部署 / deployment: nightly" in content
+    assert run_id in content and "配置错误 / config (ConfigError)" in content
+    assert re.search(r"运行 / run run-\d{8}T\d{6}-\d{6} ", content), content  # the run id survived the filter
+    assert "the Prefect server's automation 'fazhi-run-alert' alerts for this run" in _logs(stack, run_id)
+
+
+def _flow_run_process(flow_run_id: str) -> int | None:
+    """The pid of the process a worker started for this flow run."""
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def test_a_run_killed_with_kill_9_alerts_exactly_once(stack, alerts):
+    _, received = alerts
+    before = len(received)
+    good, _ = mini.enforcement_records()  # something new to load: the run has work to be killed in
+    mini.write_pages(
+        stack.root / "new", "enforcement", [dict(good[0], 行为编号="E-KILL", 更新时间="2024-03-02 00:00:00")], 10
+    )
+    shutil.move(stack.root / "new" / "page-000001.json", stack.home / "data" / "enforcement" / "page-000097.json")
+    run_id = stack.run_deployment("nightly/nightly")
+    _wait_for(lambda: api_json(f"{stack.api}/flow_runs/{run_id}")["state_type"] == "RUNNING", "the run to start")
+    pid = _flow_run_process(run_id)
+    assert pid, "the flow run's process"
+    os.kill(pid, signal.SIGKILL)
+    run = stack.wait_final(run_id)
+    assert run["state_type"] == "CRASHED", run["state"]
+    contents = _alerts_after(received, before + 1)[before:]
+    assert len(contents) == 1, contents
+    (content,) = contents
+    assert "nightly 运行中断 / run crashed" in content and "部署 / deployment: nightly" in content
+    assert run_id in content and "进程被终止 / crashed" in content and "-9" in content

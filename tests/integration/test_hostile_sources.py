@@ -402,7 +402,8 @@ def test_a_stuck_source_fails_the_night_alone_and_the_others_load_first(stuck_ni
     home, state, requests = stuck_night
     assert state.is_failed()
     failed = state.message.split("sources failed:")[1]
-    assert "mediation" in failed and "pull_deadline_seconds = 6" in failed and "enforcement" not in failed
+    # the run's state (what the alert quotes) names the source, its cause class and the rule
+    assert "mediation" in failed and "unreachable (http-deadline)" in failed and "enforcement" not in failed
     assert len(requests) == 1  # the refused pull was not retried, by the client or by Prefect
     (manifest,) = (home / "runs").glob("*/manifest.json")
     doc = json.loads(manifest.read_text(encoding="utf-8"))
@@ -412,6 +413,7 @@ def test_a_stuck_source_fails_the_night_alone_and_the_others_load_first(stuck_ni
         doc["sources"]["enforcement"]["status"] == "loaded" and doc["sources"]["enforcement"]["quarantined_rows"] == 5
     )
     assert doc["failed_sources"] == ["mediation"]
+    assert "pull_deadline_seconds = 6" in doc["sources"]["mediation"]["error"]  # the operator's detail
     enf01 = (
         "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'ENF01'"
     )

@@ -8,48 +8,18 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
-from tests.processes import free_port
+from tests.processes import free_port, prefect_servers, webhook_receiver
 
 ENF01_A_2023 = (
     "select value from mart.indicator_value where year = 2023 and township_code = ? and indicator_code = 'ENF01'"
 )
 PERSONAL = [*mini.NAMES, *mini.IDS, *mini.PHONES, *(c[0] for c in mini.CERTS.values())]
-
-
-@contextmanager
-def webhook_receiver():
-    """A loopback robot webhook that records every JSON body it is sent."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"errcode":0,"errmsg":"ok"}')
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/cgi-bin/webhook/send?key=test", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def add_config(home: Path, text: str) -> None:
@@ -61,7 +31,7 @@ def add_config(home: Path, text: str) -> None:
 
 
 def test_alert_message_is_a_robot_text_message_without_personal_data():
-    from flows.alerts import build_message, describe_failure
+    from flows.alerts import build_message, failure_summary
     from warehouse.audit import AuditFailed
 
     sources = {
@@ -69,15 +39,65 @@ def test_alert_message_is_a_robot_text_message_without_personal_data():
         "mediation": {"status": "failed", "error": f"ValueError: bad id {mini.IDS[0]} of {mini.NAMES[0]}"},
         "training": {"status": "stopped", "rule": "row_count_drop", "message_en": mini.NAMES[1]},
     }
-    message = build_message("nightly", "run-1", "/srv/fazhi", describe_failure(RuntimeError(mini.PHONES[0]), sources))
+    run_id = "run-20261130T221054-123456"
+    summary = failure_summary(run_id, RuntimeError(mini.PHONES[0]), sources)
+    message = build_message("nightly", summary, "/srv/fazhi")
     assert message["msgtype"] == "text" and set(message["text"]) == {"content"}
     content = message["text"]["content"]
-    assert "mediation" in content and "ValueError" in content and "row_count_drop" in content
+    assert run_id in content  # whole: the digit filter leaves the run id alone
+    assert "mediation: 其他错误 / error (ValueError)" in content
+    assert "training: 整批停止 / stopped batch (rule row_count_drop)" in content
     assert "enforcement" not in content
     assert not [p for p in PERSONAL if p in json.dumps(message, ensure_ascii=False)]
 
-    audit = describe_failure(AuditFailed([("reconciliation", f"batch x {mini.IDS[1]}")] * 3))
-    assert audit[-1].endswith("reconciliation ×3") and mini.IDS[1] not in "".join(audit)
+    audit = failure_summary(run_id, AuditFailed([("reconciliation", f"batch x {mini.IDS[1]}")] * 3))
+    assert audit.endswith("reconciliation ×3") and mini.IDS[1] not in audit and run_id in audit
+
+
+def test_each_failure_has_its_cause_class():
+    """A wrong token and a source outage read differently (auth, unreachable), and so on for every
+    class the alerts table of docs/operations.md explains."""
+    from flows.alerts import CAUSES, cause_of, failure_summary
+    from flows.config import ConfigError, MissingToken
+    from flows.sources.mapping import SourceError
+    from warehouse.audit import AuditFailed
+    from warehouse.lock import WriterBusy
+
+    def refused(rule: str) -> SourceError:
+        return SourceError("enforcement", "page 1", "x", "x", rule)
+
+    cases = {
+        "auth": [refused("http-auth"), MissingToken("no token")],
+        "unreachable": [refused("http-connection"), refused("http-status")],
+        "bad data": [refused("page-json"), refused("http-paging")],
+        "config": [refused("http-client-error"), ConfigError("no key")],
+        "busy writer": [WriterBusy("held")],
+        "audit": [AuditFailed([("reconciliation", "x")])],
+        "error": [RuntimeError("boom")],
+    }
+    for cause, errors in cases.items():
+        assert [cause_of(e) for e in errors] == [cause] * len(errors)
+    assert set(cases) | {"stopped batch", "crashed"} == set(CAUSES)
+    auth = failure_summary(
+        "run-1", RuntimeError(), {"enforcement": {"status": "failed", "cause": "auth", "rule": "http-auth"}}
+    )
+    outage = failure_summary(
+        "run-1",
+        RuntimeError(),
+        {"enforcement": {"status": "failed", "cause": "unreachable", "rule": "http-connection"}},
+    )
+    assert "认证失败 / auth (http-auth)" in auth and "无法连接 / unreachable (http-connection)" in outage
+
+
+def test_operations_doc_explains_every_cause_class():
+    from flows.alerts import CAUSES
+
+    doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = doc.split("### Alerts and what each means", 1)[1].split("\n#", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| `")]
+    assert {r[0].strip().strip("`") for r in rows} == set(CAUSES)
+    for cause, zh in CAUSES.items():
+        assert any(r[0].strip().strip("`") == cause and zh in r[1] for r in rows), cause
 
 
 def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch):
@@ -86,8 +106,8 @@ def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch):
     monkeypatch.delenv("FAZHI_ALERT_WEBHOOK_URL", raising=False)
     # nothing listens on a free port: the alert cannot be delivered
     extra = {"alerts": {"webhook_url": f"http://127.0.0.1:{free_port()}/hook", "timeout_seconds": 2}}
-    assert send_failure_alert(extra, "nightly", "run-1", "/h", RuntimeError("x")) is False
-    assert send_failure_alert({}, "nightly", "run-1", "/h", RuntimeError("x")) is False  # none configured
+    assert send_failure_alert(extra, "nightly", "run failed", "/h") is False
+    assert send_failure_alert({}, "nightly", "run failed", "/h") is False  # none configured
 
 
 # --- flows under the test harness ------------------------------------------------------------
@@ -123,11 +143,33 @@ def test_a_failing_source_fails_the_run_naming_it_and_the_others_are_published(f
 
 
 def test_a_failed_run_sends_exactly_one_alert_without_personal_data(failed_night):
-    _, _, received = failed_night
+    home, state, received = failed_night
     assert len(received) == 1
     text = json.dumps(received[0], ensure_ascii=False)
-    assert received[0]["msgtype"] == "text" and "mediation" in received[0]["text"]["content"]
+    content = received[0]["text"]["content"]
+    assert received[0]["msgtype"] == "text" and "mediation: 整批停止 / stopped batch (rule page-json)" in content
+    (run_dir,) = (home / "runs").iterdir()
+    assert f"运行 / run {run_dir.name} " in content and f"运行 / run {run_dir.name} " in state.message
     assert not [p for p in PERSONAL if p in text]
+
+
+def test_library_log_lines_reach_the_run_logs_in_prefect(failed_night):
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    _, state, _ = failed_night
+    only_this_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+    for _ in range(20):  # the log handler sends in batches
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=only_this_run)
+        fazhi = [log.message for log in logs if log.name.startswith("fazhi")]
+        if fazhi:
+            break
+        time.sleep(0.5)
+    assert any(m.startswith("landed enforcement: batch enforcement-") for m in fazhi), fazhi
+    assert not any("Traceback" in log.message for log in logs)  # the failure is named, not dumped
 
 
 def test_each_run_leaves_indicator_manifest_and_validation_artifacts(failed_night):
@@ -144,6 +186,34 @@ def test_each_run_leaves_indicator_manifest_and_validation_artifacts(failed_nigh
     assert {"indicators", "run-manifest", "validation-summary"} <= set(by_key)
     assert "ENF01" in by_key["indicators"].data and "贡川镇" in by_key["indicators"].data
     assert "mediation" in by_key["run-manifest"].data and "great-expectations" in by_key["run-manifest"].data
+
+
+def test_a_refused_token_is_not_retried_and_reads_as_auth(prefect_harness, tmp_path, monkeypatch):
+    """401 from the source: the HTTP client does not retry it, and neither does Prefect's task
+    retry (default 2 retries, 10 s then 20 s); the run names the cause class, and the township-
+    facing report says the operators are alerted instead of quoting the error."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.nightly import nightly
+    from flows.sources.simulator import Simulator
+
+    home = make_mini_home(tmp_path / "home")
+    with Simulator(home / "data", token="the-right-token") as sim:  # mediation pulled over HTTP
+        cfg = home / "fazhi.toml"
+        text = cfg.read_text(encoding="utf-8").replace('kind = "json_pages"\npath = "data/mediation"', "")
+        cfg.write_text(text.replace("[sources.mediation]", f'[sources.mediation]\nkind = "http"\nurl = "{sim.url}"'))
+        monkeypatch.setenv("FAZHI_MEDIATION_TOKEN", "a-wrong-token")
+        state = nightly(home=str(home), return_state=True)
+    assert state.is_failed() and "数据源 mediation: 认证失败 / auth (http-auth)" in state.message
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    (land,) = [r for r in runs if r.name.startswith("land_source") and r.state.is_failed()]
+    assert land.run_count == 1  # tried once: no Prefect retry
+    report = (home / "reports" / "validation" / "latest.html").read_text(encoding="utf-8")
+    assert "原因类别: auth" in report and "access refused" not in report and "HTTP 401" not in report
 
 
 def test_two_runs_started_together_never_write_at_the_same_time(prefect_harness, tmp_path):
@@ -196,3 +266,4 @@ def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
     assert flows == [("nightly", "completed"), ("year-end-rebuild", "completed")]
     log = done.stdout + done.stderr
     assert "telemetry" not in log.lower() and "sens-o-matic" not in log
+    assert prefect_servers(tmp_path / "prefect") == []  # the temporary server ended with the command

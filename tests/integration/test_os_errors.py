@@ -60,5 +60,6 @@ def test_a_run_on_a_full_disk_exits_naming_it(disk, prefect_harness):
     env = dict(os.environ) | {"PREFECT_API_URL": PREFECT_API_URL.value()}
     done = fazhi("run", "--home", str(home), env=env)
     assert done.returncode == 1, done.stderr[-2000:]
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("错误 / error: 磁盘空间不足 / out of disk space: ") and str(home) in last, last
+    assert "运行失败 / run failed" in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1].strip()  # the cause, said as what it is, with the file
+    assert last.startswith("磁盘空间不足 / out of disk space: ") and str(home) in last, last

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
 
 from tests.conftest import query, run_steps
 
@@ -66,3 +72,44 @@ def test_region_roll_up_of_separate_counties_equals_a_combined_run(tmp_path):
     # and a region count is the sum of its counties'
     by = {(r[1], r[3]): r[4] for r in separate}
     assert by[("350400", "MED01")] == sum(by[(c, "MED01")] for c in COUNTIES) > 0
+
+
+FAZHI = str(Path(sys.executable).with_name("fazhi"))
+
+
+def test_rollup_refuses_a_county_given_twice_or_a_township_claimed_by_two_counties(mini_run, tmp_path):
+    """`fazhi rollup` as a user runs it: the same folder twice, the same county from two folders, a
+    township two counties claim: each refused (exit 2) naming them, nothing written. One county
+    alone rolls up into a file the DuckDB CLI of the dev extra (1.5) opens."""
+    published = mini_run.settings.published_db.parent
+    out = tmp_path / "region.duckdb"
+
+    def rollup(*folders: Path) -> subprocess.CompletedProcess:
+        counties = [a for f in folders for a in ("--county", str(f))]
+        argv = [FAZHI, "rollup", *counties, "--out", str(out), "--region-code", "350000"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+    twice = rollup(published, published)
+    assert twice.returncode == 2 and "the same county folder is given twice" in twice.stderr, twice.stderr
+    copy = tmp_path / "copy" / "published"
+    shutil.copytree(published, copy, symlinks=True)
+    again = rollup(published, copy)
+    assert again.returncode == 2 and "county 350481 is given twice" in again.stderr and str(copy) in again.stderr
+    other = tmp_path / "other" / "published"
+    (other / "parquet").mkdir(parents=True)
+    claim = "select '350481101' as code, '贡川镇' as name, '镇' as kind, '350482' as county_code, '甲县' as county_name"
+    duckdb.execute(f"copy ({claim}) to '{other / 'parquet' / 'ref.township.parquet'}' (format parquet)")
+    claimed = rollup(published, other)
+    assert claimed.returncode == 2 and "1 township(s) claimed by two counties: 350481101: 350481, 350482" in (
+        claimed.stderr
+    )
+    assert "Traceback" not in twice.stderr + again.stderr + claimed.stderr and not out.exists()
+
+    alone = rollup(published)
+    assert alone.returncode == 0 and "1 个县(市) / counties" in alone.stdout, alone.stderr[-2000:]
+    cli = Path(sys.executable).with_name("duckdb")
+    if cli.exists():
+        sql = "select count(*) from mart.region_indicator_value where area_level = 'county'"
+        got = subprocess.run([str(cli), "-readonly", "-csv", str(out), "-c", sql], capture_output=True, text=True)
+        assert got.returncode == 0, got.stderr
+        assert int(got.stdout.splitlines()[1]) == query(out, sql)[0][0] > 0

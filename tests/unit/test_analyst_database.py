@@ -3,6 +3,7 @@ described in Chinese and English, and the same tables exist as Parquet."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,62 @@ def test_every_published_table_and_column_has_a_bilingual_comment(mini_run):
     assert {t for t, _ in tables} == set(PUBLISHED_TABLES)
     missing = [name for name, comment in tables + columns if not comment or " / " not in comment]
     assert missing == []
+
+
+SHORT_ENUM = 8  # a text column with at most this many distinct values in the mini county
+CODE = re.compile(r"[a-z][a-z0-9_]{0,19}")  # a machine code (ok, penalty_decision), not a 32-letter pseudonym
+LISTS_CODES = re.compile(r"[a-z][a-z_]*(=|\s*/\s*[a-z])")  # a comment listing values: "count/rate", "full=全量"
+
+
+def _listed(value: str, comment: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(value)}(?![A-Za-z0-9_])", comment) is not None
+
+
+def test_each_published_comment_agrees_with_the_columns_values(mini_run):
+    """The comments say what the columns hold: a short column of machine codes lists every code
+    it holds (record_table's penalty_decision included); a comment that lists values lists the
+    column's (ref.township.kind is 镇/乡/街道, not count/rate); a unit of the figure holds
+    catalogue units (a training attendee's work unit is not one); rates are fractions in [0, 1]."""
+    con = duckdb.connect(str(mini_run.settings.published_db), read_only=True)
+    try:
+        columns = con.execute(
+            "select schema_name, table_name, column_name, comment from duckdb_columns() "
+            "where database_name = current_database() and data_type = 'VARCHAR' order by all"
+        ).fetchall()
+        units = {r[0] for r in con.execute("select distinct unit from mart.indicator_catalogue").fetchall()}
+        unit_comment = con.execute(
+            "select comment from duckdb_columns() where table_name = 'indicator_value' and column_name = 'unit'"
+        ).fetchone()[0]
+        wrong = []
+        for schema, table, column, comment in columns:
+            values = {
+                r[0]
+                for r in con.execute(
+                    f'select distinct "{column}" from {schema}.{table} where "{column}" is not null'
+                ).fetchall()
+            }
+            name = f"{schema}.{table}.{column}"
+            if not values or len(values) > SHORT_ENUM:
+                continue
+            codes = all(CODE.fullmatch(v) for v in values)
+            if (codes or LISTS_CODES.search(comment)) and not all(_listed(v, comment) for v in values):
+                wrong.append((name, sorted(values), comment))
+            if comment == unit_comment and not values <= units:
+                wrong.append((name, sorted(values - units), comment))
+        rates = con.execute(
+            "select count(*) from mart.indicator_value where kind = 'rate' and (value < 0 or value > 1)"
+        ).fetchone()[0]
+        record_ids = dict(
+            con.execute("select record_table, min(record_id) from mart.indicator_evidence group by all").fetchall()
+        )
+    finally:
+        con.close()
+    assert wrong == [], "\n".join(map(str, wrong))
+    assert rates == 0  # `value`: rates as fractions in [0, 1]
+    assert {"enforcement_act", "penalty_decision", "training_attendance", "annual_return_item"} <= set(record_ids)
+    township, year, item = record_ids["annual_return_item"].split("|")  # township code|year|item code
+    assert township.isdigit() and len(township) == 9 and year.isdigit() and item.isupper()
+    assert record_ids["training_attendance"].count("|") == 1  # session id|person key
 
 
 def test_the_same_tables_as_parquet(mini_run):

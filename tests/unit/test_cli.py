@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.fixtures import mini
 
@@ -106,3 +108,66 @@ def test_quarantine_lists_open_entries_without_heavy_modules(mini_run):
     assert [e["business_key"] for e in json.loads(got["stdout"])] == ["X8"]
     table = _modules_after(["quarantine", "--home", home, "--township", mini.A])["stdout"]
     assert "贡川镇" in table and "X3" in table and "ENF-R03" in table and "X1" not in table
+
+
+# ---- mistakes answered (issue 17): through the installed console script -------------------------
+
+FAZHI = str(Path(sys.executable).with_name("fazhi"))
+
+
+def fazhi(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([FAZHI, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+NEAREST_TOWNSHIP = "no township or county 贡川; 是否指 / did you mean 贡川镇?"
+
+
+def test_unknown_names_are_refused_naming_the_valid_ones_and_the_nearest(mini_run):
+    home = str(mini_run.settings.home)
+    cases = [
+        (["indicators", "--year", "2030"], "no year 2030; 是否指 / did you mean 2023? 可选 / valid: 2022, 2023"),
+        (["indicators", "--year", "2023", "--township", "贡川"], NEAREST_TOWNSHIP),
+        (["indicators", "--year", "2023", "--edition", "1"], "no edition 1 of 2023: 尚无 / there is none yet"),
+        (["explain", "--year", "2023", "--township", "贡川镇", "--indicator", "ENF99"], "did you mean ENF09?"),
+        (["quarantine", "--township", "不存在镇"], "no township 不存在镇; 是否指 / did you mean"),
+        (["quarantine", "--source", "mediaton"], "no source mediaton; 是否指 / did you mean mediation?"),
+        (["accept-extract", "--source", "nosuch", "--reason", "x"], "no source nosuch in"),
+    ]
+    for argv, words in cases:
+        done = fazhi(*argv, "--home", home)
+        assert done.returncode == 2 and words in done.stderr and done.stdout == "", (argv, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
+    valid = fazhi("quarantine", "--township", "安砂镇", "--source", "mediation", "--home", home)
+    assert valid.returncode == 0  # known names still answer, also with nothing open
+    assert "贡川镇" in fazhi("quarantine", "--township", "不存在镇", "--home", home).stderr  # the valid ones listed
+
+
+def test_run_on_a_demo_home_names_the_missing_tokens_before_any_pull(tmp_path):
+    from flows.config import write_demo_config
+
+    write_demo_config(tmp_path, http=True)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN")}
+    done = fazhi("run", "--home", str(tmp_path), env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "FAZHI_ENFORCEMENT_TOKEN" in done.stderr and "FAZHI_MEDIATION_TOKEN" in done.stderr
+    assert "fazhi demo" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "landing").exists() and not (tmp_path / "work.duckdb").exists()  # nothing pulled
+
+
+def test_indicators_says_in_one_line_that_a_read_write_session_holds_the_database(mini_run, tmp_path):
+    import shutil
+
+    import duckdb
+
+    home = tmp_path / "home"
+    (home / "published").mkdir(parents=True)
+    shutil.copy(mini_run.settings.home / "fazhi.toml", home / "fazhi.toml")
+    shutil.copy(mini_run.settings.published_db, home / "published" / "fazhi.duckdb")
+    analyst = duckdb.connect(str(home / "published" / "fazhi.duckdb"))  # an analyst forgot -readonly
+    try:
+        done = fazhi("indicators", "--year", "2023", "--home", str(home))
+    finally:
+        analyst.close()
+    assert done.returncode == 3 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"(PID {os.getpid()})" in done.stderr and "open it read-only" in done.stderr
+    assert fazhi("indicators", "--year", "2023", "--home", str(home)).returncode == 0  # released: readable again

@@ -72,6 +72,15 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
         (mini.A, "ENF07", 0.5, 1.0, 0.5, [decision]),
     ]
     assert third.changed_values == 2
+    edition_2 = "select value from mart.indicator_edition_value where year = 2023 and edition = 2 and township_code = ?"
+    edition_2 += " and indicator_code = 'ENF07'"
+    assert query(published, edition_2, [mini.A]) == [(0.5,)]  # previous_value: the previous edition's value
+    (comment,) = query(
+        published,
+        "select comment from duckdb_columns() where table_name = 'indicator_edition_change' and column_name = ?",
+        ["previous_value"],
+    )[0]
+    assert "previous edition" in comment and "year" not in comment
     # edition 1 still reads the old figure; the current values and edition 3 the new one
     from flows.indicators_view import read_values
 
@@ -82,6 +91,17 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
     assert (enf07(1), enf07(3), enf07(None)) == (0.5, 1.0, 1.0)
     editions = query(published, "select edition, changed_values from mart.indicator_edition order by 1")
     assert editions == [(1, 0), (2, 0), (3, 2)]
+
+
+def test_matches_nightly_compares_within_the_year_when_other_years_have_editions(home):
+    first = _rebuild(home, 2023)
+    other = _rebuild(home, 2022)  # 2023's edition 1 exists: it must not count against 2022's
+    assert (first.edition, first.matches_nightly) == (1, True)
+    assert (other.year, other.edition, other.changed_values, other.matches_nightly) == (2022, 1, 0, True)
+    assert "nothing changed" in other.note_en
+    published = home / "published" / "fazhi.duckdb"
+    flags = query(published, "select year, edition, matches_nightly from mart.indicator_edition order by all")
+    assert flags == [(2022, 1, True), (2023, 1, True)]
 
 
 def test_explain_lists_the_records_behind_a_value(home, capsys):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -313,10 +315,21 @@ def test_full_extract_far_smaller_than_the_previous_one_stops(frames):
     assert min_full_extract_rows(doc, None) == 0  # incremental pull or no previous full extract
 
 
-def test_most_rows_failing_stops(frames):
-    df = frames["training_session"].assign(township_code="350481999")
+def test_most_rows_failing_stops_a_full_extract_or_a_batch_large_enough_to_judge(frames):
+    df = frames["training_session"].assign(township_code="350481999")  # a few rows, every one failing
+    assert len(df) < load_suite_doc("training_session")["meta"]["failing_fraction_min_rows"]
+    v = validate_table("training_session", df, PARAMS, full_extract=True)
+    assert [e["rule"] for e in v.batch_errors] == ["BATCH-FAILING-ROWS"] and "全量导出" in v.batch_errors[0][
+        "message_zh"
+    ]
+    # the same few rows as an incremental batch say nothing about the export: quarantined one by one
     v = validate_table("training_session", df, PARAMS)
-    assert [e["rule"] for e in v.batch_errors] == ["BATCH-FAILING-ROWS"]
+    assert v.batch_errors == [] and v.failing_rows == set(range(len(df)))
+    big = pd.concat([df] * 20, ignore_index=True).assign(session_id=lambda d: [f"S{i}" for i in range(len(d))])
+    v = validate_table("training_session", big, PARAMS)
+    assert [e["rule"] for e in v.batch_errors] == ["BATCH-FAILING-ROWS"] and f"of {len(big)} rows" in (
+        v.batch_errors[0]["message_en"]
+    )
 
 
 # ---- through the pipeline: quarantine entries, and batch-level stops ------------------------------
@@ -393,7 +406,8 @@ def _stop_shrunk_full_extract(home):
 
 
 def _stop_most_rows_failing(home):
-    _page(home, "enforcement", [r | {"行政区划代码": "350481999"} for r in _acts("F", 3)], 9)
+    """An incremental batch large enough to judge (25 rows), every row with an unknown township."""
+    _page(home, "enforcement", [r | {"行政区划代码": "350481999"} for r in _acts("F", 25)], 9)
     return "BATCH-FAILING-ROWS", "未通过校验"
 
 
@@ -494,3 +508,69 @@ def test_only_a_full_extract_stopped_for_its_size_can_be_accepted(home, capsys):
     assert code == 2 and f"batch {stopped} is not a full extract stopped as far smaller" in capsys.readouterr().err
     assert query(home / "work.duckdb", "select count(*) from audit.extract_acceptance") == [(0,)]
     assert main(["accept-extract", "--source", "nosuch", "--reason", "x", "--home", str(home)]) == 2
+
+
+# ---- row-level truth for small batches; a stopped batch still names its rows (issue 17) ---------
+
+FAZHI = str(Path(sys.executable).with_name("fazhi"))
+
+
+def _quarantine_cli(home: Path, *args: str) -> list[dict]:
+    """`fazhi quarantine --format json` as a user runs it (the installed console script)."""
+    done = subprocess.run(
+        [FAZHI, "quarantine", "--home", str(home), "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_a_small_incremental_batch_quarantines_its_failing_row_and_is_not_stopped(home):
+    """One re-delivered record with the date 2024-10-32: the row is quarantined with its rule,
+    the batch loads (it is not "most of the export failing")."""
+    bad = mini._act("Q1032", "检查", mini.A, 检查时间="2024-10-32", modified="2024-11-01 00:00:00")
+    _page(home, "enforcement", [bad], 9)
+    run = run_steps(home)
+    outcome = run.outcomes["enforcement"]
+    assert (outcome.status, outcome.received_rows, outcome.loaded_rows, outcome.quarantined_rows) == ("loaded", 1, 0, 1)
+    (entry,) = [e for e in _quarantine_cli(home, "--source", "enforcement") if e["business_key"] == "Q1032"]
+    assert "ENF-R10" in entry["rules"] and entry["source_file"] == "page-000009.json" and entry["row_number"] == 1
+    assert entry["batch_status"] == "loaded" and "检查时间" in entry["message_zh"]
+
+
+def test_a_stopped_batch_lists_its_failing_rows_in_quarantine_and_report_once(home):
+    from expectations.report import collect
+    from warehouse.db import open_work_db
+
+    bad = [r | {"行政区划代码": "350481999"} for r in _acts("F", 20)]
+    _page(home, "enforcement", bad + _acts("OK", 5), 9)  # 20 of 25 rows fail: stopped
+    run = run_steps(home)
+    assert run.outcomes["enforcement"].status == "stopped" and run.prepared["enforcement"].stop_rule == (
+        "BATCH-FAILING-ROWS"
+    )
+    assert run.outcomes["enforcement"].quarantined_rows == 20
+    listed = [e for e in _quarantine_cli(home, "--source", "enforcement") if e["business_key"].startswith("F")]
+    assert sorted(e["business_key"] for e in listed) == sorted(f"F{i}" for i in range(20))
+    assert all(e["batch_status"] == "stopped" and "ENF-R07" in e["rules"] for e in listed)
+    table = subprocess.run(
+        [FAZHI, "quarantine", "--home", str(home), "--source", "enforcement"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "[整批已停止 / batch stopped]" in table and "F19" in table
+    con = open_work_db(home / "work.duckdb")
+    try:
+        report = collect(con, "run-test", {})
+    finally:
+        con.close()
+    assert {e["business_key"] for e in report.entries if e["rule"] == "ENF-R07"} >= {f"F{i}" for i in range(20)}
+
+    run_steps(home)  # the stopped batch is delivered again, still failing: listed once, not twice
+    assert len([e for e in _quarantine_cli(home, "--source", "enforcement") if e["business_key"].startswith("F")]) == 20
+
+    _page(home, "enforcement", [r | {"行政区划代码": mini.A} for r in bad] + _acts("OK", 5), 9)  # corrected
+    run = run_steps(home)
+    assert run.outcomes["enforcement"].status == "loaded" and run.outcomes["enforcement"].loaded_rows == 25
+    assert [e for e in _quarantine_cli(home, "--source", "enforcement") if e["business_key"].startswith("F")] == []
