@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 T0 = time.perf_counter()
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+from benchmarks import HMAC_KEY  # noqa: E402
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 from flows.env import quiet_environment  # noqa: E402
 
 quiet_environment()

@@ -17,7 +17,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+from benchmarks import HMAC_KEY  # noqa: E402
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 
 
 def main() -> None:

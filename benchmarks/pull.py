@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+from benchmarks import HMAC_KEY  # noqa: E402
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 from flows.env import quiet_environment  # noqa: E402
 
 quiet_environment()

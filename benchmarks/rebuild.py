@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key")
+from benchmarks import HMAC_KEY  # noqa: E402
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 
 
 def main() -> None:
