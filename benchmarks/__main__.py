@@ -120,6 +120,8 @@ class Stages:
         s["peak_mb"] = max(s["peak_mb"], peak_mb)
         if part:
             s.setdefault("parts", {})[part] = s.get("parts", {}).get(part, 0.0) + elapsed
+            peaks = s.setdefault("parts_peak_mb", {})
+            peaks[part] = max(peaks.get(part, 0.0), peak_mb)
         ratio = f", {s['seconds'] / self.limit_s:.1f}x limit so far" if self.limit_s else ""
         label = f"{name} {part}" if part else name
         print(f"  {label} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB{ratio}", file=sys.stderr, flush=True)
@@ -304,6 +306,7 @@ def summarise(rounds: list[dict]) -> dict:
         }
         if "parts" in per_round[0]:
             stages[name]["parts"] = {p: median(s["parts"][p] for s in per_round) for p in per_round[0]["parts"]}
+            stages[name]["parts_peak_mb"] = per_round[0].get("parts_peak_mb", {})
     sources = {}
     for source, first in rounds[0]["limit"].items():
         parse = [r["stages"]["parse"]["parts"].get(source) for r in rounds]
@@ -385,20 +388,24 @@ def compare_memory(summary: dict, baseline: dict, name: str) -> dict:
     """Peak memory per stage and overall (first rounds), this run / the baseline's; flat within
     ±FLAT."""
     baseline = baseline | summarise(baseline["rounds"])
-    rows = {}
+    rows = {}  # stage, or stage and part (a source or table) -> (baseline MB, this run's MB, ratio)
     for stage, s in summary["stages"].items():
-        before = baseline["stages"].get(stage, {}).get("peak_mb")
-        if before:
-            rows[stage] = (before, s["peak_mb"], s["peak_mb"] / before)
+        before = baseline["stages"].get(stage, {})
+        if before.get("peak_mb"):
+            rows[stage] = (before["peak_mb"], s["peak_mb"], s["peak_mb"] / before["peak_mb"])
+        for part, now in s.get("parts_peak_mb", {}).items():
+            if before.get("parts_peak_mb", {}).get(part):
+                rows[f"{stage} {part}"] = (before["parts_peak_mb"][part], now, now / before["parts_peak_mb"][part])
     rows["pipeline"] = (baseline["peak_mb"], summary["peak_mb"], summary["peak_mb"] / baseline["peak_mb"])
     scale = summary["rows"] / baseline["rows"]
     print(
         f"peak memory against {baseline['scale']} ({baseline['rows']:,} rows, {baseline.get('date', '?')}, "
         f"commit {baseline.get('commit') or '?'}): {scale:.2f}x the rows"
     )
-    print(f"{'stage':<16}{baseline['scale'] + ' MB':>16}{name + ' MB':>16}{'ratio':>8}")
+    print(f"{'stage':<24}{baseline['scale'] + ' MB':>16}{name + ' MB':>16}{'ratio':>8}")
     for stage, (before, now, ratio) in rows.items():
-        print(f"{stage:<16}{before:>16,.0f}{now:>16,.0f}{ratio:>8.2f}")
+        label = stage if stage in summary["stages"] or stage == "pipeline" else "  " + stage
+        print(f"{label:<24}{before:>16,.0f}{now:>16,.0f}{ratio:>8.2f}")
     flat = abs(rows["pipeline"][2] - 1) <= FLAT
     print(f"peak memory {'flat' if flat else 'NOT flat'} (within ±{FLAT:.0%}: {rows['pipeline'][2]:.2f})")
     return {
