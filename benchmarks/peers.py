@@ -153,7 +153,7 @@ def main() -> None:
         home = Path(tempfile.mkdtemp(prefix="fazhi-peers-"))
         try:
             settings, batches = land(sample, home)
-            for side in sorted(peaks, reverse=i % 2 == 1):  # dlt first in every other round
+            for side in ("project", "dlt") if i % 2 == 0 else ("dlt", "project"):
                 memory.reset()
                 t = time.perf_counter()
                 if side == "project":
