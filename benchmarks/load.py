@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks import HMAC_KEY  # noqa: E402
+from benchmarks import HMAC_KEY
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 

@@ -41,10 +41,10 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")  # dlt's anonymous t
 # them, as its DuckDB documentation advises for such names
 os.environ.setdefault("SCHEMA__NAMING", "duck_case")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")  # not dlt's notes on columns without data
-from benchmarks import HMAC_KEY  # noqa: E402
+from benchmarks import HMAC_KEY
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
-from flows.env import quiet_environment  # noqa: E402
+from flows.env import quiet_environment
 
 quiet_environment()
 

@@ -20,10 +20,10 @@ import time
 import warnings
 from pathlib import Path
 
-from benchmarks import HMAC_KEY  # noqa: E402
+from benchmarks import HMAC_KEY
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
-from flows.env import quiet_environment  # noqa: E402
+from flows.env import quiet_environment
 
 quiet_environment()
 
