@@ -252,12 +252,12 @@ def read_workbooks(
     `workers` processes when there are several groups. Returns the rows per table."""
     from flows.sources.mapping import load_mappings
 
-    tables = {t: [(c.name, c.fields, _type(c)) for c in m.kept_columns] for t, m in load_mappings()[source].items()}
+    columns = {t: [(c.name, c.fields, _type(c)) for c in m.kept_columns] for t, m in load_mappings()[source].items()}
     groups = [paths[i : i + files_per_group] for i in range(0, len(paths), files_per_group)] or [[]]
     created: set[str] = set()
 
-    def insert(tables: dict) -> None:
-        for t, arrow in tables.items():
+    def insert(arrow_tables: dict) -> None:
+        for t, arrow in arrow_tables.items():
             con.register("incoming", arrow)
             if t in created:
                 con.execute(f"insert into {t} select * from incoming")
@@ -269,11 +269,12 @@ def read_workbooks(
     if workers > 1 and len(groups) > 1:
         context = multiprocessing.get_context("spawn")  # as the pipeline's parse
         with ProcessPoolExecutor(min(workers, len(groups)), mp_context=context) as pool:
-            for tables in [pool.submit(read_workbook_group, tables, g) for g in groups]:
-                insert(tables.result())
+            futures = [pool.submit(read_workbook_group, columns, g) for g in groups]
+            for future in futures:  # in file order
+                insert(future.result())
     else:
         for g in groups:
-            insert(read_workbook_group(tables, g))
+            insert(read_workbook_group(columns, g))
     return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in sorted(created)}
 
 
