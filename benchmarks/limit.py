@@ -291,6 +291,12 @@ class Limit:
     sources: dict[str, dict] = field(default_factory=dict)
     one_json_column_s: float = 0.0
 
+    @property
+    def with_one_json_column_s(self) -> float:
+        """The limit had the pages been read as one JSON column (the definition before issue 20)."""
+        typed_pages_s = sum(v["seconds"] for s, v in self.sources.items() if s in JSON_SOURCES)
+        return self.seconds - typed_pages_s + self.one_json_column_s
+
     def add(self, source: str, timings: dict[str, tuple[float, int]]) -> None:
         method = min(timings, key=lambda m: timings[m][0])
         seconds, rows = timings[method]
