@@ -15,7 +15,9 @@ de-duplicated (the latest 更新时间 of an id wins):
   (its default `delete-insert` strategy) with the record id as primary key and `dedup_sort` on
   更新时间, Parquet loader files, a DuckDB file as destination; its `duck_case` naming
   convention (the default snake_case makes every Chinese field name `x`), telemetry off. It
-  loads the records as delivered, personal fields included, lists as child tables.
+  loads the records as delivered, personal fields included, lists as child tables. Normalising
+  in worker processes (dlt's NORMALIZE__WORKERS, from the environment like all its settings) was
+  no faster on two cores (docs/performance.md): dlt's default, the main process, is measured.
 
 Rounds are interleaved, the first side alternating (project then dlt, dlt then project, ...);
 printed: each side's median seconds, the peak resident memory of the process tree while it ran
