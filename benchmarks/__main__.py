@@ -1,48 +1,74 @@
-"""Time each pipeline stage and compare the whole with the physical limit.
+"""Time each pipeline stage and compare it with the physical limit.
 
-The physical limit is DuckDB alone reading the same landed files into a table in the same
-process (JSON pages with read_json_objects, its fastest reader; spreadsheets with calamine,
-since DuckDB needs a downloaded extension for xlsx). Interpreter start and imports are
-reported separately.
+The limit (benchmarks/limit.py) is the fastest way DuckDB gets the same landed files into typed
+columns in the same process: one column per field the pipeline keeps, typed as the parsed
+tables type it, in a DuckDB database file. JSON pages: read_json_objects + from_json into typed
+structs (the fastest of the alternatives timed, per source and run); workbooks: python-calamine
+into Arrow columns, by the pipeline's own rule for worker processes. Every stage, the whole
+pipeline and the parse of each source are reported as a ratio to it. The limit before issue 20
+(the pages as one JSON column, not typed) is timed too and kept in the JSON output.
 
-    python -m benchmarks [--scale county|province|national] [--townships FILE] [--json OUT]
+    python -m benchmarks [--scale county|province|province2x|national] [--rounds N] [--json OUT]
+                         [--townships FILE] [--baseline RESULTS.json] [--incremental]
 
 county: the sample county (15 townships, 2022-2024); province: 1,100 townships, 2023;
+province2x: 2,200 townships, 2023 (memory flatness: compared with the last province results);
 national: 38,000 townships, 2023. Samples are generated once and cached in benchmarks/.cache.
-Per stage: wall time, records per second, peak resident memory of the process and its worker
-processes (sampled, reset before each stage) and the ratio to the limit; then the nightly
-incremental run after one day of changes (county scale; `--incremental` at other scales, where
-it recomputes and republishes the whole warehouse). Progress goes to stderr as stages finish;
-the JSON also keeps each stage's seconds per source or table (`parts`).
+
+Each round lands the sample into a fresh home, measures the limit, then runs the pipeline's own
+steps (flows/pipeline.py: prepare, land, parse + validate, load, compute, audit + publish; the
+parse timed apart inside parse_and_validate). Rounds are interleaved (limit, pipeline, limit,
+pipeline ...): seconds and ratios are medians over rounds, peak memory is the first round's (a
+fresh process, as a run's), and the load average is recorded at the start of each round. Per
+stage: wall time, records per second, peak resident memory of the process and its worker
+processes (sampled every 0.2 s, reset before each stage) and the ratio to the limit.
+Interpreter start, imports and Great Expectations' import and suites are reported apart. Then
+the nightly incremental run after one day of changes (county scale; `--incremental` at other
+scales, where it recomputes and republishes the whole warehouse).
+
+Results go to benchmarks/.cache/results-<scale>.json (and --json OUT). With --baseline (by
+default, province2x's baseline is the cached province results) peak memory is compared stage by
+stage: the ratio this run / baseline, flat when within ±20 %.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 T0 = time.perf_counter()
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
+from benchmarks import HMAC_KEY  # noqa: E402
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 from flows.env import quiet_environment  # noqa: E402
 
 quiet_environment()
 
 CACHE = Path(__file__).parent / ".cache"
-SCALES = {"county": (None, (2022, 2023, 2024)), "province": (1_100, (2023,)), "national": (38_000, (2023,))}
+SCALES = {
+    "county": (None, (2022, 2023, 2024)),
+    "province": (1_100, (2023,)),
+    "province2x": (2_200, (2023,)),
+    "national": (38_000, (2023,)),
+}
+BASELINES = {"province2x": "province"}  # the scale a scale's peak memory is compared with by default
+FLAT = 0.20  # peak memory is flat when the ratio to the baseline is within ±20 %
+DEFAULT_SEED = 20231226
 
 
 class TreeMemory:
-    """Peak resident memory of this process and its children (validation worker processes),
-    sampled every 0.2 s from /proc; `reset` starts a new peak."""
+    """Peak resident memory of this process and its children (worker processes), sampled every
+    0.2 s from /proc; `reset` starts a new peak."""
 
     def __init__(self):
         import threading
@@ -53,6 +79,9 @@ class TreeMemory:
 
     def reset(self) -> None:
         self.peak_mb = self.current_mb()
+
+    def peak(self) -> float:
+        return max(self.peak_mb, self.current_mb())
 
     def current_mb(self) -> float:
         me = os.getpid()
@@ -75,28 +104,39 @@ class TreeMemory:
 
 
 MEMORY: TreeMemory | None = None
-LIMIT_S: float | None = None  # the DuckDB limit, once measured
 
 
-def timed(stages: dict, name: str, fn, *args, part: str | None = None, **kwargs):
-    """Run a stage (of `part`: a source or table, whose seconds are also kept apart)."""
-    MEMORY.reset()
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    elapsed = time.perf_counter() - t
-    s = stages.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
-    s["seconds"] += elapsed
-    s["peak_mb"] = max(s["peak_mb"], MEMORY.peak_mb, MEMORY.current_mb())
-    if part:
-        s.setdefault("parts", {})[part] = s.get("parts", {}).get(part, 0.0) + elapsed
-    ratio = f", {s['seconds'] / LIMIT_S:.1f}x limit so far" if LIMIT_S else ""
-    label = f"{name} {part}" if part else name
-    print(f"  {label} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB{ratio}", file=sys.stderr, flush=True)  # progress
-    return out
+class Stages:
+    """One round's stages: seconds (summed over parts: sources or tables), peak memory, seconds
+    per part; progress to stderr, with the ratio to the round's limit once it is known."""
+
+    def __init__(self):
+        self.data: dict[str, dict] = {}
+        self.limit_s: float | None = None
+
+    def record(self, name: str, elapsed: float, peak_mb: float, part: str | None = None) -> None:
+        s = self.data.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
+        s["seconds"] += elapsed
+        s["peak_mb"] = max(s["peak_mb"], peak_mb)
+        if part:
+            s.setdefault("parts", {})[part] = s.get("parts", {}).get(part, 0.0) + elapsed
+            peaks = s.setdefault("parts_peak_mb", {})
+            peaks[part] = max(peaks.get(part, 0.0), peak_mb)
+        ratio = f", {s['seconds'] / self.limit_s:.1f}x limit so far" if self.limit_s else ""
+        label = f"{name} {part}" if part else name
+        print(f"  {label} {elapsed:.1f} s, peak {s['peak_mb']:,.0f} MB{ratio}", file=sys.stderr, flush=True)
+
+    def run(self, name: str, fn, *args, part: str | None = None, **kwargs):
+        MEMORY.reset()
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.record(name, time.perf_counter() - t, MEMORY.peak(), part)
+        return out
 
 
 def township_list(n: int, out: Path) -> Path:
-    """n synthetic townships: the sample county's list repeated over synthetic counties."""
+    """n synthetic townships: the sample county's list repeated over synthetic counties (the
+    first n of a longer list are the same townships)."""
     import pandas as pd
 
     base = pd.read_csv(Path(__file__).parents[1] / "warehouse" / "townships_yongan.csv", dtype=str)
@@ -117,38 +157,20 @@ def township_list(n: int, out: Path) -> Path:
     return out
 
 
-def duckdb_limit(batches, scratch: Path) -> float:
-    """DuckDB reading the landed pages into a table of a database file (as the pipeline's own
-    tables are: memory capped like the warehouse's), calamine reading every workbook. Measured
-    right after landing, before the pipeline's stages (so progress lines can show ratios)."""
-    from python_calamine import CalamineWorkbook
+def sample_dir(scale: str, townships: Path | None = None, seed: int = DEFAULT_SEED) -> tuple[Path, float | None]:
+    """The scale's sample (generated once, cached) and the seconds its generation took now."""
+    from flows.sample.generate import generate_sample
 
-    from warehouse.db import connect
-
+    count, years = SCALES[scale]
+    name = townships.stem if townships else scale
+    sample = CACHE / f"{name}-{seed}"
+    if (sample / "targets.json").exists():
+        return sample, None
+    CACHE.mkdir(exist_ok=True)
+    townships = townships or (township_list(count, CACHE / f"{name}.csv") if count else None)
     t = time.perf_counter()
-    con = connect(scratch / "limit.duckdb")
-    for b in batches:
-        if b is None:
-            continue
-        if b.source in ("enforcement", "mediation"):
-            # DuckDB's fastest read of the pages (read_json with a JSON[] column is ~8x slower)
-            con.execute(
-                f"create table {b.source} as select unnest(cast(json_extract(json, '$.records') as json[])) as rec "
-                "from read_json_objects($p, format = 'auto')",
-                {"p": [str(f.path) for f in b.files]},
-            )
-        else:
-            for f in b.files:
-                if f.path.suffix == ".xlsx":
-                    wb = CalamineWorkbook.from_path(str(f.path))
-                    for name in wb.sheet_names:
-                        wb.get_sheet_by_name(name).to_python()
-                else:  # DuckDB reads GB18030 only with a downloaded extension
-                    list(csv.reader(io.StringIO(f.path.read_bytes().decode("gb18030"))))
-    con.close()
-    elapsed = time.perf_counter() - t
-    (scratch / "limit.duckdb").unlink(missing_ok=True)
-    return elapsed
+    generate_sample(sample, seed=seed, townships_csv=townships, years=years)
+    return sample, time.perf_counter() - t
 
 
 def one_day_of_changes(sample: Path, home: Path) -> int:
@@ -171,12 +193,250 @@ def one_day_of_changes(sample: Path, home: Path) -> int:
     return len(changed)
 
 
+def nightly_steps(settings) -> None:
+    """Every step of a night, in order, as the flow runs them (without Prefect)."""
+    from flows import pipeline
+
+    pipeline.prepare_warehouse(settings)
+    for source in settings.sources.values():
+        batch = pipeline.land_source(settings, source)
+        if batch is not None:
+            pipeline.load_prepared(settings, pipeline.parse_and_validate(settings, batch), "bench")
+    pipeline.compute(settings)
+    pipeline.audit_and_publish(settings)
+
+
+def parse_and_validate(stages: Stages, settings, batch):
+    """The pipeline's parse + validate step, its parse (flows.pipeline.parse_batch) timed as
+    `parse` and the rest of the step (validation, quarantine messages) as `validate`."""
+    from flows import pipeline
+
+    parse_batch, validate_from = pipeline.parse_batch, []
+
+    def timed_parse(*args, **kwargs):
+        out = stages.run("parse", parse_batch, *args, part=batch.source, **kwargs)
+        MEMORY.reset()
+        validate_from.append(time.perf_counter())
+        return out
+
+    pipeline.parse_batch = timed_parse
+    try:
+        prepared = pipeline.parse_and_validate(settings, batch)
+    finally:
+        pipeline.parse_batch = parse_batch
+    if validate_from:
+        stages.record("validate", time.perf_counter() - validate_from[0], MEMORY.peak(), batch.source)
+    return prepared
+
+
+def one_round(sample: Path, incremental: bool) -> dict:
+    """Land the sample in a fresh home, measure the limit, run the pipeline (and the nightly
+    run after one day of changes)."""
+    from benchmarks.limit import duckdb_limit
+    from flows import pipeline
+    from flows.config import load_settings, write_demo_config
+
+    load_average = os.getloadavg()[0]
+    home = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
+    try:
+        if incremental:  # the day of changes is written into the home's copy, never the cache
+            shutil.copytree(sample, home / "sample")
+        else:
+            (home / "sample").symlink_to(sample.resolve())
+        write_demo_config(home)
+        settings = load_settings(home)
+        stages = Stages()
+        stages.run("prepare", pipeline.prepare_warehouse, settings)
+        batches = {
+            name: stages.run("land", pipeline.land_source, settings, s, part=name)
+            for name, s in settings.sources.items()
+        }
+        files_per_group, workers = (pipeline.performance_option(settings, o) for o in ("files_per_group", "workers"))
+        limit = duckdb_limit(batches.values(), home, files_per_group, workers)
+        stages.limit_s = limit.seconds
+        print(f"  duckdb limit {limit.seconds:.1f} s", file=sys.stderr, flush=True)
+        rows = 0
+        for name, batch in batches.items():
+            if batch is None:
+                continue
+            prepared = parse_and_validate(stages, settings, batch)
+            rows += prepared.received_rows
+            stages.run("load", pipeline.load_prepared, settings, prepared, "bench", part=name)
+            del prepared
+        stages.run("compute", pipeline.compute, settings)
+        stages.run("audit+publish", pipeline.audit_and_publish, settings)
+        changed = incremental_s = None
+        if incremental:
+            changed = one_day_of_changes(sample, home)
+            t = time.perf_counter()
+            nightly_steps(settings)
+            incremental_s = time.perf_counter() - t
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    pipeline_s = sum(s["seconds"] for s in stages.data.values())
+    return {
+        "load_average_1min": load_average,
+        "rows": rows,
+        "stages": stages.data,
+        "pipeline_s": pipeline_s,
+        "peak_mb": max(s["peak_mb"] for s in stages.data.values()),
+        "limit_s": limit.seconds,
+        "limit": limit.sources,
+        "one_json_column_limit_s": limit.one_json_column_s,
+        "ratio": pipeline_s / limit.seconds,
+        "ratio_with_one_json_column": pipeline_s / limit.with_one_json_column_s if limit.one_json_column_s else None,
+        "incremental_s": incremental_s,
+        "incremental_records": changed,
+    }
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """Medians over rounds (ratios: the median of each round's ratio); peak memory the first
+    round's, a fresh process as a run's is (later rounds start with what the process kept)."""
+
+    def median(values) -> float:
+        return statistics.median(list(values))
+
+    stages = {}
+    for name in rounds[0]["stages"]:
+        per_round = [r["stages"][name] for r in rounds]
+        stages[name] = {
+            "seconds": median(s["seconds"] for s in per_round),
+            "peak_mb": per_round[0]["peak_mb"],
+            "ratio": median(s["seconds"] / r["limit_s"] for s, r in zip(per_round, rounds, strict=True)),
+        }
+        if "parts" in per_round[0]:
+            stages[name]["parts"] = {p: median(s["parts"][p] for s in per_round) for p in per_round[0]["parts"]}
+            stages[name]["parts_peak_mb"] = per_round[0].get("parts_peak_mb", {})
+    sources = {}
+    for source, first in rounds[0]["limit"].items():
+        parse = [r["stages"]["parse"]["parts"].get(source) for r in rounds]
+        limit = [r["limit"][source]["seconds"] for r in rounds]
+        sources[source] = {
+            "limit_s": median(limit),
+            "methods": [r["limit"][source]["method"] for r in rounds],
+            "alternatives_s": {
+                m: median(r["limit"][source]["alternatives"][m] for r in rounds) for m in first["alternatives"]
+            },
+            "parse_s": median(parse) if None not in parse else None,
+            "parse_ratio": median(p / s for p, s in zip(parse, limit, strict=True)) if None not in parse else None,
+        }
+    return {
+        "rows": rounds[0]["rows"],
+        "stages": stages,
+        "pipeline_s": median(r["pipeline_s"] for r in rounds),
+        "limit_s": median(r["limit_s"] for r in rounds),
+        "ratio": median(r["ratio"] for r in rounds),
+        "ratios": [r["ratio"] for r in rounds],
+        "peak_mb": rounds[0]["peak_mb"],
+        "sources": sources,
+        # the pages read as one JSON column (the limit before issue 20), and the pipeline's ratio
+        # to the limit with that reading of the pages instead of the typed one
+        "one_json_column_limit_s": median(r["one_json_column_limit_s"] for r in rounds),
+        "ratio_with_one_json_column": median(r["ratio_with_one_json_column"] for r in rounds)
+        if rounds[0]["ratio_with_one_json_column"]
+        else None,
+        "load_average_1min": [r["load_average_1min"] for r in rounds],
+        "incremental_s": rounds[-1]["incremental_s"],
+        "incremental_records": rounds[-1]["incremental_records"],
+    }
+
+
+def print_summary(name: str, summary: dict, rounds: int, imports_s: float, gx_import_s: float, generate_s) -> None:
+    rows, limit_s = summary["rows"], summary["limit_s"]
+    loads = ", ".join(f"{x:.1f}" for x in summary["load_average_1min"])
+    print(
+        f"scale {name}: {rows:,} source rows; {rounds} round(s), medians (load average at each round's start: {loads})"
+        + (f"; sample generated in {generate_s:.1f} s" if generate_s else "")
+    )
+    print(f"imports {imports_s:.2f} s, Great Expectations import + suites {gx_import_s:.2f} s (not in the stages)")
+    print(f"{'stage':<16}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}{'x limit':>10}")
+    for stage, s in summary["stages"].items():
+        sec = s["seconds"]
+        print(f"{stage:<16}{sec:>10.3f}{rows / sec if sec else 0:>14,.0f}{s['peak_mb']:>10,.0f}{s['ratio']:>10.2f}")
+    total = summary["pipeline_s"]
+    print(f"{'pipeline':<16}{total:>10.3f}{rows / total:>14,.0f}{summary['peak_mb']:>10,.0f}{summary['ratio']:>10.2f}")
+    print(f"{'duckdb limit':<16}{limit_s:>10.3f}{rows / limit_s:>14,.0f}{'':>10}{1:>10.2f}")
+    if rounds > 1:
+        print("pipeline / limit per round: " + ", ".join(f"{r:.2f}" for r in summary["ratios"]))
+    print(f"{'parse':<16}{'seconds':>10}{'limit s':>10}{'x limit':>10}  the limit's reading (alternatives, s)")
+    for source, s in summary["sources"].items():
+        alternatives = ", ".join(f"{m} {sec:.3f}" for m, sec in s["alternatives_s"].items())
+        parse = f"{s['parse_s']:>10.3f}{s['limit_s']:>10.3f}{s['parse_ratio']:>10.2f}" if s["parse_s"] else ""
+        print(f"{source:<16}{parse}  {'/'.join(sorted(set(s['methods'])))} ({alternatives})")
+    if summary["ratio_with_one_json_column"]:
+        print(
+            f"the pages as one JSON column (the limit before issue 20): {summary['one_json_column_limit_s']:.3f} s; "
+            f"pipeline x that limit: {summary['ratio_with_one_json_column']:.2f}"
+        )
+    if summary["incremental_s"] is not None:
+        print(
+            f"nightly incremental run after one day ({summary['incremental_records']:,} corrected records): "
+            f"{summary['incremental_s']:.2f} s (library steps, no Prefect server)"
+        )
+
+
+def compare_memory(summary: dict, baseline: dict, name: str) -> dict:
+    """Peak memory per stage and overall (first rounds), this run / the baseline's; flat within
+    ±FLAT."""
+    baseline = baseline | summarise(baseline["rounds"])
+    rows = {}  # stage, or stage and part (a source or table) -> (baseline MB, this run's MB, ratio)
+    for stage, s in summary["stages"].items():
+        before = baseline["stages"].get(stage, {})
+        if before.get("peak_mb"):
+            rows[stage] = (before["peak_mb"], s["peak_mb"], s["peak_mb"] / before["peak_mb"])
+        for part, now in s.get("parts_peak_mb", {}).items():
+            if before.get("parts_peak_mb", {}).get(part):
+                rows[f"{stage} {part}"] = (before["parts_peak_mb"][part], now, now / before["parts_peak_mb"][part])
+    rows["pipeline"] = (baseline["peak_mb"], summary["peak_mb"], summary["peak_mb"] / baseline["peak_mb"])
+    scale = summary["rows"] / baseline["rows"]
+    print(
+        f"peak memory against {baseline['scale']} ({baseline['rows']:,} rows, {baseline.get('date', '?')}, "
+        f"commit {baseline.get('commit') or '?'}): {scale:.2f}x the rows"
+    )
+    print(f"{'stage':<24}{baseline['scale'] + ' MB':>16}{name + ' MB':>16}{'ratio':>8}")
+    for stage, (before, now, ratio) in rows.items():
+        label = stage if stage in summary["stages"] or stage == "pipeline" else "  " + stage
+        print(f"{label:<24}{before:>16,.0f}{now:>16,.0f}{ratio:>8.2f}")
+    flat = abs(rows["pipeline"][2] - 1) <= FLAT
+    print(f"peak memory {'flat' if flat else 'NOT flat'} (within ±{FLAT:.0%}: {rows['pipeline'][2]:.2f})")
+    return {
+        "baseline": baseline["scale"],
+        "rows_ratio": scale,
+        "peak_mb": {k: {"baseline": b, "this": n, "ratio": r} for k, (b, n, r) in rows.items()},
+        "flat": flat,
+    }
+
+
+def code_commit() -> str | None:
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True
+        )
+        return out + ("+changes" if dirty.stdout.strip() else "")
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--scale", choices=SCALES, default="county")
     ap.add_argument("--townships", type=Path, help="a township list instead of the scale's")
-    ap.add_argument("--seed", type=int, default=20231226)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleaved rounds of limit + pipeline (medians; 3 or more for the goals)",
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--baseline", type=Path, help="results (JSON) to compare peak memory with")
     ap.add_argument(
         "--incremental",
         action=argparse.BooleanOptionalAction,
@@ -184,129 +444,53 @@ def main() -> None:
         help="time the nightly run after one day of changes (default: at county scale only)",
     )
     args = ap.parse_args()
-    global MEMORY, LIMIT_S
+    if args.rounds < 1:
+        ap.error("--rounds must be 1 or more")
+    global MEMORY
     MEMORY = TreeMemory()
 
-    from flows import pipeline
-    from flows.config import load_settings, write_demo_config
-    from flows.sample.generate import generate_sample
-    from flows.sources import parse_batch
-    from flows.sources.mapping import load_mappings
+    from flows import pipeline  # noqa: F401  (imports reported apart from the stages)
 
     imports_s = time.perf_counter() - T0
     t = time.perf_counter()
     import great_expectations  # noqa: F401  (imported once; reported apart from the stages)
 
-    from expectations.validate import validate_table, warm_up
+    from expectations.validate import warm_up
 
     warm_up()  # suites built once per process, as the flow does at import
-
     gx_import_s = time.perf_counter() - t
 
-    count, years = SCALES[args.scale]
     name = args.townships.stem if args.townships else args.scale
-    sample = CACHE / f"{name}-{args.seed}"
-    generate_s = None
-    if not (sample / "targets.json").exists():
-        CACHE.mkdir(exist_ok=True)
-        townships = args.townships or (township_list(count, CACHE / f"{name}.csv") if count else None)
-        t = time.perf_counter()
-        generate_sample(sample, seed=args.seed, townships_csv=townships, years=years)
-        generate_s = time.perf_counter() - t
+    sample, generate_s = sample_dir(args.scale, args.townships, args.seed)
+    incremental = args.incremental or (args.incremental is None and args.scale == "county")
+    rounds = []
+    for i in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {i + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        rounds.append(one_round(sample, incremental and i == args.rounds - 1))
+    summary = summarise(rounds)
+    print_summary(name, summary, args.rounds, imports_s, gx_import_s, generate_s)
 
-    home = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
-    try:
-        incremental = args.incremental or (args.incremental is None and args.scale == "county")
-        if incremental:  # the day of changes is written into the home's copy, never the cache
-            shutil.copytree(sample, home / "sample")
-        else:
-            (home / "sample").symlink_to(sample.resolve())
-        write_demo_config(home)
-        settings = load_settings(home)
-        stages: dict[str, dict] = {}
-        rows = 0
-        timed(stages, "prepare", pipeline.prepare_warehouse, settings)
-        codes = {"township_codes": pipeline.township_codes(settings)}
-        chunk_rows, workers, files_per_group = (
-            pipeline.performance_option(settings, o) for o in ("chunk_rows", "workers", "files_per_group")
-        )
-        batches = {
-            name: timed(stages, "land", pipeline.land_source, settings, s, part=name)
-            for name, s in settings.sources.items()
-        }
-        limit_s = LIMIT_S = duckdb_limit(batches.values(), home)
-        print(f"  duckdb limit {limit_s:.1f} s", file=sys.stderr, flush=True)
-        for source_name, batch in batches.items():
-            directory = pipeline.parsed_dir(settings, batch)
-            parsed = timed(
-                stages,
-                "parse",
-                parse_batch,
-                batch,
-                settings.hmac_key(),
-                directory,
-                files_per_group,
-                workers,
-                part=source_name,
-            )
-            tables = []
-            for table, pt in parsed.items():
-                rows += pt.rows
-                res = timed(stages, "validate", validate_table, table, pt, codes, None, chunk_rows, workers, part=table)
-                key = load_mappings()[source_name][table].key
-                tables.append(pipeline.TableLoad(table, pt.path, pt.rows, res.failures, res.results, key))
-            prepared = pipeline.PreparedBatch(batch, tables, sum(t.row_count for t in tables))
-            timed(stages, "load", pipeline.load_prepared, settings, prepared, "bench", part=source_name)
-            del prepared, tables
-        timed(stages, "compute", pipeline.compute, settings)
-        timed(stages, "audit+publish", pipeline.audit_and_publish, settings)
-
-        changed = incremental_s = None
-        if incremental:
-            changed = one_day_of_changes(sample, home)
-            from tests.conftest import run_steps
-
-            t = time.perf_counter()
-            run_steps(home)
-            incremental_s = time.perf_counter() - t
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-    total = sum(s["seconds"] for s in stages.values())
-    print(f"scale {name}: {rows:,} source rows" + (f"; generated in {generate_s:.1f} s" if generate_s else ""))
-    print(f"imports {imports_s:.2f} s, Great Expectations import + suites {gx_import_s:.2f} s (not in the stages)")
-    print(f"{'stage':<16}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}{'x limit':>10}")
-    for stage, s in stages.items():
-        sec = s["seconds"]
-        print(f"{stage:<16}{sec:>10.3f}{rows / sec if sec else 0:>14,.0f}{s['peak_mb']:>10,.0f}{sec / limit_s:>10.1f}")
-    peak = max(s["peak_mb"] for s in stages.values())
-    print(f"{'pipeline':<16}{total:>10.3f}{rows / total:>14,.0f}{peak:>10,.0f}{total / limit_s:>10.1f}")
-    print(f"{'duckdb limit':<16}{limit_s:>10.3f}{rows / limit_s:>14,.0f}{'':>10}{1:>10.1f}")
-    if incremental_s is not None:
-        print(
-            f"nightly incremental run after one day ({changed:,} corrected records): {incremental_s:.2f} s "
-            "(library steps, no Prefect server)"
-        )
+    results = {
+        "scale": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": code_commit(),
+        **summary,
+        "imports_s": imports_s,
+        "gx_import_s": gx_import_s,
+        "generate_s": generate_s,
+        "rounds": rounds,
+    }
+    baseline = args.baseline or (CACHE / f"results-{BASELINES[name]}.json" if name in BASELINES else None)
+    if baseline and baseline.exists():
+        results["memory_vs_baseline"] = compare_memory(summary, json.loads(baseline.read_text()), name)
+    elif baseline:
+        print(f"no baseline to compare peak memory with: {baseline} does not exist (run that scale first)")
+    CACHE.mkdir(exist_ok=True)
+    text = json.dumps(results, indent=2, ensure_ascii=False)
+    (CACHE / f"results-{name}.json").write_text(text)
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "scale": name,
-                    "rows": rows,
-                    "stages": stages,
-                    "pipeline_s": total,
-                    "limit_s": limit_s,
-                    "ratio": total / limit_s,
-                    "peak_mb": peak,
-                    "imports_s": imports_s,
-                    "gx_import_s": gx_import_s,
-                    "incremental_s": incremental_s,
-                    "incremental_records": changed,
-                    "generate_s": generate_s,
-                },
-                indent=2,
-            )
-        )
+        args.json.write_text(text)
 
 
 if __name__ == "__main__":

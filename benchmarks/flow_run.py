@@ -165,15 +165,12 @@ def main() -> None:
     if args.profile and not profiler.exists():
         raise SystemExit(f"--profile needs {args.profiler}: pip install {args.profiler}")
 
+    from benchmarks import HMAC_KEY
     from benchmarks.__main__ import one_day_of_changes
     from flows.config import write_demo_config
 
     root = Path(tempfile.mkdtemp(prefix="fazhi-flow-run-"))
-    env = (
-        dict(os.environ)
-        | quiet_values()
-        | {"FAZHI_HMAC_KEY": os.environ.get("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")}
-    )
+    env = dict(os.environ) | quiet_values() | {"FAZHI_HMAC_KEY": os.environ.get("FAZHI_HMAC_KEY", HMAC_KEY)}
     server = None
     try:
         if os.environ.get("PREFECT_API_URL"):

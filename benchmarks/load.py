@@ -17,7 +17,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
+from benchmarks import HMAC_KEY
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 
 
 def main() -> None:

@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
-from flows.env import quiet_environment  # noqa: E402
+from benchmarks import HMAC_KEY
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
+from flows.env import quiet_environment
 
 quiet_environment()
 

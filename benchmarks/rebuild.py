@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
+from benchmarks import HMAC_KEY
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
 
 
 def main() -> None:

@@ -20,8 +20,10 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("FAZHI_HMAC_KEY", "benchmark-key-not-secret-0123456789abcdef")
-from flows.env import quiet_environment  # noqa: E402
+from benchmarks import HMAC_KEY
+
+os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
+from flows.env import quiet_environment
 
 quiet_environment()
 
@@ -34,7 +36,7 @@ def _base_rows():
     root = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
     mini.build(root)
     batch = land("enforcement", delivered_files(root / "enforcement", "json_pages"), root / "landing", set())
-    df = parser_for("enforcement")(batch, b"benchmark-key")["enforcement_act"]
+    df = parser_for("enforcement")(batch, HMAC_KEY.encode())["enforcement_act"]
     return df[~df["act_id"].str.startswith("X")].reset_index(drop=True), [mini.A, mini.B]
 
 
