@@ -16,7 +16,7 @@ province2x: 2,200 townships, 2023 (memory flatness: compared with the last provi
 national: 38,000 townships, 2023. Samples are generated once and cached in benchmarks/.cache.
 
 Each round lands the sample into a fresh home, measures the limit, then runs the pipeline's own
-steps (flows/pipeline.py: prepare, land, parse + validate, load, compute, audit + publish; the
+steps (warehouse/pipeline.py: prepare, land, parse + validate, load, compute, audit + publish; the
 parse timed apart inside parse_and_validate). Rounds are interleaved (limit, pipeline, limit,
 pipeline ...): seconds and ratios are medians over rounds, peak memory is the first round's (a
 fresh process, as a run's), and the load average is recorded at the start of each round. Per
@@ -50,7 +50,7 @@ T0 = time.perf_counter()
 from benchmarks import HMAC_KEY  # noqa: E402
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
-from flows.env import quiet_environment  # noqa: E402
+from warehouse.env import quiet_environment  # noqa: E402
 
 quiet_environment()
 
@@ -139,7 +139,7 @@ def township_list(n: int, out: Path) -> Path:
     first n of a longer list are the same townships)."""
     import pandas as pd
 
-    base = pd.read_csv(Path(__file__).parents[1] / "warehouse" / "townships_yongan.csv", dtype=str)
+    base = pd.read_csv(Path(__file__).parents[1] / "warehouse" / "demo" / "townships_yongan.csv", dtype=str)
     rows = []
     for i in range(n):
         t = base.iloc[i % len(base)]
@@ -159,7 +159,7 @@ def township_list(n: int, out: Path) -> Path:
 
 def sample_dir(scale: str, townships: Path | None = None, seed: int = DEFAULT_SEED) -> tuple[Path, float | None]:
     """The scale's sample (generated once, cached) and the seconds its generation took now."""
-    from flows.sample.generate import generate_sample
+    from warehouse.demo.sample.generate import generate_sample
 
     count, years = SCALES[scale]
     name = townships.stem if townships else scale
@@ -195,7 +195,7 @@ def one_day_of_changes(sample: Path, home: Path) -> int:
 
 def nightly_steps(settings) -> None:
     """Every step of a night, in order, as the flow runs them (without Prefect)."""
-    from flows import pipeline
+    from warehouse import pipeline
 
     pipeline.prepare_warehouse(settings)
     for source in settings.sources.values():
@@ -207,9 +207,9 @@ def nightly_steps(settings) -> None:
 
 
 def parse_and_validate(stages: Stages, settings, batch):
-    """The pipeline's parse + validate step, its parse (flows.pipeline.parse_batch) timed as
+    """The pipeline's parse + validate step, its parse (warehouse.pipeline.parse_batch) timed as
     `parse` and the rest of the step (validation, quarantine messages) as `validate`."""
-    from flows import pipeline
+    from warehouse import pipeline
 
     parse_batch, validate_from = pipeline.parse_batch, []
 
@@ -233,8 +233,8 @@ def one_round(sample: Path, incremental: bool) -> dict:
     """Land the sample in a fresh home, measure the limit, run the pipeline (and the nightly
     run after one day of changes)."""
     from benchmarks.limit import duckdb_limit
-    from flows import pipeline
-    from flows.config import load_settings, write_demo_config
+    from warehouse import pipeline
+    from warehouse.config import load_settings, write_demo_config
 
     load_average = os.getloadavg()[0]
     home = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
@@ -449,7 +449,7 @@ def main() -> None:
     global MEMORY
     MEMORY = TreeMemory()
 
-    from flows import pipeline  # noqa: F401  (imports reported apart from the stages)
+    from warehouse import pipeline  # noqa: F401  (imports reported apart from the stages)
 
     imports_s = time.perf_counter() - T0
     t = time.perf_counter()

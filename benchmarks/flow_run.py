@@ -33,8 +33,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from flows.env import quiet_environment, quiet_values
 from tests.processes import api_json, free_port, stop
+from warehouse.env import quiet_environment, quiet_values
 
 quiet_environment()
 
@@ -78,7 +78,7 @@ def start_server(root: Path, env: dict) -> tuple[str, subprocess.Popen]:
 def county_sample() -> Path:
     sample = CACHE / f"county-{SEED}"
     if not (sample / "targets.json").exists():
-        from flows.sample.generate import generate_sample
+        from warehouse.demo.sample.generate import generate_sample
 
         CACHE.mkdir(exist_ok=True)
         generate_sample(sample, seed=SEED, years=(2022, 2023, 2024))
@@ -167,7 +167,7 @@ def main() -> None:
 
     from benchmarks import HMAC_KEY
     from benchmarks.__main__ import one_day_of_changes
-    from flows.config import write_demo_config
+    from warehouse.config import write_demo_config
 
     root = Path(tempfile.mkdtemp(prefix="fazhi-flow-run-"))
     env = dict(os.environ) | quiet_values() | {"FAZHI_HMAC_KEY": os.environ.get("FAZHI_HMAC_KEY", HMAC_KEY)}

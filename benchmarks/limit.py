@@ -18,7 +18,7 @@ rows (so it reads a few rows more than the parse keeps: 0.3 % at county scale).
   a download), every visible sheet, the rows under the first row that names a field (blank rows
   skipped) into Arrow columns, inserted into DuckDB `files_per_group` files at a time; in this
   process, and also in `workers` worker processes where the pipeline's parse would use them (a
-  batch of PARALLEL_MIN_BYTES or more, flows/sources/__init__.py): the faster counts.
+  batch of PARALLEL_MIN_BYTES or more, warehouse/sources/__init__.py): the faster counts.
 
     python -m benchmarks.limit [--scale county] [--rounds 3]
 
@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING
 import duckdb
 
 if TYPE_CHECKING:
-    from flows.sources.mapping import TableMapping
+    from warehouse.sources.mapping import TableMapping
 
 JSON_SOURCES = ("enforcement", "mediation")
-# DuckDB types of the parsed tables (flows/sources/json_pages.py); other kept types are VARCHAR
+# DuckDB types of the parsed tables (warehouse/sources/json_pages.py); other kept types are VARCHAR
 TYPES = {"number": "DOUBLE", "text_list": "VARCHAR[]", "pseudonym_list": "VARCHAR[]"}
 OBJECT_SIZE = 256 * 2**20  # read_json_objects' maximum_object_size: any page of the contract fits
 HEADER_SCAN_ROWS = 15
@@ -154,7 +154,7 @@ COMPARISON = "one_json_column"  # timed by every run, reported, never the limit
 
 def json_select(source: str, method: str) -> str:
     """The query reading the source's pages (parameter `$paths`) by `method`."""
-    from flows.sources.mapping import load_mappings
+    from warehouse.sources.mapping import load_mappings
 
     (mapping,) = load_mappings()[source].values()
     return JSON_METHODS[method](mapping)
@@ -250,7 +250,7 @@ def read_workbooks(
 ) -> dict[str, int]:
     """The source's workbooks into one table per table of the source on `con` (`<table>`);
     `workers` processes when there are several groups. Returns the rows per table."""
-    from flows.sources.mapping import load_mappings
+    from warehouse.sources.mapping import load_mappings
 
     columns = {t: [(c.name, c.fields, _type(c)) for c in m.kept_columns] for t, m in load_mappings()[source].items()}
     groups = [paths[i : i + files_per_group] for i in range(0, len(paths), files_per_group)] or [[]]
@@ -310,11 +310,11 @@ class Limit:
 
 
 def duckdb_limit(batches, scratch: Path, files_per_group: int, workers: int) -> Limit:
-    """The limit for landed batches (flows.sources.landing.LandedBatch, None for a source with
+    """The limit for landed batches (warehouse.sources.landing.LandedBatch, None for a source with
     nothing landed): each source read by every FAST_JSON method (pages) or by calamine
     (workbooks: in this process, and in `workers` processes too where the pipeline's parse would
     use them), each into a fresh database file; the fastest reading of each source counts."""
-    from flows.sources import PARALLEL_MIN_BYTES
+    from warehouse.sources import PARALLEL_MIN_BYTES
 
     limit = Limit()
     for batch in batches:

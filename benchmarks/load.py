@@ -32,11 +32,11 @@ def main() -> None:
 
     from benchmarks.__main__ import CACHE
     from expectations.validate import validate_table
-    from flows.sample.generate import generate_sample
-    from flows.sources.enforcement import parse_enforcement
-    from flows.sources.landing import LandedBatch, LandedFile
     from warehouse.db import connect, migrate
+    from warehouse.demo.sample.generate import generate_sample
     from warehouse.load import BatchInfo, TableLoad, load_batch
+    from warehouse.sources.enforcement import parse_enforcement
+    from warehouse.sources.landing import LandedBatch, LandedFile
 
     sample = CACHE / "county-20231226"
     if not (sample / "targets.json").exists():
@@ -57,7 +57,7 @@ def main() -> None:
         con = connect(Path(tmp) / "bench.duckdb")
         migrate(con)
 
-        def parquet(frame, name):  # the parsed-table form the load reads (flows/sources/parsed.py)
+        def parquet(frame, name):  # the parsed-table form the load reads (warehouse/sources/parsed.py)
             path = Path(tmp) / f"{name}.parquet"
             con.register("frame", frame)
             con.execute(f"copy (select row_number() over () - 1 as _row, * from frame) to '{path}' (format parquet)")

@@ -5,7 +5,7 @@
 Both start from the same landed JSON export pages (enforcement and mediation, landed once per
 round, untimed) and an empty database, and end with every record in a table, keyed and
 de-duplicated (the latest 更新时间 of an id wins):
-- **the project**: its own steps (flows/pipeline.py): the warehouse prepared, each source parsed
+- **the project**: its own steps (warehouse/pipeline.py): the warehouse prepared, each source parsed
   (one SQL statement: identifiers hashed, personal fields dropped), validated (Great
   Expectations, imported and its suites built once before the rounds) and loaded (raw, staging,
   core with history, quarantine, the audit trail). The headline is parse + load (prepare
@@ -46,7 +46,7 @@ os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")  # not dlt's notes on colum
 from benchmarks import HMAC_KEY
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
-from flows.env import quiet_environment
+from warehouse.env import quiet_environment
 
 quiet_environment()
 
@@ -57,8 +57,8 @@ INSTALL = 'pip install -e ".[bench]"'
 def land(sample: Path, home: Path) -> tuple[object, list]:
     """A fresh home whose enforcement and mediation pages are landed (the other sources are not
     configured): the settings and the landed batches."""
-    from flows import pipeline
-    from flows.config import load_settings, write_demo_config
+    from warehouse import pipeline
+    from warehouse.config import load_settings, write_demo_config
 
     (home / "sample").symlink_to(sample.resolve())
     write_demo_config(home)
@@ -74,7 +74,7 @@ def project(settings, batches) -> tuple[dict[str, float], int]:
     `parse`, `validate` and `load` (the pipeline's own steps, timed as `python -m benchmarks`
     times them), and the records received (loaded or quarantined)."""
     from benchmarks.__main__ import Stages, parse_and_validate
-    from flows import pipeline
+    from warehouse import pipeline
 
     for path in (settings.work_db, settings.work_db.with_name(settings.work_db.name + ".wal")):
         path.unlink(missing_ok=True)  # landing wrote nothing there that the load needs: a new warehouse
@@ -93,7 +93,7 @@ def dlt_load(batches, directory: Path) -> int:
     import dlt
     from dlt.common import json
 
-    from flows.sources.mapping import load_mappings
+    from warehouse.sources.mapping import load_mappings
 
     def resource(batch):
         (mapping,) = load_mappings()[batch.source].values()

@@ -5,7 +5,7 @@ landed files (the physical limit: the pull cannot be faster than reading what it
 
 Records are the sample's enforcement records replicated with new ids (`…-R0001`), serialised
 once; the simulator runs in a forked process (its own core and interpreter lock) on loopback.
-The pull is the production code path: flows/sources/http.py `land_http` (requests Session,
+The pull is the production code path: warehouse/sources/http.py `land_http` (requests Session,
 orjson page parse, every page written to the landing batch with its sha256, duplicates counted,
 the record versions already held counted).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmarks import HMAC_KEY
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
-from flows.env import quiet_environment
+from warehouse.env import quiet_environment
 
 quiet_environment()
 
@@ -32,8 +32,8 @@ TOKEN = "benchmark-token"
 
 
 def base_records(seed: int) -> list[dict]:
-    from flows.sample.generate import generate_sample
-    from flows.sources.simulator import read_pages
+    from warehouse.demo.sample.generate import generate_sample
+    from warehouse.demo.simulator import read_pages
 
     sample = CACHE / f"county-{seed}"
     if not (sample / "targets.json").exists():
@@ -46,7 +46,7 @@ def replicate(records: list[dict], n: int):
     suffixed with its replica number (the id is unique; everything else as in the sample)."""
     import orjson
 
-    from flows.sources.simulator import RecordStore
+    from warehouse.demo.simulator import RecordStore
 
     base = [(r["更新时间"], r["行为编号"], orjson.dumps(r)) for r in records]
     keys, lines = [], []
@@ -63,7 +63,7 @@ def replicate(records: list[dict], n: int):
 
 
 def _serve(store, faults: str, port_queue, stop_event) -> None:
-    from flows.sources.simulator import Simulator
+    from warehouse.demo.simulator import Simulator
 
     sim = Simulator(
         token=TOKEN, faults=faults, stores={"enforcement": {"initial": store, "later": store}}, slow_seconds=2
@@ -105,8 +105,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20231226)
     args = ap.parse_args()
 
-    from flows.config import HttpOptions, SourceConfig
-    from flows.sources.http import land_http
+    from warehouse.config import HttpOptions, SourceConfig
+    from warehouse.sources.http import land_http
 
     t = time.perf_counter()
     records = base_records(args.seed)

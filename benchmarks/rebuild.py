@@ -32,9 +32,9 @@ def main() -> None:
     import duckdb
 
     from benchmarks.__main__ import CACHE
-    from flows.config import load_settings, write_demo_config
-    from flows.sample.generate import generate_sample
     from tests.conftest import run_steps
+    from warehouse.config import load_settings, write_demo_config
+    from warehouse.demo.sample.generate import generate_sample
 
     sample = CACHE / f"{args.townships.stem if args.townships else 'county'}-20231226"
     if not (sample / "targets.json").exists():
@@ -49,7 +49,7 @@ def main() -> None:
         run_steps(home)
         nightly_s = time.perf_counter() - t
         settings = load_settings(home)
-        from flows import pipeline
+        from warehouse import pipeline
 
         t = time.perf_counter()
         edition = pipeline.rebuild_year(settings, args.year)

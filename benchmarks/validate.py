@@ -23,15 +23,15 @@ from pathlib import Path
 from benchmarks import HMAC_KEY
 
 os.environ.setdefault("FAZHI_HMAC_KEY", HMAC_KEY)
-from flows.env import quiet_environment
+from warehouse.env import quiet_environment
 
 quiet_environment()
 
 
 def _base_rows():
-    from flows.sources import parser_for
-    from flows.sources.landing import delivered_files, land
     from tests.fixtures import mini
+    from warehouse.sources import parser_for
+    from warehouse.sources.landing import delivered_files, land
 
     root = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
     mini.build(root)

@@ -6,7 +6,7 @@ from the parsed rows and its value appended to both messages, for the columns th
 (the source's own fields, never a pseudonymised identifier; not derived flags such as
 `session_found`).
 
-A number column `x` of a spreadsheet has a companion `_unreadable_x` (flows/sources/spreadsheet.py)
+A number column `x` of a spreadsheet has a companion `_unreadable_x` (warehouse/sources/spreadsheet.py)
 holding the text where it is no number: its rule's failure stands for the row, and the other
 rules on `x` (required, range) are dropped for that row, so a clerk reads "不是数字：两小时"
 instead of "为空".

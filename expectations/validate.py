@@ -49,7 +49,7 @@ CHUNK_ROWS = 200_000  # a chunk of the widest table (enforcement_act) is ~0.5 GB
 
 
 class ChunkedTable(Protocol):
-    """A table too large for one frame (flows/sources/parsed.py ParsedTable): its row count,
+    """A table too large for one frame (warehouse/sources/parsed.py ParsedTable): its row count,
     row ranges of about chunk_rows rows that never split a township, the rows of a range
     (a frame indexed by row position), and the empty frame. Picklable: worker processes read
     their own ranges."""

@@ -124,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     socket whose peer hung up is an ordinary error of whoever wrote to it (SIGPIPE stays
     ignored, as Python sets it: never SIG_DFL, which would kill the process without a word)."""
     args = build_parser().parse_args(argv)
-    from flows.config import ConfigError
-    from flows.indicators_view import NotPublished, PublishedBusy
-    from flows.lookup import UnknownName
+    from warehouse.config import ConfigError
+    from warehouse.read.indicators import NotPublished, PublishedBusy
+    from warehouse.read.lookup import UnknownName
 
     with _signals_raise_stopped():
         try:
@@ -232,8 +232,8 @@ def _discard_stdout() -> None:
 
 
 def cmd_sample(args) -> int:
-    from flows.sample.calibration import CalibrationError
-    from flows.sample.generate import generate_sample
+    from warehouse.demo.sample.calibration import CalibrationError
+    from warehouse.demo.sample.generate import generate_sample
 
     try:
         summary = generate_sample(args.out, seed=args.seed, townships_csv=args.townships, calibration=args.calibration)
@@ -245,8 +245,8 @@ def cmd_sample(args) -> int:
 
 
 def _run_flow(home: Path) -> int:
-    from flows.alerts import RunFailed
     from flows.nightly import nightly
+    from warehouse.alerts import RunFailed
 
     try:
         result = nightly(home=str(home))
@@ -296,7 +296,7 @@ def _run_failed(exc) -> int:
     """A flow's RunFailed: its summary (what the alert says), then each failed source's own
     message for the operator; exit 3 when another writer held the database, 2 for the
     configuration, else 1."""
-    from flows.config import ConfigError
+    from warehouse.config import ConfigError
     from warehouse.lock import WriterBusy
 
     print(f"运行失败 / run failed: {exc}", file=sys.stderr)
@@ -311,9 +311,9 @@ def _run_failed(exc) -> int:
 
 
 def cmd_demo(args) -> int:
-    from flows.config import resolve_home, write_demo_config
-    from flows.sample.calibration import CalibrationError
-    from flows.sample.generate import generate_sample
+    from warehouse.config import resolve_home, write_demo_config
+    from warehouse.demo.sample.calibration import CalibrationError
+    from warehouse.demo.sample.generate import generate_sample
 
     home = resolve_home(args.home)
     _check_faults(args.faults)
@@ -324,13 +324,13 @@ def cmd_demo(args) -> int:
         return 2
     write_demo_config(home, http=True)
     print(f"样例数据 / sample data: {home / 'sample'}")
-    from flows.config import load_settings
+    from warehouse.config import load_settings
 
     with _demo_simulator(load_settings(home), args.faults):
         code = _run_flow(home)
     if code:
         return code
-    from flows.indicators_view import read_values, to_table
+    from warehouse.read.indicators import read_values, to_table
 
     settings = load_settings(home)
     print()
@@ -341,8 +341,8 @@ def cmd_demo(args) -> int:
 
 def _check_faults(faults: str) -> None:
     """Each comma-separated fault profile must be one the simulator knows (UnknownName)."""
-    from flows.lookup import check
-    from flows.sources.simulator import PROFILES
+    from warehouse.demo.simulator import PROFILES
+    from warehouse.read.lookup import check
 
     for profile in [p.strip() for p in faults.split(",") if p.strip()] or ["none"]:
         check("故障模式", "fault profile", profile, PROFILES)
@@ -359,7 +359,7 @@ def _demo_simulator(settings, faults: str):
     import os
     import secrets
 
-    from flows.sources.simulator import Simulator
+    from warehouse.demo.simulator import Simulator
 
     token = secrets.token_urlsafe(24)
     slow = max(s.http.read_timeout for s in http) + 1.0
@@ -387,7 +387,7 @@ def cmd_simulate(args) -> int:
     import os
     import secrets
 
-    from flows.sources.simulator import serve
+    from warehouse.demo.simulator import serve
 
     _check_faults(args.faults)
     token = args.token or os.environ.get("FAZHI_SIMULATOR_TOKEN")
@@ -403,8 +403,8 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_template(args) -> int:
-    from flows.config import ConfigError, load_settings, resolve_home
-    from flows.sources.templates import write_template
+    from warehouse.config import ConfigError, load_settings, resolve_home
+    from warehouse.sources.templates import write_template
 
     try:
         townships = load_settings(resolve_home(args.home)).townships_csv
@@ -416,7 +416,7 @@ def cmd_template(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from flows.config import load_settings, resolve_home
+    from warehouse.config import load_settings, resolve_home
 
     home = resolve_home(args.home)
     _check_tokens(load_settings(home))  # clear errors before Prefect starts
@@ -429,7 +429,7 @@ def _check_tokens(settings) -> None:
     own simulator's token to the run it starts)."""
     import os
 
-    from flows.config import MissingToken
+    from warehouse.config import MissingToken
 
     missing = [
         s
@@ -447,8 +447,8 @@ def _check_tokens(settings) -> None:
 
 
 def cmd_indicators(args) -> int:
-    from flows.config import load_settings, resolve_home
-    from flows.indicators_view import read_values, to_csv, to_json, to_table
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.read.indicators import read_values, to_csv, to_json, to_table
 
     settings = load_settings(resolve_home(args.home))
     rows = read_values(settings.published_db, args.year, args.township, args.edition)
@@ -470,8 +470,8 @@ def cmd_indicators(args) -> int:
 def cmd_explain(args) -> int:
     import json
 
-    from flows.config import load_settings, resolve_home
-    from flows.indicators_view import display, pad, read_evidence
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.read.indicators import display, pad, read_evidence
 
     settings = load_settings(resolve_home(args.home))
     values, records = read_evidence(settings.published_db, args.year, args.township, args.indicator)
@@ -514,12 +514,12 @@ def cmd_rollup(args) -> int:
 
 
 def cmd_rebuild(args) -> int:
-    from flows.config import load_settings, resolve_home
+    from warehouse.config import load_settings, resolve_home
 
     home = resolve_home(args.home)
     load_settings(home)
-    from flows.alerts import RunFailed
     from flows.rebuild import year_end_rebuild
+    from warehouse.alerts import RunFailed
 
     try:
         result = year_end_rebuild(year=args.year, home=str(home))
@@ -530,8 +530,8 @@ def cmd_rebuild(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    from flows.config import load_settings, resolve_home
-    from flows.quarantine_view import read_open, to_json, to_table
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.read.quarantine import read_open, to_json, to_table
 
     settings = load_settings(resolve_home(args.home))
     rows = read_open(settings.published_db, args.source, args.township, tuple(settings.sources))
@@ -543,11 +543,11 @@ def cmd_accept_extract(args) -> int:
     import getpass
     from datetime import UTC, datetime
 
-    from flows.config import load_settings, resolve_home
-    from flows.lookup import check
     from warehouse.acceptance import AcceptanceRefused, accept_extract
+    from warehouse.config import load_settings, resolve_home
     from warehouse.db import open_work_db
     from warehouse.lock import WriterBusy, writer_lock
+    from warehouse.read.lookup import check
 
     settings = load_settings(resolve_home(args.home))
     check("数据源", "source", args.source, settings.sources, within=("", f"in {settings.home / 'fazhi.toml'}"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flows.env import quiet_environment
+from warehouse.env import quiet_environment
 
 quiet_environment()
 
@@ -16,9 +16,10 @@ from prefect.futures import as_completed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from expectations.validate import warm_up  # noqa: E402
-from flows import alerts, orchestration, pipeline, validation_report  # noqa: E402
-from flows.config import Settings, load_settings, resolve_home  # noqa: E402
+from flows import orchestration, validation_report  # noqa: E402
+from warehouse import alerts, pipeline  # noqa: E402
 from warehouse.audit import AuditFailed  # noqa: E402
+from warehouse.config import Settings, load_settings, resolve_home  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
 # Great Expectations' import and suites (~5-8 s) are paid once when this module is imported (the
@@ -83,7 +84,7 @@ def nightly(home: str | None = None) -> dict:
     processes with `[orchestration] task_runner = "dask"`), loaded one batch at a time (one
     writer), then compute, audits, publish. Holds the shared writer slot and the file lock for
     the whole write. A failed run raises RunFailed, whose message (the run's final state
-    message) names each failed source and its cause class, and alerts once (flows/alerts.py)."""
+    message) names each failed source and its cause class, and alerts once (warehouse/alerts.py)."""
     run_id = pipeline.new_run_id()
     logger = get_run_logger()
     report = pipeline.RunReport(run_id, datetime.now(UTC).isoformat())

@@ -40,7 +40,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flows.config import ConfigError, Settings
+from warehouse.config import ConfigError, Settings
 
 log = logging.getLogger("fazhi.orchestration")
 
@@ -110,8 +110,8 @@ def prepare_deployment(limit: str = WRITER_LIMIT, home: str | None = None) -> di
 
 
 def _deployment_alerts(home: str | None) -> str:
-    from flows.alerts import URL_ENV, webhook_config
-    from flows.config import CONFIG_NAME, load_settings, resolve_home
+    from warehouse.alerts import URL_ENV, webhook_config
+    from warehouse.config import CONFIG_NAME, load_settings, resolve_home
 
     where = resolve_home(home)
     extra = load_settings(where).extra if (where / CONFIG_NAME).exists() else {}
@@ -132,7 +132,7 @@ ALERTED_FLOWS = ("nightly", "year-end-rebuild", "province-rollup")
 
 def ensure_alert_automation(url: str, keyword: str = "", home: str = "$FAZHI_HOME") -> None:
     """The server-side alert: a Webhook block holding the robot's URL (a secret: it carries the
-    robot's key), and the automation `fazhi-run-alert` that posts flows/alerts.py's message
+    robot's key), and the automation `fazhi-run-alert` that posts warehouse/alerts.py's message
     through it once for every deployment run of the project's flows that ends Failed or
     Crashed. The server sends it, so a run whose process was killed alerts too. Re-running
     replaces both (a changed URL or keyword)."""
@@ -141,7 +141,7 @@ def ensure_alert_automation(url: str, keyword: str = "", home: str = "$FAZHI_HOM
     from prefect.events.actions import CallWebhook
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-    from flows.alerts import automation_payload
+    from warehouse.alerts import automation_payload
 
     headers = {"Content-Type": "application/json; charset=utf-8"}
     block_id = Webhook(method="POST", url=url, headers=headers).save(ALERT_WEBHOOK_BLOCK, overwrite=True)
@@ -196,7 +196,7 @@ def alert_failure(settings: Settings | None, flow: str, summary: str, logger=Non
     """A failed run's one alert: left to the server's automation where it will send it, else
     sent from here (`settings` None: the configuration could not be read; the webhook may still
     come from the environment)."""
-    from flows import alerts
+    from warehouse import alerts
 
     if server_alerts_on():
         (logger or log).info("the Prefect server's automation %r alerts for this run", ALERT_AUTOMATION)
@@ -212,11 +212,11 @@ def retry_unless_permanent(_task, _task_run, state) -> bool:
     """`retry_condition_fn` of the pull task: an error another try cannot fix (the token refused
     or missing, a 4xx, the configuration) is not retried by Prefect, as the HTTP client does
     not retry it either (docs/sources.md); nor is a pull refused for its bounds or for hostile
-    paging (deadline, page cap, cursor cycle, size, redirect: flows/sources/http.py
+    paging (deadline, page cap, cursor cycle, size, redirect: warehouse/sources/http.py
     NOT_RETRIED), which a retry would repeat while holding the night."""
-    from flows.alerts import cause_of
-    from flows.sources.http import NOT_RETRIED
-    from flows.sources.mapping import SourceError
+    from warehouse.alerts import cause_of
+    from warehouse.sources.http import NOT_RETRIED
+    from warehouse.sources.mapping import SourceError
 
     exc = state.data if isinstance(state.data, BaseException) else None
     if isinstance(exc, SourceError) and exc.rule in NOT_RETRIED:
@@ -245,10 +245,10 @@ class _NoTracebackForExpected(logging.Filter):
 
 
 def _expected() -> tuple[type[BaseException], ...]:
-    from flows.alerts import RunFailed
-    from flows.sources.mapping import SourceError
+    from warehouse.alerts import RunFailed
     from warehouse.audit import AuditFailed
     from warehouse.lock import WriterBusy
+    from warehouse.sources.mapping import SourceError
 
     return (RunFailed, SourceError, ConfigError, WriterBusy, AuditFailed)
 
@@ -340,10 +340,10 @@ def describe_task_runner(choice: dict) -> str:
 def dask_task_runner(choice: dict):
     """The Dask task runner for a "dask" choice. A local cluster listens on loopback only (free
     ports), has no dashboard, and its worker processes (one thread each) get the quiet
-    environment of flows/env.py explicitly."""
+    environment of warehouse/env.py explicitly."""
     from prefect_dask import DaskTaskRunner
 
-    from flows.env import quiet_values
+    from warehouse.env import quiet_values
 
     if "address" in choice:
         return DaskTaskRunner(address=choice["address"])
@@ -434,8 +434,8 @@ def _fmt(value) -> str:
 def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
     """Markdown: per year, one row per indicator, the county's value then each township's (a
     missing figure's status in words)."""
-    from flows.indicators_view import STATUS_WORDS
     from warehouse.db import connect
+    from warehouse.read.indicators import STATUS_WORDS
 
     con = connect(db)  # the working database, which this run holds
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.env import quiet_environment
+from warehouse.env import quiet_environment
 
 quiet_environment()
 

@@ -3,7 +3,7 @@ audit and publish. Runs on a January schedule for the year just ended and on dem
 
 from __future__ import annotations
 
-from flows.env import quiet_environment
+from warehouse.env import quiet_environment
 
 quiet_environment()
 
@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta, timezone  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from flows import alerts, orchestration, pipeline  # noqa: E402
-from flows.config import Settings, load_settings, resolve_home  # noqa: E402
+from flows import orchestration  # noqa: E402
+from warehouse import alerts, pipeline  # noqa: E402
 from warehouse.audit import AuditFailed  # noqa: E402
+from warehouse.config import Settings, load_settings, resolve_home  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
 CHINA = timezone(timedelta(hours=8))

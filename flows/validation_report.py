@@ -1,4 +1,4 @@
-"""The run's validation report (expectations/report.py) and its Prefect markdown artifact.
+"""The run's validation report (warehouse/reports/validation.py) and its Prefect markdown artifact.
 
 Called by the nightly flow after loading and computing, before publishing (so a run whose
 audits block the publish still leaves its report). A report that cannot be written is logged
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flows.config import Settings
+from warehouse.config import Settings
 
 
 def reports_dir(settings: Settings):
@@ -20,8 +20,8 @@ def write_and_publish(settings: Settings, run_report, logger: logging.Logger | l
     """Write `reports/validation/<run_id>.html` (and latest.html); publish the summary as a
     Prefect markdown artifact. Returns the report's path, or 'failed: …'."""
     try:
-        from expectations.report import render_markdown, write_report
         from warehouse.db import open_work_db
+        from warehouse.reports.validation import render_markdown, write_report
 
         con = open_work_db(settings.work_db)
         try:

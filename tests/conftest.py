@@ -35,8 +35,8 @@ def make_mini_home(root: Path) -> Path:
 
 def run_steps(home: Path) -> PipelineRun:
     """Every pipeline step, in order, without Prefect."""
-    from flows import pipeline
-    from flows.config import load_settings
+    from warehouse import pipeline
+    from warehouse.config import load_settings
 
     settings = load_settings(home)
     pipeline.prepare_warehouse(settings)

@@ -34,7 +34,7 @@ class BatchInfo:
     advances_watermark: bool = False  # HTTP pulls: the watermark moves over the loaded rows (audit.watermark)
     supersede: str | None = None  # spreadsheet drops: file_name | township_year (warehouse/supersede.py)
     # spreadsheet drops: each file's outcome (file_name, township_code, report_year, status parsed |
-    # refused, rows) and the issues found in the files (flows/sources/township_files.py)
+    # refused, rows) and the issues found in the files (warehouse/sources/township_files.py)
     spreadsheet_files: pd.DataFrame | None = None
     file_issues: pd.DataFrame | None = None
 
@@ -191,7 +191,7 @@ def _load_table(
     path = str(t.rows_path)
     # every parsed column but the bookkeeping ones: a row's type errors stay in its quarantine entry;
     # `_unreadable_<column>` is a number column's text as written where it is no number (validated
-    # and quoted in the quarantine message, flows/sources/spreadsheet.py), not a raw column
+    # and quoted in the quarantine message, warehouse/sources/spreadsheet.py), not a raw column
     con.execute(
         f"insert into raw.{t.table} by name select $batch_id as _batch_id, "
         "columns(lambda c: c not in ('_row', '_type_errors') and not starts_with(c, '_unreadable_')) "

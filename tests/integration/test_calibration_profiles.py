@@ -25,8 +25,8 @@ targets:
 
 
 def test_custom_profile_is_reproduced(tmp_path):
-    from flows.config import write_demo_config
-    from flows.sample.generate import generate_sample
+    from warehouse.config import write_demo_config
+    from warehouse.demo.sample.generate import generate_sample
 
     profile = tmp_path / "profile.yaml"
     profile.write_text(PROFILE, encoding="utf-8")

@@ -78,10 +78,10 @@ def fazhi(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedPr
 def test_fazhi_simulate_serves_every_fault_profile_until_it_is_stopped(mini_data, profile):
     """Pulled with a read timeout shorter than the simulator's slow response, `fazhi simulate`
     meets clients that hung up (it used to die of SIGPIPE, silently, at the first one)."""
-    from flows.config import HttpOptions
-    from flows.sources.http import HttpPuller
-    from flows.sources.mapping import SourceError
-    from flows.sources.simulator import PROFILES
+    from warehouse.config import HttpOptions
+    from warehouse.demo.simulator import PROFILES
+    from warehouse.sources.http import HttpPuller
+    from warehouse.sources.mapping import SourceError
 
     assert profile in PROFILES
     proc, url = simulate(mini_data, profile)

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from flows.config import HttpOptions, load_settings
-from flows.sources.http import HttpPuller
-from flows.sources.mapping import SourceError
-from flows.sources.simulator import Simulator
 from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
+from warehouse.config import HttpOptions, load_settings
+from warehouse.demo.simulator import Simulator
+from warehouse.sources.http import HttpPuller
+from warehouse.sources.mapping import SourceError
 
 TOKEN = "tok-9f3c1e77b2d54a08-never-log-me"
 MART = "select * from mart.indicator_value order by all"
@@ -60,7 +60,7 @@ def _token_env(monkeypatch):
 def run_all(home: Path, publish: bool = True) -> dict:
     """Every step; a failing source is recorded and the others go on (as the nightly flow).
     Without `publish`, only land, parse, validate and load."""
-    from flows import pipeline
+    from warehouse import pipeline
 
     settings = load_settings(home)
     pipeline.prepare_warehouse(settings)

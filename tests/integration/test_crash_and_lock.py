@@ -2,7 +2,7 @@
 
 The runs are real `fazhi` subprocesses talking to the session's Prefect test server. After a kill
 at any step and a normal run, the analyst database, its Parquet copy and the editions equal an
-uninterrupted run's (flows/pipeline.py CRASH_POINTS)."""
+uninterrupted run's (warehouse/pipeline.py CRASH_POINTS)."""
 
 from __future__ import annotations
 

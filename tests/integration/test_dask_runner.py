@@ -24,7 +24,7 @@ DASK = '[orchestration]\ntask_runner = "dask"\ndask_workers = 2\n'
 
 
 def _settings(tmp_path, orchestration: str):
-    from flows.config import load_settings
+    from warehouse.config import load_settings
 
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -33,8 +33,8 @@ def _settings(tmp_path, orchestration: str):
 
 
 def test_fazhi_toml_chooses_the_task_runner(tmp_path):
-    from flows.config import ConfigError
     from flows.orchestration import describe_task_runner, task_runner_choice
+    from warehouse.config import ConfigError
 
     assert task_runner_choice(_settings(tmp_path, "")) == {"kind": "threads"}
     assert task_runner_choice(_settings(tmp_path, '[orchestration]\ntask_runner = "dask"')) == {
@@ -133,8 +133,8 @@ def test_the_local_cluster_is_processes_on_loopback_with_the_quiet_environment(m
     """What the runner starts for `dask_workers = 2`: two worker processes of one thread each,
     every listening socket on loopback, no dashboard, the quiet environment inside the workers
     (given to them explicitly: here this process does not have it)."""
-    from flows.env import QUIET
     from flows.orchestration import dask_task_runner
+    from warehouse.env import QUIET
 
     for key in QUIET:
         monkeypatch.delenv(key, raising=False)

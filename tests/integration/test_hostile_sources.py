@@ -23,14 +23,14 @@ from pathlib import Path
 import pytest
 
 from expectations.validate import load_suite_doc
-from flows.config import HttpOptions
-from flows.sources.http import HttpPuller
-from flows.sources.mapping import SourceError
-from flows.sources.simulator import Simulator
 from tests.conftest import query
 from tests.fixtures import mini
 from tests.hostile_source import HostileSource, gzip_bomb
 from tests.integration.test_connectors import MART, TOKEN, http_home, run_all
+from warehouse.config import HttpOptions
+from warehouse.demo.simulator import Simulator
+from warehouse.sources.http import HttpPuller
+from warehouse.sources.mapping import SourceError
 
 # values planted in the hostile input: none may leave the landing zone's page files
 PLANTED_ID = "11010519491231002X"

@@ -31,7 +31,7 @@ def add_config(home: Path, text: str) -> None:
 
 
 def test_alert_message_is_a_robot_text_message_without_personal_data():
-    from flows.alerts import build_message, failure_summary
+    from warehouse.alerts import build_message, failure_summary
     from warehouse.audit import AuditFailed
 
     sources = {
@@ -57,11 +57,11 @@ def test_alert_message_is_a_robot_text_message_without_personal_data():
 def test_each_failure_has_its_cause_class():
     """A wrong token and a source outage read differently (auth, unreachable), and so on for every
     class the alerts table of docs/operations.md explains."""
-    from flows.alerts import CAUSES, cause_of, failure_summary
-    from flows.config import ConfigError, MissingToken
-    from flows.sources.mapping import SourceError
+    from warehouse.alerts import CAUSES, cause_of, failure_summary
     from warehouse.audit import AuditFailed
+    from warehouse.config import ConfigError, MissingToken
     from warehouse.lock import WriterBusy
+    from warehouse.sources.mapping import SourceError
 
     def refused(rule: str) -> SourceError:
         return SourceError("enforcement", "page 1", "x", "x", rule)
@@ -90,7 +90,7 @@ def test_each_failure_has_its_cause_class():
 
 
 def test_operations_doc_explains_every_cause_class():
-    from flows.alerts import CAUSES
+    from warehouse.alerts import CAUSES
 
     doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
     section = doc.split("### Alerts and what each means", 1)[1].split("\n#", 1)[0]
@@ -101,7 +101,7 @@ def test_operations_doc_explains_every_cause_class():
 
 
 def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch):
-    from flows.alerts import send_failure_alert
+    from warehouse.alerts import send_failure_alert
 
     monkeypatch.delenv("FAZHI_ALERT_WEBHOOK_URL", raising=False)
     # nothing listens on a free port: the alert cannot be delivered
@@ -196,7 +196,7 @@ def test_a_refused_token_is_not_retried_and_reads_as_auth(prefect_harness, tmp_p
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.nightly import nightly
-    from flows.sources.simulator import Simulator
+    from warehouse.demo.simulator import Simulator
 
     home = make_mini_home(tmp_path / "home")
     with Simulator(home / "data", token="the-right-token") as sim:  # mediation pulled over HTTP

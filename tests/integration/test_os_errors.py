@@ -37,8 +37,8 @@ def fill(mount: Path) -> None:
 
 
 def test_a_load_on_a_full_disk_says_the_disk_is_full(disk):
-    from flows import pipeline
-    from flows.config import load_settings
+    from warehouse import pipeline
+    from warehouse.config import load_settings
 
     home = make_mini_home(disk / "home")
     settings = load_settings(home)

@@ -31,8 +31,8 @@ def _townships(path, codes):
 
 
 def _home(root, codes):
-    from flows.config import write_demo_config
-    from flows.sample.generate import generate_sample
+    from warehouse.config import write_demo_config
+    from warehouse.demo.sample.generate import generate_sample
 
     root.mkdir(parents=True)
     generate_sample(root / "sample", townships_csv=_townships(root / "t.csv", codes), years=(2023,))

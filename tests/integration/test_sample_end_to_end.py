@@ -44,9 +44,9 @@ SEED_RANGES = {"MED02": (0.98, 0.99), "MED03": (0.90, 0.91)}
 
 @pytest.fixture(scope="session")
 def sample_home(tmp_path_factory, prefect_harness) -> Path:
-    from flows.config import write_demo_config
     from flows.nightly import nightly
-    from flows.sample.generate import generate_sample
+    from warehouse.config import write_demo_config
+    from warehouse.demo.sample.generate import generate_sample
 
     home = tmp_path_factory.mktemp("demo")
     generate_sample(home / "sample")
@@ -157,8 +157,8 @@ def test_second_run_changes_nothing(sample_home):
 
 
 def test_year_end_rebuild_edition_1_reproduces_the_report(sample_home):
-    from flows.indicators_view import read_values
     from flows.rebuild import year_end_rebuild
+    from warehouse.read.indicators import read_values
 
     result = year_end_rebuild(year=2023, home=str(sample_home))
     assert result["edition"] == 1 and result["matches_nightly"] and result["changed_values"] == 0

@@ -263,7 +263,7 @@ def test_a_re_sent_return_replaces_the_earlier_one_whole(phase2):
 
 
 def test_no_name_or_number_from_the_files_reaches_any_output(phase1):
-    from expectations.report import write_report
+    from warehouse.reports.validation import write_report
 
     home = phase1.home
     con = duckdb.connect(str(home / "work.duckdb"))
@@ -321,7 +321,7 @@ class Templates:
 def templates(tmp_path_factory, office_files) -> Templates:
     import openpyxl
 
-    from flows.sources.templates import write_template
+    from warehouse.sources.templates import write_template
 
     root = tmp_path_factory.mktemp("templates")
     towns = corpus.townships_csv(root / "townships.csv")
@@ -413,8 +413,8 @@ def test_returns_template_lists_item_codes_and_names_the_traps(templates):
 
 
 def test_a_filled_in_template_saved_by_libreoffice_reads_without_its_example_row(templates):
-    from flows.sources.landing import LandedBatch, LandedFile
-    from flows.sources.training import parse_training
+    from warehouse.sources.landing import LandedBatch, LandedFile
+    from warehouse.sources.training import parse_training
 
     path = templates.filled_by_office
     batch = LandedBatch("training", "b", path.parent, [LandedFile(path.name, path, "x", 1)], "now")

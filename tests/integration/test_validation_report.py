@@ -21,7 +21,7 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser") if sh
 
 @pytest.fixture(scope="module")
 def report(mini_run, tmp_path_factory):
-    from expectations.report import write_report
+    from warehouse.reports.validation import write_report
 
     reports = tmp_path_factory.mktemp("reports") / "validation"
     con = duckdb.connect(str(mini_run.settings.work_db), read_only=True)
@@ -61,7 +61,7 @@ def test_report_is_self_contained(report):
 
 
 def test_report_stops_are_explained(mini_run, tmp_path):
-    from expectations.report import collect, render_html, render_markdown
+    from warehouse.reports.validation import collect, render_html, render_markdown
 
     con = duckdb.connect(str(mini_run.settings.work_db), read_only=True)
     try:
@@ -75,13 +75,14 @@ def test_report_stops_are_explained(mini_run, tmp_path):
 
 
 def test_report_failure_does_not_fail_the_run(mini_run, monkeypatch, caplog):
-    import expectations.report
-    from flows import pipeline, validation_report
+    import warehouse.reports.validation
+    from flows import validation_report
+    from warehouse import pipeline
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(expectations.report, "write_report", broken)
+    monkeypatch.setattr(warehouse.reports.validation, "write_report", broken)
     run = pipeline.RunReport("run-broken", "2024-01-01T00:00:00")
     with caplog.at_level(logging.ERROR, logger="fazhi-test"):
         got = validation_report.write_and_publish(mini_run.settings, run, logging.getLogger("fazhi-test"))

@@ -143,7 +143,7 @@ def test_unknown_names_are_refused_naming_the_valid_ones_and_the_nearest(mini_ru
 
 
 def test_run_on_a_demo_home_names_the_missing_tokens_before_any_pull(tmp_path):
-    from flows.config import write_demo_config
+    from warehouse.config import write_demo_config
 
     write_demo_config(tmp_path, http=True)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN")}

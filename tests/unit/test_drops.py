@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-from flows.sources.landing import LandedBatch, LandedFile, sha256_file
-from flows.sources.mapping import SourceError, table_mapping
-from flows.sources.returns import parse_returns
-from flows.sources.spreadsheet import extract_table, read_workbook
-from flows.sources.templates import RETURN_HEADER, TRAINING_SHEETS, write_template
-from flows.sources.training import parse_training
 from tests.conftest import make_mini_home, query, run_steps
 from tests.fixtures import mini
+from warehouse.sources.landing import LandedBatch, LandedFile, sha256_file
+from warehouse.sources.mapping import SourceError, table_mapping
+from warehouse.sources.returns import parse_returns
+from warehouse.sources.spreadsheet import extract_table, read_workbook
+from warehouse.sources.templates import RETURN_HEADER, TRAINING_SHEETS, write_template
+from warehouse.sources.training import parse_training
 
 KEY = b"test-key"
 A = mini.A
@@ -238,7 +238,7 @@ def test_a_corrected_delivery_supersedes_the_old_version(tmp_path, supersede, co
 
 
 def test_an_unknown_supersede_setting_is_a_clear_configuration_error(tmp_path):
-    from flows.config import ConfigError, load_settings
+    from warehouse.config import ConfigError, load_settings
 
     home = make_mini_home(tmp_path / "home")
     with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:

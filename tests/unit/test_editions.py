@@ -24,8 +24,8 @@ def home(tmp_path):
 
 
 def _rebuild(home, year=2023):
-    from flows import pipeline
-    from flows.config import load_settings
+    from warehouse import pipeline
+    from warehouse.config import load_settings
 
     settings = load_settings(home)
     edition = pipeline.rebuild_year(settings, year)
@@ -82,7 +82,7 @@ def test_rebuild_editions_change_log_and_old_editions_kept(home):
     )[0]
     assert "previous edition" in comment and "year" not in comment
     # edition 1 still reads the old figure; the current values and edition 3 the new one
-    from flows.indicators_view import read_values
+    from warehouse.read.indicators import read_values
 
     def enf07(edition):
         rows = read_values(published, 2023, mini.A, edition)

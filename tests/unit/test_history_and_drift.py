@@ -82,7 +82,7 @@ def test_correction_versions_record_and_resolves_quarantine(fresh_run):
 
 def test_replaying_a_batch_changes_nothing(fresh_run):
     """Loading the same landed batch again (e.g. a retried task after its load committed)."""
-    from flows import pipeline
+    from warehouse import pipeline
 
     settings = fresh_run.settings
     tables = [
@@ -140,9 +140,9 @@ def test_schema_drift_stops_only_that_source(tmp_path):
 def test_drift_means_absent_from_every_record_not_only_from_each_page_s_first(tmp_path):
     """The drift check looks at each page's first record before reading all records: a field
     missing there but present further down a page is not drift."""
-    from flows.sources import parser_for
-    from flows.sources.landing import delivered_files, land
-    from flows.sources.mapping import SourceError
+    from warehouse.sources import parser_for
+    from warehouse.sources.landing import delivered_files, land
+    from warehouse.sources.mapping import SourceError
 
     good, _ = mini.enforcement_records()
     good = [r for r in good if r.get("行为类型")][:4]

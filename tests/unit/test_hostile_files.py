@@ -1,6 +1,6 @@
 """Hostile and broken drop-folder files are refused by name before calamine parses them, and
-drop folders never follow links nor read lock or hidden files (flows/sources/workbook_guard.py,
-flows/sources/landing.py). The whole run under a memory cap: tests/integration/test_hostile_input.py."""
+drop folders never follow links nor read lock or hidden files (warehouse/sources/workbook_guard.py,
+warehouse/sources/landing.py). The whole run under a memory cap: tests/integration/test_hostile_input.py."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.sources import workbook_guard
-from flows.sources.landing import land, scan_drop
-from flows.sources.mapping import SourceError
-from flows.sources.workbook_guard import SheetExtent, check_workbook
 from tests.fixtures import hostile, mini
+from warehouse.sources import workbook_guard
+from warehouse.sources.landing import land, scan_drop
+from warehouse.sources.mapping import SourceError
+from warehouse.sources.workbook_guard import SheetExtent, check_workbook
 
 
 def _refusal(path: Path) -> SourceError:
@@ -42,8 +42,8 @@ def test_read_workbook_refuses_it_in_a_process_that_survives(tmp_path):
     code = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
         "from pathlib import Path\n"
-        "from flows.sources.mapping import SourceError\n"
-        "from flows.sources.spreadsheet import read_workbook\n"
+        "from warehouse.sources.mapping import SourceError\n"
+        "from warehouse.sources.spreadsheet import read_workbook\n"
         "try:\n"
         "    read_workbook(Path(sys.argv[1]), 'training')\n"
         "except SourceError as exc:\n"

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import requests
 
-from flows.config import ConfigError, HttpOptions, load_settings
-from flows.sources.http import HttpPuller, _retry_after
-from flows.sources.json_pages import parse_json_pages
-from flows.sources.landing import LandedBatch, LandedFile, sha256_file
-from flows.sources.mapping import SourceError, check_overrides, table_mapping
+from warehouse.config import ConfigError, HttpOptions, load_settings
+from warehouse.sources.http import HttpPuller, _retry_after
+from warehouse.sources.json_pages import parse_json_pages
+from warehouse.sources.landing import LandedBatch, LandedFile, sha256_file
+from warehouse.sources.mapping import SourceError, check_overrides, table_mapping
 
 TOKEN = "unit-token-do-not-print"
 
@@ -184,10 +184,10 @@ def test_json_pages_keep_one_row_per_record_the_latest(tmp_path):
 def test_certificate_lists_hashed_element_by_element_and_repeats_found(tmp_path):
     import duckdb
 
-    from flows.sources.enforcement import parse_enforcement
-    from flows.sources.json_pages import _repeats
-    from flows.sources.pseudonym import pseudonym
     from tests.fixtures import mini
+    from warehouse.sources.enforcement import parse_enforcement
+    from warehouse.sources.json_pages import _repeats
+    from warehouse.sources.pseudonym import pseudonym
 
     good, _ = mini.enforcement_records()
     lists = [["B1", "A1", "B1"], [], None, ["A1", None, " "], ["C1"]]
@@ -276,7 +276,7 @@ def test_amounts_are_read_exactly_in_chinese_formats_or_flagged(tmp_path):
 
 
 def test_error_texts_withhold_record_values():
-    from flows.sources.json_pages import withhold_values
+    from warehouse.sources.json_pages import withhold_values
 
     text = 'Conversion Error: Expected ARRAY, but got VARCHAR: "350481198001011234"\nLINE 1: select …'
     assert withhold_values(text) == "Conversion Error: Expected ARRAY, but got VARCHAR: «…»"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.config import ConfigError, load_settings
 from tests.conftest import make_mini_home, query, run_steps
+from warehouse.config import ConfigError, load_settings
 
 KEY = "test-key-not-secret-0123456789abcdef"
 OTHER_KEY = "another-key-also-not-secret-0123456789"
@@ -51,7 +51,7 @@ def test_the_environment_and_the_key_file_must_agree(home, monkeypatch):
 
 
 def test_the_demo_writes_no_key_file_beside_an_environment_key(tmp_path, monkeypatch):
-    from flows.config import write_demo_config
+    from warehouse.config import write_demo_config
 
     write_demo_config(tmp_path / "with-env")
     assert not (tmp_path / "with-env" / "secrets" / "hmac.key").exists()
@@ -61,7 +61,7 @@ def test_the_demo_writes_no_key_file_beside_an_environment_key(tmp_path, monkeyp
 
 
 def test_another_key_stops_the_run_and_the_re_key_procedure_starts_a_new_warehouse(home, monkeypatch):
-    from flows import pipeline
+    from warehouse import pipeline
     from warehouse.db import open_work_db
 
     run_steps(home)

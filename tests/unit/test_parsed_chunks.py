@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from expectations.validate import validate_table
-from flows.sources import parse_batch, parser_for
-from flows.sources.landing import delivered_files, land
-from flows.sources.spreadsheet import _cell_text, cells_to_text
-from flows.sources.township_files import FILES_TABLE, ISSUES_TABLE
 from tests.fixtures import mini
+from warehouse.sources import parse_batch, parser_for
+from warehouse.sources.landing import delivered_files, land
+from warehouse.sources.spreadsheet import _cell_text, cells_to_text
+from warehouse.sources.township_files import FILES_TABLE, ISSUES_TABLE
 
 KEY = b"test-key-not-secret"
 PARAMS = {"township_codes": [mini.A, mini.B], "first_year": 2022, "last_year": 2026}
@@ -69,7 +69,7 @@ def test_chunked_validation_equals_whole_frame_validation(batches, source):
 
 
 def test_duplicates_within_a_township_are_caught_across_chunks(batches, tmp_path):
-    from flows.sources.parsed import ParsedSink
+    from warehouse.sources.parsed import ParsedSink
 
     root, landed = batches
     df = parse_batch(landed["training"], KEY, root / "dups")["training_session"].frame()
@@ -97,7 +97,7 @@ def test_cells_become_text_column_wise_as_one_by_one():
 
 
 def test_cells_become_normalised_text_in_one_pass_as_in_two():
-    from flows.sources.spreadsheet import normal_text, normalise_text
+    from warehouse.sources.spreadsheet import normal_text, normalise_text
 
     for column in (
         ["Ｓ１", " S1 ", "\u3000", "", None, "张三", "S1"],  # text only: full-width, blank, repeats
@@ -159,9 +159,9 @@ def test_each_run_checks_townships_against_its_own_list_in_workers_too(batches, 
 @pytest.fixture
 def parallel_for_any_bytes(monkeypatch):
     """Worker processes for the mini county's small workbooks (else parsed in this process)."""
-    import flows.sources
+    import warehouse.sources
 
-    monkeypatch.setattr(flows.sources, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(warehouse.sources, "PARALLEL_MIN_BYTES", 0)
 
 
 def test_groups_parsed_by_worker_processes_give_the_same_tables(batches, parallel_for_any_bytes):
@@ -175,16 +175,16 @@ def test_groups_parsed_by_worker_processes_give_the_same_tables(batches, paralle
 
 
 def test_a_small_batch_is_parsed_in_this_process_whatever_the_workers(batches, tmp_path, monkeypatch):
-    import flows.sources
+    import warehouse.sources
 
     def no_processes(*args, **kwargs):
         raise AssertionError("worker processes started for a small batch")
 
     root, landed = batches
-    monkeypatch.setattr(flows.sources, "ProcessPoolExecutor", no_processes)
+    monkeypatch.setattr(warehouse.sources, "ProcessPoolExecutor", no_processes)
     parsed = parse_batch(landed["returns"], KEY, tmp_path / "small", files_per_group=1, workers=2)
     assert parsed["annual_return_item"].rows > 0
-    monkeypatch.setattr(flows.sources, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(warehouse.sources, "PARALLEL_MIN_BYTES", 0)
     with pytest.raises(AssertionError, match="worker processes started"):
         parse_batch(landed["returns"], KEY, tmp_path / "large", files_per_group=1, workers=2)
 
@@ -192,7 +192,7 @@ def test_a_small_batch_is_parsed_in_this_process_whatever_the_workers(batches, t
 def test_a_bad_file_in_a_worker_process_is_refused_alone_by_name(batches, tmp_path, parallel_for_any_bytes):
     from dataclasses import replace
 
-    from flows.sources.landing import LandedFile
+    from warehouse.sources.landing import LandedFile
 
     root, landed = batches
     bad = tmp_path / "350481103_2023_年度报表.xlsx"
@@ -205,7 +205,7 @@ def test_a_bad_file_in_a_worker_process_is_refused_alone_by_name(batches, tmp_pa
     assert files[bad.name] == "refused" and sorted(set(files.values())) == ["parsed", "refused"]
     (issue,) = parsed[ISSUES_TABLE].frame().to_dict("records")
     assert (issue["file_name"], issue["rule"], issue["level"]) == (bad.name, "file-format", "refused")
-    # refused by the workbook guard before calamine opens it (flows/sources/workbook_guard.py)
+    # refused by the workbook guard before calamine opens it (warehouse/sources/workbook_guard.py)
     assert "已损坏" in issue["message_zh"] and issue["township_code"] == "350481103"
 
 
@@ -220,7 +220,7 @@ def test_a_bad_file_in_a_worker_process_is_refused_alone_by_name(batches, tmp_pa
     ],
 )
 def test_spreadsheet_groups_balance_over_the_workers(files, per_group, workers, sizes):
-    from flows.sources import _group_size
+    from warehouse.sources import _group_size
 
     size = _group_size(files, per_group, workers)
     assert size <= per_group

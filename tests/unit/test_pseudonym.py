@@ -4,7 +4,7 @@ import re
 
 import duckdb
 
-from flows.sources.pseudonym import PSEUDONYM_LENGTH, install_pseudonym_macro, pseudonym
+from warehouse.sources.pseudonym import PSEUDONYM_LENGTH, install_pseudonym_macro, pseudonym
 
 
 def test_duckdb_hmac_matches_python_hmac_and_has_no_digits():
@@ -37,7 +37,7 @@ def test_empty_values_stay_null_and_keys_differ():
 def test_a_column_is_hashed_once_per_distinct_value_with_the_same_result():
     import pandas as pd
 
-    from flows.sources.spreadsheet import _pseudonyms
+    from warehouse.sources.spreadsheet import _pseudonyms
 
     con = duckdb.connect()
     install_pseudonym_macro(con, b"k" * 10)

@@ -1,4 +1,4 @@
-"""Retention of the landing zone (flows/pipeline.py purge_landing): unfinished pulls always go;
+"""Retention of the landing zone (warehouse/pipeline.py purge_landing): unfinished pulls always go;
 landed batch folders go once `[landing] retention_days` old — loaded ones counted from their
 load, never-loaded ones (stopped, or landed by a killed run) from their folder's last change."""
 
@@ -23,7 +23,7 @@ def _folder(path, age_days: float):
 
 
 def test_retention_purges_what_is_old_or_unfinished_and_keeps_the_rest(tmp_path):
-    from flows.pipeline import purge_landing
+    from warehouse.pipeline import purge_landing
 
     run = run_steps(make_mini_home(tmp_path / "home"))
     landing = run.settings.landing_dir

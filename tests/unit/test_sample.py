@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from python_calamine import CalamineWorkbook
 
-from flows.sample.calibration import CalibrationError, load_profile
-from flows.sample.generate import generate_sample, read_townships
+from warehouse.demo.sample.calibration import CalibrationError, load_profile
+from warehouse.demo.sample.generate import generate_sample, read_townships
 
 # five townships (one of each kind, 贡川镇 with the default profile, the 5th returns a CSV)
 CODES = ["350481001", "350481101", "350481102", "350481202", "350481204"]

@@ -8,7 +8,7 @@ import io
 import pytest
 import xlsxwriter
 
-from flows.sample.bulk_sheet import BulkWorksheet
+from warehouse.demo.sample.bulk_sheet import BulkWorksheet
 
 OPTIONS = {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False, "in_memory": True}
 CREATED = dt.datetime(2024, 1, 31, 18)

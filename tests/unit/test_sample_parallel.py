@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.sample.generate import generate_sample
+from warehouse.demo.sample.generate import generate_sample
 
 YEARS = (2023, 2024)
 

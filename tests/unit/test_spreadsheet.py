@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import xlsxwriter
 
-from flows.sources.mapping import SourceError, table_mapping
-from flows.sources.spreadsheet import extract_table, normalise_dates, read_workbook
+from warehouse.sources.mapping import SourceError, table_mapping
+from warehouse.sources.spreadsheet import extract_table, normalise_dates, read_workbook
 
 
 def test_dates_in_every_ledger_spelling_become_iso():
@@ -111,7 +111,7 @@ def test_xlsx_dates_typed_as_dates_are_read(tmp_path):
 
 
 def test_numbers_as_clerks_write_them_are_read_exactly():
-    from flows.sources.spreadsheet import normalise_text, read_numbers
+    from warehouse.sources.spreadsheet import normalise_text, read_numbers
 
     cases = {
         "1.22万": (12200.0, None),
@@ -142,7 +142,7 @@ def test_numbers_as_clerks_write_them_are_read_exactly():
 
 
 def test_headers_are_compared_without_hints_markers_and_units():
-    from flows.sources.spreadsheet import norm_header
+    from warehouse.sources.spreadsheet import norm_header
 
     assert norm_header("是否合格（是/否）") == "是否合格"
     assert norm_header(" 学时 (小时) ") == "学时"
@@ -151,7 +151,7 @@ def test_headers_are_compared_without_hints_markers_and_units():
 
 
 def test_a_date_typed_beside_its_label_is_read():
-    from flows.sources.spreadsheet import footer_value
+    from warehouse.sources.spreadsheet import footer_value
 
     rows = [["填报人：某某"], ["填报日期：", None, datetime(2024, 1, 15)], ["其他"]]
     assert footer_value(rows, "填报日期") == "2024-01-15"

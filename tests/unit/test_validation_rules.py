@@ -37,8 +37,8 @@ BAD_TOWNSHIP = {"division_code": "350481999", "township_code": "350481999"}
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory) -> dict[str, pd.DataFrame]:
     """The mini county's parsed tables, faulty fixture rows removed: every row is valid."""
-    from flows.sources import parser_for
-    from flows.sources.landing import delivered_files, land
+    from warehouse.sources import parser_for
+    from warehouse.sources.landing import delivered_files, land
 
     root = tmp_path_factory.mktemp("rules")
     mini.build(root)
@@ -109,7 +109,7 @@ CASES = [
     ("enforcement_act", "act_id=P1", {"decision_date": "2099-01-20"}, "ENF-R45"),
     ("enforcement_act", "act_id=P1", {"closed_date": "2099-02-10"}, "ENF-R46"),
     ("enforcement_act", "act_id=P1", {"published_date": "2099-02-01"}, "ENF-R47"),
-    # a field of the wrong JSON type (flows/sources/json_pages.py: the value is dropped, the column named)
+    # a field of the wrong JSON type (warehouse/sources/json_pages.py: the value is dropped, the column named)
     ("enforcement_act", "act_id=P1", {"penalty_kinds": None, "_type_errors": "penalty_kinds"}, "ENF-R48"),
     ("enforcement_act", "act_id=P1", {"_type_errors": "officer_certificate_keys"}, "ENF-R49"),
     ("enforcement_act", "act_id=P1", {"fine_amount_yuan": None, "_type_errors": "fine_amount_yuan"}, "ENF-R50"),
@@ -540,8 +540,8 @@ def test_a_small_incremental_batch_quarantines_its_failing_row_and_is_not_stoppe
 
 
 def test_a_stopped_batch_lists_its_failing_rows_in_quarantine_and_report_once(home):
-    from expectations.report import collect
     from warehouse.db import open_work_db
+    from warehouse.reports.validation import collect
 
     bad = [r | {"行政区划代码": "350481999"} for r in _acts("F", 20)]
     _page(home, "enforcement", bad + _acts("OK", 5), 9)  # 20 of 25 rows fail: stopped

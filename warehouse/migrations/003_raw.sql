@@ -1,5 +1,5 @@
 -- raw: every parsed row of every batch as received (append-only), personal data already removed.
--- Columns are the canonical names of flows/sources/fields.yaml; values as delivered (text).
+-- Columns are the canonical names of warehouse/sources/fields.yaml; values as delivered (text).
 create table raw.enforcement_act (
     _batch_id varchar not null, _source_file varchar not null, _row_number integer not null,
     township_code varchar, act_id varchar, act_type varchar, acting_body_name varchar,

@@ -1,4 +1,4 @@
--- The issues found in a spreadsheet batch's files (`issues`, flows/sources/township_files.py),
+-- The issues found in a spreadsheet batch's files (`issues`, warehouse/sources/township_files.py),
 -- with each file's sha256 from `batch_files`. An issue still open from an earlier attempt at the
 -- same content (a stopped batch is tried again next run) is not recorded twice.
 insert into audit.file_issue

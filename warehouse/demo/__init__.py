@@ -1,0 +1,1 @@
+"""Demo tooling: the sample generator, the HTTP source simulator, the sample county."""

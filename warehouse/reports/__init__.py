@@ -1,0 +1,1 @@
+"""Documents people read, made from the published database."""

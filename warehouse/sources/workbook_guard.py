@@ -1,0 +1,245 @@
+"""Refuse hostile or broken workbooks before calamine opens them.
+
+calamine reads a whole sheet into one dense grid and a whole zip entry into memory: a 1.8 KB
+xlsx with one cell at A1 and one at XFD1048576 makes it allocate 512 GB and abort the process
+(SIGABRT), and a 3 MB zip bomb unpacking to 900 MB of XML gets it OOM-killed. Both would take
+the whole run down. So before calamine sees a workbook, it is checked here with bounded memory
+and time:
+
+- its size on disk (any spreadsheet, CSV included: they are read whole);
+- that it is an intact xlsx package (a truncated upload fails here, by name);
+- what it really unpacks to, decompressed as a stream and counted, whatever the zip headers
+  claim (they can lie);
+- the extent of every sheet from its cells' references (the grid calamine will allocate is
+  rows × columns from A1 to the last cell), not from the sheet's declared `<dimension>`.
+
+A refused file raises SourceError naming the file (and sheet), the limit and a rule id, so it is
+refused as a file like any unreadable workbook.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
+
+from warehouse.sources.mapping import SourceError
+
+# A township's ledger or return is tens of kilobytes (a province's 1,100 training ledgers are
+# 26 MB together); the limits leave a margin of a thousand times and more.
+MAX_FILE_BYTES = 64 * 2**20  # on disk, any spreadsheet file
+MAX_UNPACKED_BYTES = 256 * 2**20  # an xlsx's entries decompressed, all together
+MAX_SHEET_CELLS = 5_000_000  # rows × columns of the grid a sheet is read into
+_CHUNK = 1 << 20
+_MAX_PART_BYTES = 1 << 20  # workbook.xml and its relationships, read to name the sheets
+
+
+def check_workbook(path: Path, source: str) -> None:
+    """Raise SourceError if the file is too large or, when it is a zip package, is not an intact
+    xlsx, unpacks to too much, or has a sheet whose grid is too large."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise SourceError(
+            source,
+            path.name,
+            f"文件过大（{size:,} 字节，上限 {MAX_FILE_BYTES:,} 字节），未读取",
+            f"the file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,}); not read",
+            "file-too-large",
+        )
+    with path.open("rb") as fh:
+        if fh.read(2) != b"PK":
+            return  # not a zip package: CSV, or not a spreadsheet at all (read_workbook says which)
+    try:
+        with zipfile.ZipFile(path) as package:
+            _check_package(package, path.name, source)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise SourceError(
+            source,
+            path.name,
+            "Excel文件已损坏或不完整（可能未传完），未读取",
+            f"the xlsx file is damaged or incomplete (cut short in transfer?): {_describe(exc)}; not read",
+            "file-format",
+        ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _check_package(package: zipfile.ZipFile, file: str, source: str) -> None:
+    names = set(package.namelist())
+    if "xl/workbook.xml" not in names:
+        raise SourceError(
+            source,
+            file,
+            "不是xlsx工作簿（应为Excel 2007及以后的.xlsx格式），未读取",
+            "not an xlsx workbook (zip package without xl/workbook.xml: xlsb, ods or another zip?); not read",
+            "file-format",
+        )
+    unpacked = 0
+    for info in package.infolist():
+        if info.is_dir():
+            continue
+        scan = UsualCells()  # every entry: a sheet may hide under any name
+        for chunk in _unpacked(package, info, MAX_UNPACKED_BYTES - unpacked + 1):
+            unpacked += len(chunk)
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise SourceError(
+                    source,
+                    file,
+                    f"工作簿解压后超过 {MAX_UNPACKED_BYTES:,} 字节（疑似压缩炸弹），未读取",
+                    f"the workbook unpacks to more than {MAX_UNPACKED_BYTES:,} bytes (a zip bomb?); not read",
+                    "file-unpacked-too-large",
+                )
+            scan.feed(chunk)
+        if not scan.usual:  # measured exactly: a second pass, within the size already read
+            extent = SheetExtent(scan.referenced)
+            for chunk in _unpacked(package, info, MAX_UNPACKED_BYTES):
+                extent.feed(chunk)
+            if extent.cells > MAX_SHEET_CELLS:
+                sheet = _sheet_names(package).get(info.filename, info.filename)
+                ref = f"A1:{_column_name(extent.columns)}{extent.rows}"
+                raise SourceError(
+                    source,
+                    file,
+                    f"工作表「{sheet}」范围过大（{ref}，{extent.cells:,} 个单元格，上限 {MAX_SHEET_CELLS:,}），未读取",
+                    f"sheet {sheet} spans {ref} ({extent.cells:,} cells; the limit is {MAX_SHEET_CELLS:,}); not read",
+                    "file-sheet-too-large",
+                )
+
+
+def _unpacked(package: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int):
+    """The entry's bytes as decompressed, in chunks, until its compressed stream ends or `limit`
+    bytes came out. The declared size is not trusted: zipfile would stop at it, calamine not."""
+    unbounded = copy.copy(info)
+    unbounded.file_size = 1 << 62  # read on to the end of the compressed stream (then its CRC is checked)
+    with package.open(unbounded) as stream:
+        out = 0
+        while out < limit and (chunk := stream.read(_CHUNK)):
+            out += len(chunk)
+            yield chunk
+
+
+class _WholeTags:
+    """Feeds XML in pieces that end between tags: a tag cut by a chunk's end waits for the next."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def pieces(self, chunk: bytes) -> bytes:
+        text = self._tail + chunk
+        cut = text.rfind(b"<")
+        if cut >= 0 and text.find(b">", cut) < 0 and len(text) - cut < _CHUNK:
+            text, self._tail = text[:cut], text[cut:]
+        else:
+            self._tail = b""
+        return text
+
+
+class UsualCells(_WholeTags):
+    """One fast pass: are all cells of this XML written as usual, `<c r="A1"…` with a one-letter
+    column and a row below 100,000? Then its grid is at most Z99999 (2.6 million cells, within
+    MAX_SHEET_CELLS) and nothing more needs measuring. Township ledgers are like that; any other
+    sheet is measured exactly by SheetExtent, quickly when every cell starts with its reference
+    (`referenced`), tag by tag otherwise."""
+
+    # a cell tag (prefixed `x:c` too) not followed by such a reference: searched, not counted
+    _UNUSUAL = re.compile(rb'c(?:[>/]|\s(?!r="[A-Z][0-9]{1,5}"))(?<=<c.|:c.)')
+    _UNREFERENCED = re.compile(rb'c(?:[>/]|\s(?!r="[A-Z]{1,3}[0-9]{1,7}"))(?<=<c.|:c.)')
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.usual = self.referenced = True
+
+    def feed(self, chunk: bytes) -> None:
+        text = self.pieces(chunk)
+        if self.usual and not self._UNUSUAL.search(text):
+            return
+        self.usual = False
+        if self.referenced and self._UNREFERENCED.search(text):
+            self.referenced = False
+
+
+class SheetExtent(_WholeTags):
+    """The grid a sheet's XML makes calamine allocate: rows × columns from A1 to the furthest
+    cell, from each cell's reference (`<c r="XFD1048576">`), not from the sheet's declared
+    `<dimension>`. A cell without a reference sits after the previous cell of its row, a row
+    without one after the previous row, as the readers place them (walked tag by tag)."""
+
+    _COLUMN = re.compile(rb'c r="([A-Z]{1,3})[0-9]')
+    _ROW = re.compile(rb'c r="[A-Z]{1,3}([0-9]{1,7})"')
+    _TAG = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])(?:[^>]*?(?<=\s)r="([A-Z]{0,3})([0-9]{1,7})")?')
+
+    def __init__(self, referenced: bool) -> None:
+        super().__init__()
+        self.referenced = referenced  # every cell starts with its reference (UsualCells)
+        self.rows = self.columns = 0
+        self._row = self._column = 0
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.columns
+
+    def feed(self, chunk: bytes) -> None:
+        text = self.pieces(chunk)
+        if self.referenced:
+            self.rows = max(self.rows, 0, *map(int, set(self._ROW.findall(text))))
+            self.columns = max(self.columns, 0, *map(_column_number, set(self._COLUMN.findall(text))))
+            return
+        for tag, letters, number in self._TAG.findall(text):
+            if tag == b"row":
+                self._row = int(number) if number else self._row + 1
+                self._column = 0
+                continue
+            if letters and number:
+                self._row, self._column = int(number), _column_number(letters)
+            else:
+                self._row, self._column = max(self._row, 1), self._column + 1
+            self.rows = max(self.rows, self._row)
+            self.columns = max(self.columns, self._column)
+
+
+def _column_number(letters: bytes | str) -> int:
+    n = 0
+    for ch in letters.decode() if isinstance(letters, bytes) else letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _column_name(number: int) -> str:
+    name = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        name = chr(65 + rest) + name
+    return name or "A"
+
+
+def _sheet_names(package: zipfile.ZipFile) -> dict[str, str]:
+    """Entry path -> sheet name, from xl/workbook.xml and its relationships (both small; {} if
+    they cannot be read)."""
+    try:
+        workbook = ElementTree.fromstring(_small_part(package, "xl/workbook.xml"))
+        rels = ElementTree.fromstring(_small_part(package, "xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError, ValueError):
+        return {}
+    targets = {}
+    for rel in rels:
+        target = rel.get("Target", "")
+        path = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+        targets[rel.get("Id")] = path
+    names = {}
+    for el in workbook.iter():
+        if el.tag.endswith("}sheet") or el.tag == "sheet":
+            rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
+            if rid in targets:
+                names[targets[rid]] = el.get("name", targets[rid])
+    return names
+
+
+def _small_part(package: zipfile.ZipFile, name: str) -> bytes:
+    if package.getinfo(name).file_size > _MAX_PART_BYTES:
+        raise ValueError(name)
+    return package.read(name)
