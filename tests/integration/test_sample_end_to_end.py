@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import query
 
@@ -40,20 +37,6 @@ SEED_EXACT = {
 }
 SEED_AT_LEAST = {"OGI03": 200, "PUB01": 8000}  # reported as 200余份 / 8000余份
 SEED_RANGES = {"MED02": (0.98, 0.99), "MED03": (0.90, 0.91)}
-
-
-@pytest.fixture(scope="session")
-def sample_home(tmp_path_factory, prefect_harness) -> Path:
-    from flows.config import write_demo_config
-    from flows.nightly import nightly
-    from flows.sample.generate import generate_sample
-
-    home = tmp_path_factory.mktemp("demo")
-    generate_sample(home / "sample")
-    write_demo_config(home)
-    result = nightly(home=str(home))
-    assert {s["status"] for s in result["sources"].values()} == {"loaded"}
-    return home
 
 
 def test_gongchuan_2023_reproduces_the_published_report(sample_home, capsys):
