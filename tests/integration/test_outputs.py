@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -282,3 +283,118 @@ def test_a_county_template_replaces_the_house_style(sample_home, tmp_path):
     assert done.returncode == 0, done.stderr
     assert docx.Document(str(out)).styles["公文正文"].font.size == Pt(14)
     assert "开展行政检查52件" in _text(out)
+
+
+# --- the county dashboard, written by the nightly flow's publish (sample_home) ---------------
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # any request for a host would fail, visibly
+    "--enable-logging=stderr",
+    "--v=1",
+)
+
+
+def _chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    from tests.integration.test_validation_report import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary (.ci/run installs Debian's chromium + fonts-noto-cjk)")
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def _network_and_console(stderr: str) -> tuple[list[str], list[str]]:
+    requested = set(re.findall(r"https?://[^\s\"')]+", stderr))
+    own = {u for u in requested if any(k in u for k in ("chromium", "google", "gstatic", "crbug"))}
+    console = [line for line in stderr.splitlines() if "CONSOLE" in line or "Content Security Policy" in line]
+    return sorted(requested - own), console
+
+
+def test_every_publish_writes_a_dashboard_per_year_linked_from_the_run_artifact(sample_home):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    reports = sample_home / "published" / "reports"
+    assert sorted(p.name for p in reports.glob("*.html")) == [f"dashboard-{y}.html" for y in (2022, 2023, 2024)]
+    page = (reports / "dashboard-2023.html").read_text(encoding="utf-8")
+    assert not re.search(r"https?://|\b(src|href|action|srcset)\s*=|@import|url\s*\(|<script|<link|<iframe", page)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["indicators"])))
+    link = (reports / "dashboard-2023.html").as_uri()
+    assert any(link in (a.data or "") for a in artifacts), "the nightly's indicators artifact links the dashboard"
+
+
+def test_dashboard_in_headless_chromium_shows_the_published_figures(sample_home, tmp_path):
+    from html.parser import HTMLParser
+
+    from warehouse.reports.wording import short
+
+    page = sample_home / "published" / "reports" / "dashboard-2023.html"
+    done = _chromium(page, tmp_path, "--dump-dom")
+    assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
+    network, console = _network_and_console(done.stderr)
+    assert not network and not console, (network[:5], console[:5])
+
+    class Figures(HTMLParser):
+        """(area, indicator) -> [(data-value, data-status, text)] of every figure on the page."""
+
+        def __init__(self):
+            super().__init__()
+            self.found, self.open = {}, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if "data-indicator" in a:
+                self.open = [(a["data-area"], a["data-indicator"]), a["data-value"], a["data-status"], ""]
+
+        def handle_data(self, data):
+            if self.open:
+                self.open[3] += data
+
+        def handle_endtag(self, tag):
+            if self.open:
+                key, *rest = self.open
+                self.found.setdefault(key, []).append(tuple(rest))
+                self.open = None
+
+    parser = Figures()
+    parser.feed(done.stdout)
+    done = fazhi("indicators", "--year", "2023", "--format", "json", "--home", str(sample_home))
+    published = json.loads(done.stdout)
+    assert len(published) == 16 * 36 and set(parser.found) == {
+        (r["township_code"], r["indicator_code"]) for r in published
+    }
+    for r in published:
+        kind = "rate" if r["unit"] == "%" else "count"
+        for value, status, text in parser.found[(r["township_code"], r["indicator_code"])]:
+            assert status == r["status"]
+            if r["value"] is None:
+                assert value == "" and text == short(r | {"kind": kind}) and text != "0"
+            else:
+                assert float(value) == pytest.approx(r["value"], abs=1e-12), (r, value)
+                if kind == "rate" or isinstance(r["value"], int):
+                    assert text == short(r | {"kind": kind}), (r, text)
+    county = [f for f in parser.found[("350481", "ENF01")]]
+    assert len(county) == 2  # the headline card and the grid
+
+
+def test_dashboard_screenshot_renders_chinese(sample_home, tmp_path):
+    page = sample_home / "published" / "reports" / "dashboard-2023.html"
+    shot = tmp_path / "dashboard.png"
+    done = _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1400,1400")
+    assert shot.exists(), done.stderr[-2000:]
+    assert 0.05 < _png_non_white_fraction(shot.read_bytes()) < 0.95
+    network, console = _network_and_console(done.stderr)
+    assert not network and not console
