@@ -313,7 +313,7 @@ def write_dashboards(published: Path) -> list[Path]:
     except Exception as exc:
         log.error("dashboard not written: %s: %s", type(exc).__name__, exc)
         return []
-    log.info("dashboards: %s", ", ".join(p.name for p in paths))
+    log.info("dashboards: %s", ", ".join(p.name for p in paths) or "none (not one county)")
     return paths
 
 

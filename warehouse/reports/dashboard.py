@@ -235,34 +235,31 @@ margin; red: off target; no colour: no target. 悬停数字可见核查命令 / 
 """
 
 
-def _latest_editions(published: Path) -> dict[int, int]:
+def _published(published: Path) -> tuple[list[int], dict[int, int], int]:
+    """The published years, each year's latest edition, and how many counties the database holds."""
     con = duckdb.connect(str(published), read_only=True)
     try:
-        return dict(con.execute("select year, max(edition) from mart.indicator_edition group by year").fetchall())
+        years = [r[0] for r in con.execute("select distinct year from mart.indicator_value order by 1").fetchall()]
+        editions = dict(con.execute("select year, max(edition) from mart.indicator_edition group by year").fetchall())
+        counties = con.execute("select count(distinct county_code) from ref.township").fetchone()[0]
     finally:
         con.close()
+    return years, editions, counties
 
 
 def write_dashboards(published: Path) -> list[Path]:
-    """Every published year's dashboard, each written beside and renamed into place."""
+    """Every published year's dashboard, each written beside and renamed into place. A database
+    of several counties (a province's benchmark or roll-up) gets none: this is a county's page."""
     published = Path(published)
-    first = read_year(published, _any_year(published))
-    editions = _latest_editions(published)
+    years, editions, counties = _published(published)
+    if counties != 1:
+        return []
     out = []
-    for year in first.years:
-        data = first if year == first.year else read_year(published, year)
+    for year in years:
         path = dashboard_path(published, year)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(render(data, editions.get(year)), encoding="utf-8")
+        tmp.write_text(render(read_year(published, year), editions.get(year)), encoding="utf-8")
         tmp.replace(path)
         out.append(path)
     return out
-
-
-def _any_year(published: Path) -> int:
-    con = duckdb.connect(str(published), read_only=True)
-    try:
-        return con.execute("select max(year) from mart.indicator_value").fetchone()[0]
-    finally:
-        con.close()
