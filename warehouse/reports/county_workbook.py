@@ -149,15 +149,12 @@ def _group(wb, data: YearData, prefix: str, title: str, f, value_format) -> None
             ws.write_number(r, 11, float(row["target_value"]), value_format({**row, "qualifier": None}))
             ws.write_string(r, 12, wording.light_words(row.get("traffic_light"))[0], f["text"])
         ws.write_string(r, 13, wording.status_words(row)[0], f["text"] if wording.has_value(row) else f["words"])
-        ws.write_string(r, 14, explain_command(data.year, row["township_code"], row["indicator_code"]), f["text"])
+        command = wording.explain_command(data.year, row["township_code"], row["indicator_code"])
+        ws.write_string(r, 14, command, f["text"])
     ws.freeze_panes(1, 3)
     ws.autofilter(0, 0, max(1, len(rows)), len(LONG_HEADER) - 1)
     for col, width in enumerate((11, 12, 9, 24, 6, 10, 10, 10, 10, 10, 8, 8, 8, 22, 62)):
         ws.set_column(col, col, width)
-
-
-def explain_command(year: int, area: str, code: str) -> str:
-    return f"fazhi explain --year {year} --township {area} --indicator {code}"
 
 
 def _definitions(wb, data: YearData, f) -> None:

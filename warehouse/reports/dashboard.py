@@ -17,9 +17,9 @@ from pathlib import Path
 import duckdb
 
 from warehouse.reports import wording
-from warehouse.reports.county_workbook import areas, explain_command
+from warehouse.reports.county_workbook import areas
 from warehouse.reports.published import YearData, read_year
-from warehouse.reports.township_report import SOURCE_NAMES
+from warehouse.reports.wording import SOURCE_NAMES, explain_command
 
 CSS = Path(__file__).with_name("dashboard.css")
 CSP = "default-src 'none'; style-src 'unsafe-inline'"

@@ -23,12 +23,6 @@ from warehouse.reports.published import ReportInputError, YearData, read_year
 from warehouse.reports.template_docx import load_template
 
 SENTENCES = Path(__file__).with_name("township_report.yaml")
-SOURCE_NAMES = {
-    "enforcement": "行政执法平台",
-    "mediation": "矛盾纠纷化解平台",
-    "training": "学法培训台账",
-    "returns": "年度报表",
-}
 _TOKEN = re.compile(r"(\{[^}]+\}|【[^】]*】)")
 
 
@@ -139,7 +133,7 @@ def problems(data: YearData, township: dict) -> list[Block]:
         found.append(_listing("部分指标未能统计，请补报或更正：", missing))
     open_rows = data.quarantine.get(code, {})
     if open_rows:
-        parts = "、".join(f"{SOURCE_NAMES.get(s, s)}{n}条" for s, n in sorted(open_rows.items()))
+        parts = "、".join(f"{wording.SOURCE_NAMES.get(s, s)}{n}条" for s, n in sorted(open_rows.items()))
         found.append(
             (
                 Run(

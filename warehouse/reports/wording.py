@@ -18,6 +18,12 @@ STATUS_WORDS = {
     "calendar_not_covered": ("节假日历未覆盖该年，未计算", "holiday calendar does not cover the year"),
     "incomplete": ("部分乡镇缺数，合计不完整", "incomplete: townships missing"),
 }
+SOURCE_NAMES = {
+    "enforcement": "行政执法平台",
+    "mediation": "矛盾纠纷化解平台",
+    "training": "学法培训台账",
+    "returns": "年度报表",
+}
 LIGHT_WORDS = {"green": ("绿灯", "green"), "amber": ("黄灯", "amber"), "red": ("红灯", "red")}
 NO_TARGET = ("无目标", "no target")
 
@@ -97,3 +103,8 @@ def target(row: dict | None) -> str:
         return ""
     t = float(row["target_value"])
     return f"{t * 100:.0f}%" if row["kind"] == "rate" else _whole(t)
+
+
+def explain_command(year: int, area: str, code: str) -> str:
+    """The command that lists the records counted in a figure."""
+    return f"fazhi explain --year {year} --township {area} --indicator {code}"
