@@ -158,7 +158,7 @@ def problems(data: YearData, township: dict) -> list[Block]:
 
 
 ANNEX_HEADER = ("代码", "指标", "单位", "本年", "分子/分母", "上年", "比上年", "目标", "目标灯", "全县排名", "状态")
-ANNEX_WIDTHS_CM = (1.6, 5.0, 1.1, 2.0, 2.2, 2.0, 2.3, 1.3, 1.3, 1.2, 2.5)
+ANNEX_WIDTHS_CM = (1.6, 4.6, 1.1, 2.0, 2.2, 2.0, 2.9, 1.3, 1.3, 1.2, 2.3)
 
 
 def annex(data: YearData, township: dict) -> list[Block]:
@@ -180,7 +180,7 @@ def annex(data: YearData, township: dict) -> list[Block]:
                 r["unit"],
                 wording.short(r),
                 ratio,
-                wording.short(previous) if previous else "",
+                wording.short(previous) if previous else "—",
                 wording.change(r),
                 wording.target(r),
                 wording.light_words(r.get("traffic_light"))[0] if r.get("target_value") is not None else "",
@@ -260,6 +260,8 @@ def _table(doc, block: Block) -> None:
 
     table = doc.add_table(rows=len(block.table), cols=len(block.table[0]))
     table.autofit = False
+    for column, width in zip(table.columns, ANNEX_WIDTHS_CM, strict=True):
+        column.width = Cm(width)  # the table grid, which LibreOffice and WPS follow
     borders = OxmlElement("w:tblBorders")
     for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
         e = OxmlElement(f"w:{edge}")
