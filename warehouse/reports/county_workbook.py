@@ -113,6 +113,7 @@ def _overview(wb, data: YearData, f, value_format) -> None:
     ws.set_column(0, 0, 11)
     ws.set_column(1, 1, 12)
     ws.freeze_panes(1, 2)
+    _print_setup(ws, columns_repeated=True)
 
 
 LONG_HEADER = (
@@ -120,6 +121,17 @@ LONG_HEADER = (
     "分子 numerator", "分母 denominator", "上年值 last year", "比上年 change", "全县排名 rank", "目标 target",
     "目标灯 light", "状态 status", "核查记录 records (fazhi explain)",
 )  # fmt: skip
+
+
+def _print_setup(ws, columns_repeated: bool = False) -> None:
+    """Printed landscape with the header (and the township names) on every page."""
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.repeat_rows(0)
+    if columns_repeated:
+        ws.repeat_columns(0, 1)
+    else:
+        ws.fit_to_pages(1, 0)
 
 
 def _group(wb, data: YearData, prefix: str, title: str, f, value_format) -> None:
@@ -155,6 +167,7 @@ def _group(wb, data: YearData, prefix: str, title: str, f, value_format) -> None
     ws.autofilter(0, 0, max(1, len(rows)), len(LONG_HEADER) - 1)
     for col, width in enumerate((11, 12, 9, 24, 6, 10, 10, 10, 10, 10, 8, 8, 8, 22, 62)):
         ws.set_column(col, col, width)
+    _print_setup(ws)
 
 
 def _definitions(wb, data: YearData, f) -> None:
