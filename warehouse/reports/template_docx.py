@@ -120,18 +120,13 @@ def _page_number_footer(section) -> None:
 
     p = section.footer.paragraphs[0]
     p.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    p.add_run("— ").font.size = Pt(14)
+    runs = p.add_run("— "), p.add_run("1"), p.add_run(" —")
+    for run in runs:
+        run.font.size = Pt(14)
     field = OxmlElement("w:fldSimple")
     field.set(qn("w:instr"), "PAGE")
-    run = OxmlElement("w:r")
-    text = OxmlElement("w:t")
-    text.text = "1"
-    run.append(text)
-    field.append(run)
-    p._p.append(field)
-    p._p.append(p.add_run(" —")._r)
-    for r in p.runs:
-        r.font.size = Pt(14)
+    runs[1]._r.addprevious(field)
+    field.append(runs[1]._r)  # the page number's run moves inside the field
 
 
 def _font_table(doc) -> None:
