@@ -241,6 +241,13 @@ def test_bad_input_is_a_bilingual_error_with_exit_2(sample_home, tmp_path, argv,
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_nothing_published_yet_is_a_bilingual_error(tmp_path):
+    (tmp_path / "fazhi.toml").write_text("[pipeline]\n", encoding="utf-8")
+    for argv in (["report", "--township", "贡川镇"], ["export", "--out", str(tmp_path / "x.xlsx")]):
+        done = fazhi(*argv, "--year", "2023", "--home", str(tmp_path))
+        assert done.returncode == 2 and "尚未发布分析库" in done.stderr and "no published database" in done.stderr
+
+
 def _home_with_template(sample_home: Path, tmp_path: Path, template: str) -> Path:
     """A home reading the sample's published database with `[reports] template` set."""
     home = tmp_path / "home"

@@ -109,3 +109,20 @@ def test_report_text_says_missing_figures_in_words_and_never_zero():
     annex = next(b.table for b in build_blocks(data, "某镇") if b.table)
     assert [r[3] for r in annex[1:]] == ["数据源缺失或被拒收", "0", "无数据（分母为0）", "输入数据被隔离，未计算",
                                          "节假日历未覆盖该年，未计算"]  # fmt: skip
+
+
+def test_a_county_total_with_townships_missing_keeps_its_caveat_in_workbook_and_dashboard(tmp_path):
+    import openpyxl
+
+    from warehouse.reports.county_workbook import write_workbook
+    from warehouse.reports.dashboard import render
+
+    data = _year({"ENF01": row("ENF01", value=7)})
+    county = row("ENF01", value=40, status="incomplete", townships_missing=2)
+    county |= {"township_code": "C", "township_name": "某县", "area_level": "county"}
+    data.values[("C", "ENF01")] = county
+    data.catalogue[0] |= {"name_en": "x", "source": "enforcement", "kind": "count"}
+    ws = openpyxl.load_workbook(write_workbook(data, tmp_path / "w.xlsx"))["全部指标"]
+    cell = ws.cell(row=3, column=3)
+    assert cell.value == 40 and "2个乡镇缺数" in cell.comment.text
+    assert 'data-value="40" data-status="incomplete" title="2个乡镇缺数' in render(data)

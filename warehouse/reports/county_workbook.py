@@ -86,6 +86,8 @@ def _formats(wb):
 def _write_value(ws, r: int, c: int, row: dict | None, f, value_format, bold: bool = False) -> None:
     if wording.has_value(row):
         ws.write_number(r, c, float(row["value"]), value_format(row, row.get("traffic_light"), bold))
+        if row["status"] != "ok":  # a value with a caveat (a county total with townships missing)
+            ws.write_comment(r, c, " / ".join(wording.status_words(row)))
     else:
         ws.write_string(r, c, "未发布" if row is None else wording.status_words(row)[0], f["words"])
 

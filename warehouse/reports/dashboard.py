@@ -38,9 +38,10 @@ def _attrs(row: dict | None, area: str, code: str, year: int) -> str:
     """The figure's identity and value for machines; its explain command for people (tooltip)."""
     value = "" if row is None or row["value"] is None else repr(row["value"])
     status = "" if row is None else row["status"]
+    caveat = "" if not value or status == "ok" else " / ".join(wording.status_words(row)) + "\n"
     return (
         f' data-area="{esc(area)}" data-indicator="{code}" data-value="{value}" data-status="{status}"'
-        f' title="{esc(explain_command(year, area, code))}"'
+        f' title="{esc(caveat + explain_command(year, area, code))}"'
     )
 
 
