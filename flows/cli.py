@@ -104,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--township", help="township name or code (default: every township)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     _add_home(p)
+
+    # outputs people read (issue 19): warehouse/reports/, docs/reports.md
+    p = sub.add_parser("report", help="the township's annual report draft (.docx) from the published indicators")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--township", required=True, help="township name or code")
+    p.add_argument("--edition", type=int, help="a published edition of the year (default: current values)")
+    p.add_argument("--out", type=Path, help="the .docx to write (default: <township><year>年…报告（草稿）.docx)")
+    _add_home(p)
+    p = sub.add_parser("export", help="the county workbook (.xlsx: every township x indicator) or CSV")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--edition", type=int, help="a published edition of the year (default: current values)")
+    p.add_argument("--out", type=Path, required=True, help="the .xlsx (or .csv) file to write")
+    p.add_argument("--format", choices=("xlsx", "csv"), help="default: from the file name, else xlsx")
+    _add_home(p)
     return parser
 
 
@@ -142,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 "accept-extract": cmd_accept_extract,
                 "simulate": cmd_simulate,
                 "template": cmd_template,
+                "report": cmd_report,
+                "export": cmd_export,
             }[args.command](args)
             sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's last flush
             return code
@@ -575,6 +591,38 @@ def cmd_accept_extract(args) -> int:
         "下次运行起，该数据源的全量导出与此规模比较 / from the next run, the source's full extracts are compared "
         "with this size"
     )
+    return 0
+
+
+def cmd_report(args) -> int:
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.reports.published import ReportInputError
+    from warehouse.reports.township_report import write_township_report
+
+    settings = load_settings(resolve_home(args.home))
+    try:
+        out = write_township_report(
+            settings.published_db, args.year, args.township, args.out, args.edition, settings.report_template
+        )
+    except ReportInputError as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    print(f"报告草稿已写入 / report draft written: {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.reports.county_workbook import export_county
+    from warehouse.reports.published import ReportInputError
+
+    settings = load_settings(resolve_home(args.home))
+    try:
+        out = export_county(settings.published_db, args.year, args.out, args.edition, args.format)
+    except ReportInputError as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 2
+    print(f"已导出 / exported: {out}")
     return 0
 
 

@@ -249,9 +249,10 @@ def _finish(settings: Settings, report: pipeline.RunReport, before: dict, logger
     logger.info("run %s %s; manifest %s", report.run_id, report.outcome, manifest)
     if years:
         published = "已发布 / published" if report.steps.get("publish") == "ok" else "未发布 / not published"
+        note = f"{published}. {note} {pipeline.dashboard_links(settings, years)}".strip()
         orchestration.publish_artifact(
             "indicators",
-            orchestration.indicator_markdown(settings.work_db, years, f"{published}. {note}".strip()),
+            orchestration.indicator_markdown(settings.work_db, years, note),
             "本次运行涉及年份的指标 / indicators of the years this run changed",
             logger,
         )

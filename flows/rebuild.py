@@ -89,7 +89,7 @@ def _rebuild(settings: Settings, report: pipeline.RunReport, year: int, logger) 
             "run-manifest", orchestration.manifest_markdown(manifest), "运行清单 / run manifest", logger
         )
     logger.info("%s", edition.note_en)
-    note = f"{edition.note_zh} / {edition.note_en}"
+    note = f"{edition.note_zh} / {edition.note_en} {pipeline.dashboard_links(settings, [year])}".strip()
     orchestration.publish_artifact(
         "indicators",
         orchestration.indicator_markdown(settings.work_db, [year], note),

@@ -66,6 +66,22 @@ def query(db: Path, sql: str, params=None) -> list[tuple]:
 
 
 @pytest.fixture(scope="session")
+def sample_home(tmp_path_factory, prefect_harness) -> Path:
+    """The shipped sample through the nightly flow, once per session (贡川镇 2023 reproduces the
+    seed report): shared by the end-to-end tests and the outputs' tests."""
+    from flows.nightly import nightly
+    from warehouse.config import write_demo_config
+    from warehouse.demo.sample.generate import generate_sample
+
+    home = tmp_path_factory.mktemp("demo")
+    generate_sample(home / "sample")
+    write_demo_config(home)
+    result = nightly(home=str(home))
+    assert {s["status"] for s in result["sources"].values()} == {"loaded"}
+    return home
+
+
+@pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 

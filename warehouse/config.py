@@ -99,6 +99,7 @@ class Settings:
     hmac_secret_block: str | None = None
     lock_wait_seconds: float = 600.0
     landing_retention_days: int | None = None
+    report_template: Path | None = None  # [reports] template: the county's Word template for `fazhi report`
     extra: dict = field(default_factory=dict)
 
     @property
@@ -179,6 +180,7 @@ def load_settings(home: Path) -> Settings:
     pseudo = data.get("pseudonymisation", {})
     key_file = pseudo.get("key_file")
     retention = data.get("landing", {}).get("retention_days")
+    template = data.get("reports", {}).get("template")
     return Settings(
         home=home,
         townships_csv=home / pipeline.get("townships", "townships.csv"),
@@ -189,6 +191,7 @@ def load_settings(home: Path) -> Settings:
         hmac_secret_block=pseudo.get("secret_block"),
         lock_wait_seconds=float(pipeline.get("lock_wait_seconds", 600)),
         landing_retention_days=int(retention) if retention else None,
+        report_template=home / template if template else None,
         extra=data,
     )
 
@@ -203,6 +206,9 @@ lock_wait_seconds = 600              # a second run waits this long for the one 
 
 [landing]
 # retention_days = 90                # purge landed exports this old (off by default; docs/operations.md)
+
+[reports]
+# template = "my-template.docx"      # the county's Word template for `fazhi report` (docs/reports.md)
 
 [pseudonymisation]
 key_file = "{key_file}"         # demo only; production sets FAZHI_HMAC_KEY

@@ -379,9 +379,38 @@ def audit_and_publish(settings: Settings) -> Path:
     con = open_work_db(settings.work_db)
     try:
         audit.check(con)
-        return publish(con, settings.published_db, column_notes(), on_step=crash_point)
+        published = publish(con, settings.published_db, column_notes(), on_step=crash_point)
     finally:
         con.close()
+    write_dashboards(published)
+    return published
+
+
+def write_dashboards(published: Path) -> list[Path]:
+    """The county dashboards (published/reports/dashboard-<year>.html), rebuilt after every
+    publish. The database is already published: a dashboard that cannot be written is logged
+    and never fails the run."""
+    from warehouse.reports.dashboard import write_dashboards as write
+
+    try:
+        paths = write(published)
+    except Exception as exc:
+        log.error("dashboard not written: %s: %s", type(exc).__name__, exc)
+        return []
+    log.info("dashboards: %s", ", ".join(p.name for p in paths) or "none (not one county)")
+    return paths
+
+
+def dashboard_links(settings: Settings, years: list[int]) -> str:
+    """Markdown links to the years' dashboards, for the run's Prefect artifact."""
+    from warehouse.reports.dashboard import dashboard_path
+
+    links = []
+    for year in years:
+        path = dashboard_path(settings.published_db, year)
+        if path.exists():
+            links.append(f"[{year} 年指标看板 / dashboard {year}]({path.as_uri()})")
+    return " · ".join(links)
 
 
 def purge_landing(settings: Settings, now: datetime | None = None) -> list[str]:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import query
 
@@ -40,20 +37,6 @@ SEED_EXACT = {
 }
 SEED_AT_LEAST = {"OGI03": 200, "PUB01": 8000}  # reported as 200余份 / 8000余份
 SEED_RANGES = {"MED02": (0.98, 0.99), "MED03": (0.90, 0.91)}
-
-
-@pytest.fixture(scope="session")
-def sample_home(tmp_path_factory, prefect_harness) -> Path:
-    from flows.nightly import nightly
-    from warehouse.config import write_demo_config
-    from warehouse.demo.sample.generate import generate_sample
-
-    home = tmp_path_factory.mktemp("demo")
-    generate_sample(home / "sample")
-    write_demo_config(home)
-    result = nightly(home=str(home))
-    assert {s["status"] for s in result["sources"].values()} == {"loaded"}
-    return home
 
 
 def test_gongchuan_2023_reproduces_the_published_report(sample_home, capsys):
@@ -168,6 +151,19 @@ def test_year_end_rebuild_edition_1_reproduces_the_report(sample_home):
     for code, (lo, hi) in SEED_RANGES.items():
         assert lo <= rows[code]["value"] < hi, code
     assert rows["OGI03"]["qualifier"] == ">=" and rows["ENF06"]["value"] >= 1
+    # the edition's report draft and workbook (issue 19); the rebuild's publish rewrote the dashboard
+    from tests.integration.test_outputs import SEED_PHRASES, _text, fazhi
+
+    home, docx_file, xlsx_file = str(sample_home), sample_home / "edition-1.docx", sample_home / "edition-1.xlsx"
+    done = fazhi(
+        "report", "--year", "2023", "--township", "贡川镇", "--edition", "1", "--out", str(docx_file), "--home", home
+    )
+    assert done.returncode == 0, done.stderr
+    text = _text(docx_file)
+    assert [p for p in SEED_PHRASES if p not in text] == [] and "（第1版，数据截至" in text
+    assert fazhi("export", "--year", "2023", "--edition", "1", "--out", str(xlsx_file), "--home", home).returncode == 0
+    page = (sample_home / "published" / "reports" / "dashboard-2023.html").read_text(encoding="utf-8")
+    assert "2023年已发布第1版" in page
 
 
 def test_no_personal_data_of_the_sample_reaches_the_published_database(sample_home):

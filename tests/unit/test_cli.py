@@ -35,6 +35,16 @@ def test_help_and_indicators_do_not_import_heavy_modules(mini_run):
     assert {r["township_code"] for r in rows} == {mini.A, mini.B, mini.COUNTY}
 
 
+def test_report_and_export_do_not_import_heavy_modules(mini_run, tmp_path):
+    home = str(mini_run.settings.home)
+    argv = ["report", "--year", "2023", "--township", "贡川镇", "--out", str(tmp_path / "r.docx"), "--home", home]
+    got = _modules_after(argv)
+    assert not any(v for k, v in got.items() if k != "stdout") and (tmp_path / "r.docx").stat().st_size > 10_000
+    for fmt in ("xlsx", "csv"):
+        got = _modules_after(["export", "--year", "2023", "--out", str(tmp_path / f"c.{fmt}"), "--home", home])
+        assert not any(v for k, v in got.items() if k != "stdout") and (tmp_path / f"c.{fmt}").exists()
+
+
 def test_indicators_json_for_one_township(mini_run, capsys):
     from flows.cli import main
 

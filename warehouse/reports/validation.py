@@ -24,7 +24,9 @@ from pathlib import Path
 
 import duckdb
 
-SUITES_DIR = Path(__file__).parents[2] / "expectations"  # the GX suites' rule texts
+SUITES_DIR = (
+    Path(__file__).parents[2] / "expectations"
+)  # the GX suites' rule textss[2] / "expectations"  # the GX suites' rule texts
 UNKNOWN_TOWNSHIP = "(不在本县乡镇代码表 / not one of the county's townships)"
 
 
