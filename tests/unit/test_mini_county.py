@@ -138,3 +138,13 @@ def test_rerun_changes_nothing(mini_run):
     assert again.outcomes == {}  # every file already loaded: nothing new lands
     after = {t: query(mini_run.settings.work_db, f"select * from {t} order by all") for t in tables}
     assert before == after and all(before[t] for t in tables)
+
+
+def test_the_reports_read_how_many_townships_a_county_total_lacks(mini_run):
+    from warehouse.reports import wording
+    from warehouse.reports.published import read_year
+
+    data = read_year(mini_run.settings.published_db, 2023)
+    county = data.value(mini.COUNTY, "TRN01")
+    assert county["missing_townships"] == 1
+    assert wording.status_words(county) == ("1个乡镇缺数，合计不完整", "incomplete: 1 township(s) missing")

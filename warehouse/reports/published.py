@@ -35,7 +35,7 @@ VALUE_COLUMNS = (
 )
 # County rows of status `incomplete` say how many townships lack the figure (shared decision of
 # issue 15); read when the published table has the column.
-OPTIONAL_COLUMNS = ("townships_missing",)
+OPTIONAL_COLUMNS = ("missing_townships",)
 
 
 class ReportInputError(ValueError):
