@@ -7,6 +7,7 @@ nor Great Expectations; only the commands that run flows do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -275,6 +276,7 @@ def _run_flow(home: Path) -> int:
             result = run_nightly(LocalEngine(), str(home))
     except RunFailed as exc:
         return _run_failed(exc)
+    _settle_prefect_events()
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")
@@ -341,6 +343,18 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
+def _settle_prefect_events() -> None:
+    """Send the run's queued Prefect events now, so that Prefect's exit-time notices ("Still
+    processing items…") come before the run's own last words instead of after them. Nothing to
+    do for a run without Prefect."""
+    if "prefect.events.worker" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+
+    with contextlib.suppress(Exception):  # events are best effort; the run's result stands
+        EventsWorker.drain_all(timeout=10)
+
+
 _OS_ERRORS = {  # what DuckDB says when the operating system refused a write (its errors are text)
     "No space left on device": "磁盘空间不足 / out of disk space",
     "Disk quota exceeded": "磁盘配额已满 / disk quota exceeded",
@@ -375,6 +389,7 @@ def _run_failed(exc) -> int:
     from warehouse.config import ConfigError
     from warehouse.lock import WriterBusy
 
+    _settle_prefect_events()
     print(f"运行失败 / run failed: {exc}", file=sys.stderr)
     failed = {n: i for n, i in exc.sources.items() if i.get("status") in ("failed", "stopped")}
     for name, info in failed.items():
@@ -608,6 +623,7 @@ def cmd_rebuild(args) -> int:
             result = run_rebuild(LocalEngine(), args.year, str(home))
     except RunFailed as exc:
         return _run_failed(exc)
+    _settle_prefect_events()
     print(f"{result['note_zh']} / {result['note_en']}")
     return 0
 
