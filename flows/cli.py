@@ -262,11 +262,18 @@ def cmd_sample(args) -> int:
 
 
 def _run_flow(home: Path) -> int:
-    from flows.nightly import nightly
     from warehouse.alerts import RunFailed
 
     try:
-        result = nightly(home=str(home))
+        if _under_prefect(home):
+            from flows.nightly import nightly
+
+            result = nightly(home=str(home))
+        else:
+            from warehouse.runs import LocalEngine, run_nightly
+
+            _log_to_stderr()
+            result = run_nightly(LocalEngine(), str(home))
     except RunFailed as exc:
         return _run_failed(exc)
     _settle_prefect_events()
@@ -283,9 +290,65 @@ def _run_flow(home: Path) -> int:
     return 0
 
 
+PREFECT_ENV = "FAZHI_PREFECT"  # 1: run under Prefect even without a configured server (a temporary one)
+
+
+def _under_prefect(home: Path) -> bool:
+    """Whether `fazhi run`, `rebuild` and `demo` run the Prefect flow (tracked by a Prefect server:
+    states, artifacts, logs, the writer slot) or the same run without Prefect (warehouse/runs.py
+    LocalEngine). Under Prefect when a server is configured (PREFECT_API_URL, or the active
+    Prefect profile names one), when the home runs its sources on Dask, or when FAZHI_PREFECT=1
+    asks for it; otherwise not, so the command does not start a temporary Prefect server (7-16 s)
+    for a run nobody watches in a UI. docs/operations.md."""
+    import os
+
+    flag = os.environ.get(PREFECT_ENV, "").strip().lower()
+    if flag in ("0", "false", "no"):
+        return False
+    if flag in ("1", "true", "yes") or _prefect_api_configured():
+        return True
+    from warehouse.config import load_settings
+
+    runner = str(load_settings(home).extra.get("orchestration", {}).get("task_runner", "threads")).strip().lower()
+    return runner == "dask"
+
+
+def _prefect_api_configured() -> bool:
+    """PREFECT_API_URL in the environment or in the active profile of the Prefect home, read
+    without importing Prefect (`prefect config set PREFECT_API_URL=…` writes it there)."""
+    import os
+    import tomllib
+
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    prefect_home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    try:
+        profiles = tomllib.loads((prefect_home / "profiles.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+def _log_to_stderr() -> None:
+    """Without Prefect (which prints run logs itself), the library's `fazhi.*` log lines go to
+    stderr as they did under a flow: counts, files, rules, never record values."""
+    import logging
+
+    logger = logging.getLogger("fazhi")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def _settle_prefect_events() -> None:
     """Send the run's queued Prefect events now, so that Prefect's exit-time notices ("Still
-    processing items…") come before the run's own last words instead of after them."""
+    processing items…") come before the run's own last words instead of after them. Nothing to
+    do for a run without Prefect."""
+    if "prefect.events.worker" not in sys.modules:
+        return
     from prefect.events.worker import EventsWorker
 
     with contextlib.suppress(Exception):  # events are best effort; the run's result stands
@@ -546,11 +609,18 @@ def cmd_rebuild(args) -> int:
 
     home = resolve_home(args.home)
     load_settings(home)
-    from flows.rebuild import year_end_rebuild
     from warehouse.alerts import RunFailed
 
     try:
-        result = year_end_rebuild(year=args.year, home=str(home))
+        if _under_prefect(home):
+            from flows.rebuild import year_end_rebuild
+
+            result = year_end_rebuild(year=args.year, home=str(home))
+        else:
+            from warehouse.runs import LocalEngine, run_rebuild
+
+            _log_to_stderr()
+            result = run_rebuild(LocalEngine(), args.year, str(home))
     except RunFailed as exc:
         return _run_failed(exc)
     _settle_prefect_events()

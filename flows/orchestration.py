@@ -32,10 +32,7 @@ run side by side while each county's nightly and rebuild still never overlap.
 
 from __future__ import annotations
 
-import json
 import logging
-import random
-import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -55,18 +52,11 @@ DEFAULTS = {
     "dask_address": "",
 }
 TASK_RUNNERS = ("threads", "dask")
-MAX_TOWNSHIP_COLUMNS = 30  # wider counties get the county column only in the indicator artifact
 
 
 def option(settings: Settings, key: str):
     value = settings.extra.get("orchestration", {}).get(key, DEFAULTS[key])
     return type(DEFAULTS[key])(value)
-
-
-def land_retry_delays(settings: Settings) -> list[float]:
-    """Exponential backoff: d, 2d, 4d … for each task-level retry of a pull."""
-    first = option(settings, "land_retry_delay_seconds")
-    return [first * 2**i for i in range(option(settings, "land_retries"))]
 
 
 def _limit_exists(name: str) -> bool:
@@ -205,23 +195,12 @@ def alert_failure(settings: Settings | None, flow: str, summary: str, logger=Non
     alerts.send_failure_alert(extra, flow, summary, home)
 
 
-PERMANENT_CAUSES = ("auth", "config")
-
-
 def retry_unless_permanent(_task, _task_run, state) -> bool:
-    """`retry_condition_fn` of the pull task: an error another try cannot fix (the token refused
-    or missing, a 4xx, the configuration) is not retried by Prefect, as the HTTP client does
-    not retry it either (docs/sources.md); nor is a pull refused for its bounds or for hostile
-    paging (deadline, page cap, cursor cycle, size, redirect: warehouse/sources/http.py
-    NOT_RETRIED), which a retry would repeat while holding the night."""
-    from warehouse.alerts import cause_of
-    from warehouse.sources.http import NOT_RETRIED
-    from warehouse.sources.mapping import SourceError
+    """`retry_condition_fn` of the pull task: warehouse/runs.py worth_retrying (the rule
+    LocalEngine's retries follow too)."""
+    from warehouse.runs import worth_retrying
 
-    exc = state.data if isinstance(state.data, BaseException) else None
-    if isinstance(exc, SourceError) and exc.rule in NOT_RETRIED:
-        return False
-    return exc is None or cause_of(exc) not in PERMANENT_CAUSES
+    return worth_retrying(state.data if isinstance(state.data, BaseException) else None)
 
 
 class _InRunOnly(logging.Filter):
@@ -395,136 +374,41 @@ def local_cluster(**kwargs):
         return LocalCluster(**kwargs)
 
 
-def _db_busy(exc: BaseException) -> bool:
-    """DuckDB refused to open the working database because another process has it open."""
-    import duckdb
-
-    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+# --- the engine of warehouse/runs.py inside a flow run ---------------------------------------
 
 
-def retry_while_db_busy(call, *args, wait_seconds: float = 120.0):
-    """`call(*args)`, repeated while another process holds the working database. DuckDB lets
-    one process at a time open a file: with the Dask runner, a source's land and parse steps
-    open it (to read what is loaded already) in their worker processes, so two of them may meet;
-    in one process (threads) they never do. The steps read before they write, so a retry is
-    safe; it is only a retry of the whole step (parse included)."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            return call(*args)
-        except Exception as exc:
-            if not _db_busy(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(delay * (1 + random.random()))
-        delay = min(delay * 2, 2.0)
+class PrefectEngine:
+    """warehouse/runs.py's engine inside a Prefect flow run: each step is one of the flow's
+    tasks (`tasks`: step name -> task), sources come from the flow's task runner (`sources`),
+    the writer slot is the server's global concurrency limit, summaries are artifacts, and the
+    alert is left to the server's automation where it sends one."""
+
+    def __init__(self, tasks: dict, sources=None):
+        from prefect import get_run_logger
+
+        self.tasks, self._sources = tasks, sources
+        self.logger = get_run_logger()
+
+    def describe(self, settings: Settings) -> str:
+        return describe_task_runner(task_runner_choice(settings))
+
+    def call(self, step: str, *args):
+        return self.tasks[step](*args)
+
+    def sources(self, settings: Settings):
+        return self._sources(settings)
+
+    def writer_slot(self, settings: Settings):
+        return writer_slot(settings, self.logger)
+
+    def artifact(self, key: str, description: str, markdown) -> None:
+        publish_artifact(key, markdown(), description, self.logger)
+
+    def alert(self, settings: Settings | None, flow: str, summary: str) -> None:
+        alert_failure(settings, flow, summary, self.logger)
 
 
 # --- artifacts -------------------------------------------------------------------------------
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1 or value != int(value) else f"{int(value)}"
-    return str(value)
-
-
-def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
-    """Markdown: per year, one row per indicator, the county's value then each township's (a
-    missing figure's status in words)."""
-    from warehouse.db import connect
-    from warehouse.read.indicators import STATUS_WORDS
-
-    con = connect(db)  # the working database, which this run holds
-    try:
-        rows = con.execute(
-            """
-            select year, indicator_code, indicator_name_zh, unit, area_level, township_code, township_name, value,
-                   status
-            from mart.indicator_value where year in (select unnest(?::integer[]))
-            order by year, indicator_code, area_level desc, township_code
-            """,
-            [years],
-        ).fetchall()
-    finally:
-        con.close()
-    out = [f"# 指标 / indicators {', '.join(map(str, years))}", ""]
-    if note:
-        out += [note, ""]
-    for year in years:
-        data = [r for r in rows if r[0] == year]
-        areas = list(dict.fromkeys((r[4], r[5], r[6]) for r in data))
-        county = [a for a in areas if a[0] == "county"]
-        towns = [a for a in areas if a[0] != "county"]
-        shown = county + (towns if len(towns) <= MAX_TOWNSHIP_COLUMNS else [])
-        values = {(r[1], r[5]): _fmt(r[7]) if r[7] is not None else STATUS_WORDS.get(r[8], "—") for r in data}
-        indicators = list(dict.fromkeys((r[1], r[2], r[3]) for r in data))
-        out += [f"## {year}", ""]
-        if len(towns) > MAX_TOWNSHIP_COLUMNS:
-            out += [f"{len(towns)} 个乡镇，仅列全县 / {len(towns)} townships: county column only", ""]
-        out.append("| 指标 code | 名称 | 单位 | " + " | ".join(a[2] or a[1] for a in shown) + " |")
-        out.append("|---|---|---|" + "---:|" * len(shown))
-        for code, name, unit in indicators:
-            cells = " | ".join(values.get((code, a[1]), "—") for a in shown)
-            out.append(f"| {code} | {name or ''} | {unit or ''} | {cells} |")
-        out.append("")
-    return "\n".join(out)
-
-
-def year_fingerprints(db: Path) -> dict[int, str]:
-    """A hash of every year's indicator values, to tell which years a run changed."""
-    import duckdb
-
-    from warehouse.db import connect
-
-    if not db.exists():
-        return {}
-    con = connect(db)  # the working database, which this run holds
-    try:
-        rows = con.execute(
-            """
-            select year, md5(string_agg(concat_ws('|', township_code, indicator_code, value, numerator, denominator),
-                                        ',' order by township_code, indicator_code))
-            from mart.indicator_value group by year
-            """
-        ).fetchall()
-    except duckdb.CatalogException:
-        return {}
-    finally:
-        con.close()
-    return {int(y): h for y, h in rows}
-
-
-def manifest_markdown(manifest: Path) -> str:
-    doc = json.loads(manifest.read_text(encoding="utf-8"))
-    out = [
-        f"# 运行清单 / run manifest {doc.get('run_id')}",
-        "",
-        f"- 结果 / outcome: **{doc.get('outcome')}**",
-        f"- 代码版本 / code version: {doc.get('code_version')} ({doc.get('code_commit') or 'no commit recorded'})",
-        f"- 清单文件 / manifest file: `{manifest}`",
-        "",
-    ]
-    if doc.get("sources"):
-        out += [
-            "| 数据源 source | 状态 status | 批次 batch | 接收 received | 加载 loaded | 隔离 quarantined"
-            " | 水位 watermark |",
-            "|---|---|---|---:|---:|---:|---|",
-        ]
-        marks = doc.get("watermarks") or {}
-        for name, info in doc["sources"].items():
-            mark = (marks.get(name) or {}).get("modified_at", "")
-            out.append(
-                f"| {name} | {info.get('status')} | {info.get('batch_id', '')} | {info.get('received_rows', '')}"
-                f" | {info.get('loaded_rows', '')} | {info.get('quarantined_rows', '')} | {mark} |"
-            )
-        out.append("")
-    out += ["| 步骤 step | 结果 outcome |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in doc.get("steps", {}).items()]
-    out += ["", "```json", json.dumps(doc, ensure_ascii=False, indent=2, default=str), "```"]
-    return "\n".join(out)
 
 
 def publish_artifact(key: str, markdown: str, description: str, logger=None) -> None:

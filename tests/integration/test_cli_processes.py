@@ -121,9 +121,10 @@ def test_a_run_whose_sources_fail_says_which_and_why(tmp_path, mini_data, api_en
 
 
 def _own_server_env(tmp_path: Path) -> dict:
-    """No PREFECT_API_URL: the command starts Prefect's temporary server, as for a first-time user."""
+    """No PREFECT_API_URL, Prefect asked for (FAZHI_PREFECT=1): the command starts Prefect's
+    temporary server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    return env | {"PREFECT_HOME": str(tmp_path / "prefect")}
+    return env | {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_PREFECT": "1"}
 
 
 def test_demo_with_flaky_sources_completes_and_a_closed_pipe_ends_quietly(tmp_path, api_env):
@@ -152,7 +153,7 @@ def test_demo_with_flaky_sources_completes_and_a_closed_pipe_ends_quietly(tmp_pa
 
 def test_sigterm_during_a_run_says_so_and_stops_the_temporary_server(tmp_path):
     home = make_mini_home(tmp_path / "home")
-    env = _own_server_env(tmp_path) | {"FAZHI_HMAC_KEY": "test-key-not-secret"}
+    env = _own_server_env(tmp_path) | {"FAZHI_HMAC_KEY": "test-key-not-secret-" + "0" * 16}
     proc = subprocess.Popen(
         [FAZHI, "run", "--home", str(home)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -76,16 +76,15 @@ def test_report_stops_are_explained(mini_run, tmp_path):
 
 def test_report_failure_does_not_fail_the_run(mini_run, monkeypatch, caplog):
     import warehouse.reports.validation
-    from flows import validation_report
-    from warehouse import pipeline
+    from warehouse import pipeline, runs
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(warehouse.reports.validation, "write_report", broken)
     run = pipeline.RunReport("run-broken", "2024-01-01T00:00:00")
-    with caplog.at_level(logging.ERROR, logger="fazhi-test"):
-        got = validation_report.write_and_publish(mini_run.settings, run, logging.getLogger("fazhi-test"))
+    with caplog.at_level(logging.ERROR, logger="fazhi.run"):
+        got = runs._validation_report(runs.LocalEngine(), mini_run.settings, run)
     assert got == "failed: OSError" and "validation report not written" in caplog.text
 
 

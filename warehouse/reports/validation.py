@@ -361,3 +361,15 @@ def write_report(
         tmp.write_text(page, encoding="utf-8")
         os.replace(tmp, target)
     return path, data
+
+
+def write_run_report(settings, run_report) -> tuple[Path, ReportData]:
+    """The run's report in `<home>/reports/validation/` (warehouse/runs.py, after loading and
+    computing, before publishing)."""
+    from warehouse.db import open_work_db
+
+    con = open_work_db(settings.work_db)
+    try:
+        return write_report(con, settings.home / "reports" / "validation", run_report.run_id, run_report.sources)
+    finally:
+        con.close()
