@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="one nightly run with the home folder's configuration")
     _add_home(p)
 
+    p = sub.add_parser(
+        "check-config", help="check the home's fazhi.toml and print its effective settings (secrets masked)"
+    )
+    _add_home(p)
+
     p = sub.add_parser("sample", help="generate sample source exports")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--calibration", type=Path)
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             code = {
                 "demo": cmd_demo,
                 "run": cmd_run,
+                "check-config": cmd_check_config,
                 "sample": cmd_sample,
                 "indicators": cmd_indicators,
                 "explain": cmd_explain,
@@ -437,6 +443,18 @@ def cmd_run(args) -> int:
     home = resolve_home(args.home)
     _check_tokens(load_settings(home))  # clear errors before Prefect starts
     return _run_flow(home)
+
+
+def cmd_check_config(args) -> int:
+    """The home's fazhi.toml read into its schema (any unknown name or wrong value is refused, exit
+    2), field overrides checked against the field mapping, then the effective settings printed."""
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.config_view import check_field_overrides, render
+
+    settings = load_settings(resolve_home(args.home))
+    check_field_overrides(settings)
+    sys.stdout.write(render(settings))
+    return 0
 
 
 def _check_tokens(settings) -> None:
