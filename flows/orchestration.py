@@ -231,8 +231,8 @@ class _NoTracebackForExpected(logging.Filter):
 
 
 def _expected() -> tuple[type[BaseException], ...]:
-    from warehouse.alerts import RunFailed
     from warehouse.audit import AuditFailed
+    from warehouse.errors import RunFailed
     from warehouse.lock import WriterBusy
     from warehouse.sources.mapping import SourceError
 

@@ -33,6 +33,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from warehouse.config import AlertOptions
+from warehouse.errors import RunFailed
 
 log = logging.getLogger("fazhi.alerts")
 
@@ -56,17 +57,6 @@ CAUSES = {
     "crashed": "进程被终止",  # the run's process died (kill -9, out of memory): from the server
     "error": "其他错误",  # anything else (the exception class is named)
 }
-
-
-class RunFailed(RuntimeError):
-    """A flow's failure, with a message free of personal data (failure_summary): it becomes the
-    run's final state message in Prefect, which the server's alert quotes. `__cause__` is the
-    original exception (the CLI's exit code depends on it); `sources` the run's per-source
-    report (details for the operator's terminal and the manifest, never for alerts)."""
-
-    def __init__(self, summary: str, sources: dict | None = None):
-        super().__init__(summary)
-        self.sources = sources or {}
 
 
 def cause_of(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from warehouse.errors import BadInput
 from warehouse.toml_schema import SchemaError, as_written, read_table, unknown
 
 CONFIG_NAME = "fazhi.toml"
@@ -25,7 +26,7 @@ KEY_ENV = "FAZHI_HMAC_KEY"
 MIN_KEY_BYTES = 32
 
 
-class ConfigError(RuntimeError):
+class ConfigError(BadInput, RuntimeError):
     """The home folder or its configuration cannot be used; the message says why."""
 
 

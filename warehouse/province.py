@@ -18,10 +18,11 @@ from pathlib import Path
 import duckdb
 
 from warehouse.db import connect, sql
+from warehouse.errors import BadInput
 from warehouse.publish import STORAGE_VERSION
 
 
-class RollupRefused(ValueError):
+class RollupRefused(BadInput, ValueError):
     """The counties given cannot be rolled up together; the message names them."""
 
 
@@ -30,7 +31,7 @@ def county_partition(published_dir: Path, table: str) -> Path:
     the roll-up switches the link, but the folder resolved here stays until its next publish."""
     path = Path(published_dir) / "parquet" / f"{table}.parquet"
     if not path.exists():
-        raise FileNotFoundError(f"没有县级分区 {path} / no county partition at {path}: run the county first")
+        raise RollupRefused(f"没有县级分区 {path} / no county partition at {path}: run the county first")
     return path.resolve()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.errors import BadInput, HeldByAnother
 from warehouse.formulas import neutralise_row
 from warehouse.read.lookup import check_published
 
@@ -44,11 +45,11 @@ STATUS_WORDS = {
 }
 
 
-class NotPublished(RuntimeError):
+class NotPublished(BadInput, RuntimeError):
     pass
 
 
-class PublishedBusy(RuntimeError):
+class PublishedBusy(HeldByAnother, RuntimeError):
     """A read-write connection (an analyst's tool opened without read-only) holds the file."""
 
 

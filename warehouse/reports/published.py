@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.errors import BadInput
+
 VALUE_COLUMNS = (
     "year",
     "township_code",
@@ -38,7 +40,7 @@ VALUE_COLUMNS = (
 OPTIONAL_COLUMNS = ("townships_missing",)
 
 
-class ReportInputError(ValueError):
+class ReportInputError(BadInput, ValueError):
     """Bad input for a report (unknown township, year without data, no such edition, a broken
     template): a bilingual message for the user, never a stack trace."""
 
