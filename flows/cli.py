@@ -267,6 +267,7 @@ def _run_flow(home: Path) -> None:
     from flows.nightly import nightly
 
     result = nightly(home=str(home))
+    _settle_prefect_events()
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")
@@ -277,6 +278,17 @@ def _run_flow(home: Path) -> None:
                 f" / received {info['received_rows']}, loaded {info['loaded_rows']},"
                 f" quarantined {info['quarantined_rows']}"
             )
+
+
+def _settle_prefect_events() -> None:
+    """Send the run's queued Prefect events now, so that Prefect's exit-time notices ("Still
+    processing items…") come before the run's own last words instead of after them."""
+    from prefect.events.worker import EventsWorker
+
+    try:
+        EventsWorker.drain_all(timeout=10)
+    except Exception:  # noqa: BLE001 - events are best effort; the run's result stands
+        pass
 
 
 _OS_ERRORS = {  # what DuckDB says when the operating system refused a write (its errors are text)
@@ -311,6 +323,7 @@ def _say_run_failed(exc) -> None:
     message for the operator, or the cause (an operating-system error in its own words)."""
     from warehouse.errors import BadInput, HeldByAnother
 
+    _settle_prefect_events()
     print(f"运行失败 / run failed: {exc}", file=sys.stderr)
     failed = {n: i for n, i in exc.sources.items() if i.get("status") in ("failed", "stopped")}
     for name, info in failed.items():
@@ -529,6 +542,7 @@ def cmd_rebuild(args) -> int:
     from flows.rebuild import year_end_rebuild
 
     result = year_end_rebuild(year=args.year, home=str(home))
+    _settle_prefect_events()
     print(f"{result['note_zh']} / {result['note_en']}")
     return 0
 

@@ -1,3 +1,4 @@
+-- severity: fail
 -- Nothing lost: for every loaded batch and table, received = loaded + quarantined, and the raw
 -- and quarantine tables hold exactly those rows. (A stopped batch's tables are in audit.batch_table
 -- with what they received; nothing of them is loaded or quarantined.)
