@@ -7,6 +7,7 @@ nor Great Expectations; only the commands that run flows do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -285,10 +286,8 @@ def _settle_prefect_events() -> None:
     processing items…") come before the run's own last words instead of after them."""
     from prefect.events.worker import EventsWorker
 
-    try:
+    with contextlib.suppress(Exception):  # events are best effort; the run's result stands
         EventsWorker.drain_all(timeout=10)
-    except Exception:  # noqa: BLE001 - events are best effort; the run's result stands
-        pass
 
 
 _OS_ERRORS = {  # what DuckDB says when the operating system refused a write (its errors are text)
