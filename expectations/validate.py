@@ -45,7 +45,7 @@ from expectations.clock import latest_allowed_at
 
 SUITES_DIR = Path(__file__).parent
 _RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
-CHUNK_ROWS = 200_000  # a chunk of the widest table (enforcement_act) is ~0.5 GB in pandas
+CHUNK_ROWS = 200_000  # a chunk's memory in pandas, for the widest table: docs/performance.md
 
 
 class ChunkedTable(Protocol):
@@ -113,7 +113,7 @@ def _parts(table: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     list-element expectations of a list column, on its exploded elements), and `columns:<names>`
     (the per-row expectations reading those columns). GX copies the frame it is given for each
     expectation, so a frame of one expectation's columns instead of the whole table's makes the
-    per-row rules ~3x cheaper on large chunks. (part, columns), in suite order."""
+    per-row rules cheaper on large chunks (docs/performance.md). (part, columns), in suite order."""
     parts: dict[str, tuple[str, ...]] = {}
     for exp in load_suite_doc(table)["expectations"]:
         part, columns = _part_of(exp)
@@ -259,8 +259,9 @@ def failing_fraction_error(doc: dict, n_failing: int, n_rows: int, full_extract:
 
 
 _POOL: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool)
-# Starting the worker processes costs ~7 s (each imports GX and builds the suites) against
-# ~1-2 s per chunk: a table of a few chunks is validated here unless the workers already run.
+# Starting the worker processes (each imports GX and builds the suites) costs several chunks'
+# validation (docs/performance.md): a table of a few chunks is validated here unless the workers
+# already run.
 POOL_MIN_CHUNKS = 8
 _POOL_LOCK = threading.Lock()
 

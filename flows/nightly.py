@@ -22,7 +22,7 @@ from warehouse.audit import AuditFailed  # noqa: E402
 from warehouse.config import Settings, load_settings, resolve_home  # noqa: E402
 from warehouse.lock import writer_lock  # noqa: E402
 
-# Great Expectations' import and suites (~5-8 s) are paid once when this module is imported (the
+# Great Expectations' import and suites (docs/performance.md) are paid once when this module is imported (the
 # worker's flow process), not inside each run's first validation task; GX is not thread-safe,
 # and here it is still alone in the process.
 warm_up()

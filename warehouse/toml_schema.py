@@ -7,7 +7,7 @@ every message. A key the dataclass does not have, a value of another type or bel
 refused (SchemaError) naming the table, the key and, for a misspelt name, the nearest valid one.
 
 Stdlib only, no pydantic: the read-only CLI commands load the configuration and must start fast
-(pydantic's import and model building cost ~0.12 s of CPU, `fazhi indicators` takes ~0.2 s whole).
+(pydantic's import and model building would be half of `fazhi indicators`' time: docs/performance.md).
 """
 
 from __future__ import annotations
