@@ -9,7 +9,6 @@ blocks are named, not read: that needs the Prefect API.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -24,7 +23,7 @@ from warehouse.config import (
     Settings,
     SourceConfig,
 )
-from warehouse.toml_schema import unknown
+from warehouse.toml_schema import as_written, unknown
 
 NOT_SET = "未设置 / not set"
 
@@ -103,17 +102,7 @@ def _source(home: Path, source: SourceConfig) -> list[str]:
 def _line(key: str, value) -> str:
     if value is None:
         return f"# {key}: {NOT_SET}"
-    return f"{key} = {_toml(value)}"
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
+    return f"{key} = {as_written(value)}"
 
 
 def _relative(home: Path, path: Path) -> str:

@@ -135,11 +135,13 @@ def _words(hint) -> tuple[str, str]:
 
 
 def as_written(value) -> str:
-    """A value as written in TOML (strings quoted), for messages."""
+    """A value as written in TOML (strings quoted), for messages and `fazhi check-config`."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(as_written(v) for v in value) + "]"
     if isinstance(value, dict):
         return "a table"
     return repr(value)

@@ -32,7 +32,7 @@ def status_words(row: dict) -> tuple[str, str]:
     """The status in words (zh, en); a county row names how many townships are missing."""
     status = row.get("status") or "no_data"
     zh, en = STATUS_WORDS.get(status, (f"状态 {status}", f"status {status}"))
-    missing = row.get("townships_missing")
+    missing = row.get("missing_townships")
     if status == "incomplete" and missing:
         zh, en = f"{missing}个乡镇缺数，合计不完整", f"incomplete: {missing} township(s) missing"
     return zh, en
