@@ -191,12 +191,28 @@ def test_check_config_prints_the_effective_settings_with_secrets_masked(tmp_path
     assert relocated == {n: dataclasses.replace(s, path=s.path.relative_to(home)) for n, s in before.sources.items()}
 
 
-def test_check_config_refuses_a_typo_with_exit_2_in_one_line(tmp_path):
-    home = _home(tmp_path, mini.CONFIG.replace('kind = "spreadsheet_drop"', 'kind = "spreadsheet_drops"', 1))
+@pytest.mark.parametrize(
+    ("typo", "words"),
+    [
+        (
+            ('kind = "spreadsheet_drop"', 'kind = "spreadsheet_drops"'),
+            "未知的数据源类型 spreadsheet_drops / unknown source kind spreadsheet_drops; 是否指 / did you mean "
+            "spreadsheet_drop?",
+        ),
+        (
+            ("first_year = 2022", "frist_year = 2022"),
+            "[pipeline] 未知的设置 frist_year / unknown setting frist_year; 是否指 / did you mean first_year?",
+        ),
+    ],
+)
+def test_a_typo_exits_2_in_one_bilingual_line_naming_it_the_file_and_the_nearest_name(tmp_path, typo, words):
+    """Through the installed console script, from check-config and from the commands that load the
+    configuration: nothing runs, nothing lands."""
+    home = _home(tmp_path, mini.CONFIG.replace(*typo, 1))
     for command in (("check-config",), ("run",), ("indicators", "--year", "2023")):
         done = fazhi(*command, "--home", str(home))
         assert done.returncode == 2 and done.stdout == "", (command, done.stderr)
-        assert len(done.stderr.strip().splitlines()) == 1 and "did you mean spreadsheet_drop?" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr, done.stderr
         assert str(home / "fazhi.toml") in done.stderr
     assert not (home / "work.duckdb").exists() and not (home / "landing").exists()  # nothing landed
 
