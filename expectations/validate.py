@@ -45,7 +45,7 @@ from expectations.clock import latest_allowed_at
 
 SUITES_DIR = Path(__file__).parent
 _RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
-CHUNK_ROWS = 200_000  # a chunk of the widest table (enforcement_act) is ~0.5 GB in pandas
+CHUNK_ROWS = 200_000  # a chunk's memory in pandas, for the widest table: docs/performance.md
 
 
 class ChunkedTable(Protocol):
@@ -96,8 +96,8 @@ def _context():
 
 
 def warm_up() -> None:
-    """Import GX and build every suite now (the flow's process does it once, at import, before
-    any run starts, not inside the first validation task of each run)."""
+    """Import GX and build every suite now (benchmarks time GX's fixed cost apart with it; runs
+    build each suite on its first use)."""
     for path in sorted(SUITES_DIR.glob("*.json")):
         for part, _ in _parts(path.stem):
             _suite_and_batch_definition(path.stem, part)
@@ -113,7 +113,7 @@ def _parts(table: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     list-element expectations of a list column, on its exploded elements), and `columns:<names>`
     (the per-row expectations reading those columns). GX copies the frame it is given for each
     expectation, so a frame of one expectation's columns instead of the whole table's makes the
-    per-row rules ~3x cheaper on large chunks. (part, columns), in suite order."""
+    per-row rules cheaper on large chunks (docs/performance.md). (part, columns), in suite order."""
     parts: dict[str, tuple[str, ...]] = {}
     for exp in load_suite_doc(table)["expectations"]:
         part, columns = _part_of(exp)
@@ -143,9 +143,19 @@ def _condition_columns(condition) -> list[str]:
     return []
 
 
-@cache
+_BUILD_LOCK = threading.Lock()
+
+
 def _suite_and_batch_definition(table: str, part: str):
-    """One part of the table's suite (_parts), with its own dataframe asset."""
+    """One part of the table's suite (_parts), with its own dataframe asset: built once per
+    process, on first use, under a lock (sources are validated by concurrent threads, and GX's
+    context is not safe to build suites in from two threads at once)."""
+    with _BUILD_LOCK:
+        return _build_suite_and_batch_definition(table, part)
+
+
+@cache
+def _build_suite_and_batch_definition(table: str, part: str):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -259,8 +269,9 @@ def failing_fraction_error(doc: dict, n_failing: int, n_rows: int, full_extract:
 
 
 _POOL: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool)
-# Starting the worker processes costs ~7 s (each imports GX and builds the suites) against
-# ~1-2 s per chunk: a table of a few chunks is validated here unless the workers already run.
+# Starting the worker processes (each imports GX and builds the suites) costs several chunks'
+# validation (docs/performance.md): a table of a few chunks is validated here unless the workers
+# already run.
 POOL_MIN_CHUNKS = 8
 _POOL_LOCK = threading.Lock()
 

@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="one nightly run with the home folder's configuration")
     _add_home(p)
 
+    p = sub.add_parser(
+        "check-config", help="check the home's fazhi.toml and print its effective settings (secrets masked)"
+    )
+    _add_home(p)
+
     p = sub.add_parser("sample", help="generate sample source exports")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--calibration", type=Path)
@@ -134,20 +139,21 @@ class Stopped(BaseException):
 
 def main(argv: list[str] | None = None) -> int:
     """Every way out prints what happened (stderr) and returns an exit code: 0 ok, 1 failed,
-    2 bad input, 3 the database is held by another writer, 128+N stopped by signal N. Only a
-    closed stdout pipe (`fazhi … | head`) ends quietly (141, as a tool killed by SIGPIPE); a
-    socket whose peer hung up is an ordinary error of whoever wrote to it (SIGPIPE stays
-    ignored, as Python sets it: never SIG_DFL, which would kill the process without a word)."""
+    2 bad input, 3 the database is held by another writer, 128+N stopped by signal N. The codes
+    are given here only, from the error's kind (warehouse/errors.py): commands raise, they never
+    choose a code for an error. Only a closed stdout pipe (`fazhi … | head`) ends quietly (141,
+    as a tool killed by SIGPIPE); a socket whose peer hung up is an ordinary error of whoever
+    wrote to it (SIGPIPE stays ignored, as Python sets it: never SIG_DFL, which would kill the
+    process without a word)."""
     args = build_parser().parse_args(argv)
-    from warehouse.config import ConfigError
-    from warehouse.read.indicators import NotPublished, PublishedBusy
-    from warehouse.read.lookup import UnknownName
+    from warehouse.errors import BadInput, HeldByAnother, RunFailed, exit_code
 
     with _signals_raise_stopped():
         try:
             code = {
                 "demo": cmd_demo,
                 "run": cmd_run,
+                "check-config": cmd_check_config,
                 "sample": cmd_sample,
                 "indicators": cmd_indicators,
                 "explain": cmd_explain,
@@ -162,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             }[args.command](args)
             sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's last flush
             return code
-        except (ConfigError, UnknownName, NotPublished) as exc:
-            print(f"错误 / error: {exc}", file=sys.stderr)
-            return 2
-        except PublishedBusy as exc:
-            print(f"错误 / error: {exc}", file=sys.stderr)
-            return 3
+        except RunFailed as exc:
+            _say_run_failed(exc)
+            return exit_code(exc.__cause__)
+        except (BadInput, HeldByAnother) as exc:
+            zh, en = exc.heading
+            print(f"{zh} / {en}: {exc}", file=sys.stderr)
+            return exit_code(exc)
         except BrokenPipeError as exc:
             if _stdout_closed():
                 _discard_stdout()
@@ -249,33 +256,25 @@ def _discard_stdout() -> None:
 
 
 def cmd_sample(args) -> int:
-    from warehouse.demo.sample.calibration import CalibrationError
     from warehouse.demo.sample.generate import generate_sample
 
-    try:
-        summary = generate_sample(args.out, seed=args.seed, townships_csv=args.townships, calibration=args.calibration)
-    except CalibrationError as exc:
-        print(f"校准文件有误 / calibration refused: {exc}", file=sys.stderr)
-        return 2
+    summary = generate_sample(args.out, seed=args.seed, townships_csv=args.townships, calibration=args.calibration)
     print(f"样例数据已写入 / sample written to {args.out}: {summary}")
     return 0
 
 
-def _run_flow(home: Path) -> int:
-    from warehouse.alerts import RunFailed
+def _run_flow(home: Path) -> None:
+    """The nightly run, under Prefect or not (`_under_prefect`), its sources' counts printed (a
+    failed run raises RunFailed: main())."""
+    if _under_prefect(home):
+        from flows.nightly import nightly
 
-    try:
-        if _under_prefect(home):
-            from flows.nightly import nightly
+        result = nightly(home=str(home))
+    else:
+        from warehouse.runs import LocalEngine, run_nightly
 
-            result = nightly(home=str(home))
-        else:
-            from warehouse.runs import LocalEngine, run_nightly
-
-            _log_to_stderr()
-            result = run_nightly(LocalEngine(), str(home))
-    except RunFailed as exc:
-        return _run_failed(exc)
+        _log_to_stderr()
+        result = run_nightly(LocalEngine(), str(home))
     _settle_prefect_events()
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
@@ -287,7 +286,6 @@ def _run_flow(home: Path) -> int:
                 f" / received {info['received_rows']}, loaded {info['loaded_rows']},"
                 f" quarantined {info['quarantined_rows']}"
             )
-    return 0
 
 
 PREFECT_ENV = "FAZHI_PREFECT"  # 1: run under Prefect even without a configured server (a temporary one)
@@ -309,8 +307,7 @@ def _under_prefect(home: Path) -> bool:
         return True
     from warehouse.config import load_settings
 
-    runner = str(load_settings(home).extra.get("orchestration", {}).get("task_runner", "threads")).strip().lower()
-    return runner == "dask"
+    return load_settings(home).orchestration.task_runner == "dask"
 
 
 def _prefect_api_configured() -> bool:
@@ -382,12 +379,10 @@ def os_error_message(exc: BaseException) -> str | None:
     return None
 
 
-def _run_failed(exc) -> int:
+def _say_run_failed(exc) -> None:
     """A flow's RunFailed: its summary (what the alert says), then each failed source's own
-    message for the operator; exit 3 when another writer held the database, 2 for the
-    configuration, else 1."""
-    from warehouse.config import ConfigError
-    from warehouse.lock import WriterBusy
+    message for the operator, or the cause (an operating-system error in its own words)."""
+    from warehouse.errors import BadInput, HeldByAnother
 
     _settle_prefect_events()
     print(f"运行失败 / run failed: {exc}", file=sys.stderr)
@@ -396,31 +391,23 @@ def _run_failed(exc) -> int:
         print(f"  {name}: {info.get('message_en') or info.get('error')}", file=sys.stderr)
     cause = exc.__cause__
     if not failed:
-        said = None if isinstance(cause, (WriterBusy, ConfigError)) else os_error_message(cause)
+        said = None if isinstance(cause, (BadInput, HeldByAnother)) else os_error_message(cause)
         print(f"  {said or cause}", file=sys.stderr)
-    return 3 if isinstance(cause, WriterBusy) else 2 if isinstance(cause, ConfigError) else 1
 
 
 def cmd_demo(args) -> int:
     from warehouse.config import resolve_home, write_demo_config
-    from warehouse.demo.sample.calibration import CalibrationError
     from warehouse.demo.sample.generate import generate_sample
 
     home = resolve_home(args.home)
     _check_faults(args.faults)
-    try:
-        generate_sample(home / "sample", seed=args.seed, calibration=args.calibration)
-    except CalibrationError as exc:
-        print(f"校准文件有误 / calibration refused: {exc}", file=sys.stderr)
-        return 2
+    generate_sample(home / "sample", seed=args.seed, calibration=args.calibration)
     write_demo_config(home, http=True)
     print(f"样例数据 / sample data: {home / 'sample'}")
     from warehouse.config import load_settings
 
     with _demo_simulator(load_settings(home), args.faults):
-        code = _run_flow(home)
-    if code:
-        return code
+        _run_flow(home)
     from warehouse.read.indicators import read_values, to_table
 
     settings = load_settings(home)
@@ -485,22 +472,17 @@ def cmd_simulate(args) -> int:
     if not token:
         token = secrets.token_urlsafe(24)
         print(f"令牌 / token (generated): {token}")
-    try:
-        serve(args.data, args.port, token, args.faults, state=args.state, seed=args.seed)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    serve(args.data, args.port, token, args.faults, state=args.state, seed=args.seed)
     return 0
 
 
 def cmd_template(args) -> int:
-    from warehouse.config import ConfigError, load_settings, resolve_home
+    from warehouse.config import CONFIG_NAME, load_settings, resolve_home
     from warehouse.sources.templates import write_template
 
-    try:
-        townships = load_settings(resolve_home(args.home)).townships_csv
-    except ConfigError:
-        townships = None  # no home yet: the sample county's townships
+    home = resolve_home(args.home)
+    # no home yet: the sample county's townships (a home's fazhi.toml with a mistake is refused)
+    townships = load_settings(home).townships_csv if (home / CONFIG_NAME).exists() else None
     path = write_template(args.kind, args.out, townships if townships and townships.exists() else None)
     print(f"模板已写入 / template written: {path}")
     return 0
@@ -511,7 +493,20 @@ def cmd_run(args) -> int:
 
     home = resolve_home(args.home)
     _check_tokens(load_settings(home))  # clear errors before Prefect starts
-    return _run_flow(home)
+    _run_flow(home)
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    """The home's fazhi.toml read into its schema (any unknown name or wrong value is refused, exit
+    2), field overrides checked against the field mapping, then the effective settings printed."""
+    from warehouse.config import load_settings, resolve_home
+    from warehouse.config_view import check_field_overrides, render
+
+    settings = load_settings(resolve_home(args.home))
+    check_field_overrides(settings)
+    sys.stdout.write(render(settings))
+    return 0
 
 
 def _check_tokens(settings) -> None:
@@ -590,13 +585,9 @@ def cmd_explain(args) -> int:
 
 
 def cmd_rollup(args) -> int:
-    from warehouse.province import RollupRefused, check_counties
+    from warehouse.province import check_counties
 
-    try:  # before Prefect starts: a refusal is immediate
-        check_counties(args.county)
-    except (RollupRefused, FileNotFoundError) as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    check_counties(args.county)  # before Prefect starts: a refusal is immediate
     from flows.province import province_rollup
 
     rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
@@ -609,20 +600,15 @@ def cmd_rebuild(args) -> int:
 
     home = resolve_home(args.home)
     load_settings(home)
-    from warehouse.alerts import RunFailed
+    if _under_prefect(home):
+        from flows.rebuild import year_end_rebuild
 
-    try:
-        if _under_prefect(home):
-            from flows.rebuild import year_end_rebuild
+        result = year_end_rebuild(year=args.year, home=str(home))
+    else:
+        from warehouse.runs import LocalEngine, run_rebuild
 
-            result = year_end_rebuild(year=args.year, home=str(home))
-        else:
-            from warehouse.runs import LocalEngine, run_rebuild
-
-            _log_to_stderr()
-            result = run_rebuild(LocalEngine(), args.year, str(home))
-    except RunFailed as exc:
-        return _run_failed(exc)
+        _log_to_stderr()
+        result = run_rebuild(LocalEngine(), args.year, str(home))
     _settle_prefect_events()
     print(f"{result['note_zh']} / {result['note_en']}")
     return 0
@@ -642,30 +628,22 @@ def cmd_accept_extract(args) -> int:
     import getpass
     from datetime import UTC, datetime
 
-    from warehouse.acceptance import AcceptanceRefused, accept_extract
+    from warehouse.acceptance import accept_extract
     from warehouse.config import load_settings, resolve_home
     from warehouse.db import open_work_db
-    from warehouse.lock import WriterBusy, writer_lock
+    from warehouse.lock import writer_lock
     from warehouse.read.lookup import check
 
     settings = load_settings(resolve_home(args.home))
     check("数据源", "source", args.source, settings.sources, within=("", f"in {settings.home / 'fazhi.toml'}"))
     now = datetime.now(UTC).replace(tzinfo=None)
-    try:
-        with writer_lock(settings.home, f"accept-extract-{now:%Y%m%dT%H%M%S}", settings.lock_wait_seconds):
-            con = open_work_db(settings.work_db)
-            try:
-                accepted = accept_extract(
-                    con, args.source, args.by or getpass.getuser(), args.reason, now, batch_id=args.batch
-                )
-            finally:
-                con.close()
-    except AcceptanceRefused as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
-    except WriterBusy as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 3
+    with writer_lock(settings.home, f"accept-extract-{now:%Y%m%dT%H%M%S}", settings.lock_wait_seconds):
+        con = open_work_db(settings.work_db)
+        try:
+            by = args.by or getpass.getuser()
+            accepted = accept_extract(con, args.source, by, args.reason, now, batch_id=args.batch)
+        finally:
+            con.close()
     print(f"已接受 / accepted: {accepted.source} {accepted.batch_id}")
     for table, rows in accepted.rows.items():
         before = accepted.previous.get(table)
@@ -679,17 +657,12 @@ def cmd_accept_extract(args) -> int:
 
 def cmd_report(args) -> int:
     from warehouse.config import load_settings, resolve_home
-    from warehouse.reports.published import ReportInputError
     from warehouse.reports.township_report import write_township_report
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        out = write_township_report(
-            settings.published_db, args.year, args.township, args.out, args.edition, settings.report_template
-        )
-    except ReportInputError as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    out = write_township_report(
+        settings.published_db, args.year, args.township, args.out, args.edition, settings.report_template
+    )
     print(f"报告草稿已写入 / report draft written: {out}")
     return 0
 
@@ -697,14 +670,9 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from warehouse.config import load_settings, resolve_home
     from warehouse.reports.county_workbook import export_county
-    from warehouse.reports.published import ReportInputError
 
     settings = load_settings(resolve_home(args.home))
-    try:
-        out = export_county(settings.published_db, args.year, args.out, args.edition, args.format)
-    except ReportInputError as exc:
-        print(f"错误 / error: {exc}", file=sys.stderr)
-        return 2
+    out = export_county(settings.published_db, args.year, args.out, args.edition, args.format)
     print(f"已导出 / exported: {out}")
     return 0
 

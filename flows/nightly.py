@@ -80,7 +80,7 @@ def _submit_sources(settings: Settings) -> tuple[dict, dict]:
     """Every source's land task and its parse + validate task, submitted to the current task
     runner: (landed, checked) futures by source."""
     land = land_source.with_options(
-        retries=orchestration.option(settings, "land_retries"),
+        retries=settings.orchestration.land_retries,
         retry_delay_seconds=runs.land_retry_delays(settings),
     )
     landed = {name: land.submit(settings, name) for name in settings.sources}

@@ -13,7 +13,8 @@ No two pipeline runs overlap, in three layers:
 3. the OS file lock on the working database (warehouse/lock.py), the last line of defence
    for runs outside Prefect.
 
-The `[orchestration]` table of fazhi.toml tunes it (all optional)::
+The `[orchestration]` table of fazhi.toml tunes it (all optional; schema and defaults:
+warehouse/config.py OrchestrationOptions)::
 
     [orchestration]
     concurrency_limit = "fazhi-warehouse-writer"
@@ -37,26 +38,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from warehouse.config import ConfigError, Settings
+from warehouse.config import WRITER_LIMIT, ConfigError, Settings
 
 log = logging.getLogger("fazhi.orchestration")
-
-WRITER_LIMIT = "fazhi-warehouse-writer"
-DEFAULTS = {
-    "concurrency_limit": WRITER_LIMIT,
-    "slot_wait_seconds": 21600.0,
-    "land_retries": 2,
-    "land_retry_delay_seconds": 10.0,
-    "task_runner": "threads",
-    "dask_workers": 2,
-    "dask_address": "",
-}
-TASK_RUNNERS = ("threads", "dask")
-
-
-def option(settings: Settings, key: str):
-    value = settings.extra.get("orchestration", {}).get(key, DEFAULTS[key])
-    return type(DEFAULTS[key])(value)
 
 
 def _limit_exists(name: str) -> bool:
@@ -101,11 +85,11 @@ def prepare_deployment(limit: str = WRITER_LIMIT, home: str | None = None) -> di
 
 def _deployment_alerts(home: str | None) -> str:
     from warehouse.alerts import URL_ENV, webhook_config
-    from warehouse.config import CONFIG_NAME, load_settings, resolve_home
+    from warehouse.config import CONFIG_NAME, AlertOptions, load_settings, resolve_home
 
     where = resolve_home(home)
-    extra = load_settings(where).extra if (where / CONFIG_NAME).exists() else {}
-    url, _timeout, keyword = webhook_config(extra)
+    options = load_settings(where).alerts if (where / CONFIG_NAME).exists() else AlertOptions()
+    url, _timeout, keyword = webhook_config(options)
     if not url:
         log.warning("no alert webhook (%s, or [alerts] in %s): runs alert nobody", URL_ENV, where / CONFIG_NAME)
         return "none"
@@ -187,12 +171,13 @@ def alert_failure(settings: Settings | None, flow: str, summary: str, logger=Non
     sent from here (`settings` None: the configuration could not be read; the webhook may still
     come from the environment)."""
     from warehouse import alerts
+    from warehouse.config import AlertOptions
 
     if server_alerts_on():
         (logger or log).info("the Prefect server's automation %r alerts for this run", ALERT_AUTOMATION)
         return
-    extra, home = (settings.extra, str(settings.home)) if settings else ({}, "$FAZHI_HOME")
-    alerts.send_failure_alert(extra, flow, summary, home)
+    options, home = (settings.alerts, str(settings.home)) if settings else (AlertOptions(), "$FAZHI_HOME")
+    alerts.send_failure_alert(options, flow, summary, home)
 
 
 def retry_unless_permanent(_task, _task_run, state) -> bool:
@@ -224,8 +209,8 @@ class _NoTracebackForExpected(logging.Filter):
 
 
 def _expected() -> tuple[type[BaseException], ...]:
-    from warehouse.alerts import RunFailed
     from warehouse.audit import AuditFailed
+    from warehouse.errors import RunFailed
     from warehouse.lock import WriterBusy
     from warehouse.sources.mapping import SourceError
 
@@ -259,8 +244,8 @@ def writer_slot(settings: Settings, logger: logging.Logger | logging.LoggerAdapt
     a limit the home names itself (`[orchestration] concurrency_limit`, one per county on a
     shared server) is created with limit 1 on first use."""
     logger = logger or log
-    name = option(settings, "concurrency_limit")
-    own = "concurrency_limit" in settings.extra.get("orchestration", {}) and name != WRITER_LIMIT
+    name = settings.orchestration.concurrency_limit
+    own = name != WRITER_LIMIT
     if own and not _limit_exists(name):
         _create_limit(name)
         logger.info("created the writer limit %r (limit 1) for this home", name)
@@ -271,7 +256,7 @@ def writer_slot(settings: Settings, logger: logging.Logger | logging.LoggerAdapt
     from prefect.concurrency.sync import concurrency
 
     logger.info("waiting for the writer slot %r", name)
-    with concurrency(name, occupy=1, timeout_seconds=option(settings, "slot_wait_seconds"), strict=True):
+    with concurrency(name, occupy=1, timeout_seconds=settings.orchestration.slot_wait_seconds, strict=True):
         logger.info("holding the writer slot %r", name)
         yield True
 
@@ -280,32 +265,14 @@ def writer_slot(settings: Settings, logger: logging.Logger | logging.LoggerAdapt
 
 
 def task_runner_choice(settings: Settings) -> dict:
-    """`[orchestration] task_runner` and its options, checked: {"kind": "threads"} or
-    {"kind": "dask", "workers": n} or {"kind": "dask", "address": "tcp://…"}."""
-    cfg = settings.extra.get("orchestration", {})
-    kind = str(cfg.get("task_runner", DEFAULTS["task_runner"])).strip().lower()
-    if kind not in TASK_RUNNERS:
-        raise ConfigError(
-            f"[orchestration] task_runner 只能是 threads 或 dask / must be one of {', '.join(TASK_RUNNERS)}: {kind!r}"
-        )
-    if kind == "threads":
+    """`[orchestration] task_runner` and its options (checked by the configuration's schema):
+    {"kind": "threads"} or {"kind": "dask", "workers": n} or {"kind": "dask", "address": "tcp://…"}."""
+    options = settings.orchestration
+    if options.task_runner == "threads":
         return {"kind": "threads"}
-    address = str(cfg.get("dask_address", "")).strip()
-    if address:
-        if "dask_workers" in cfg:
-            raise ConfigError(
-                "[orchestration] dask_address 与 dask_workers 不能同时设置 / "
-                "set dask_address (an existing cluster) or dask_workers (a local one), not both"
-            )
-        if "://" not in address:
-            raise ConfigError(
-                f"[orchestration] dask_address 应形如 tcp://主机:端口 / must look like tcp://host:port: {address!r}"
-            )
-        return {"kind": "dask", "address": address}
-    workers = cfg.get("dask_workers", DEFAULTS["dask_workers"])
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"[orchestration] dask_workers 应为正整数 / must be a positive integer: {workers!r}")
-    return {"kind": "dask", "workers": workers}
+    if options.dask_address:
+        return {"kind": "dask", "address": options.dask_address}
+    return {"kind": "dask", "workers": options.dask_workers}
 
 
 def describe_task_runner(choice: dict) -> str:

@@ -16,10 +16,12 @@ from datetime import datetime
 
 import duckdb
 
+from warehouse.errors import BadInput
+
 EXTRACT_SIZE_RULE = "-B02"  # the rule id's suffix in every suite (ENF-B02, MED-B02, …)
 
 
-class AcceptanceRefused(ValueError):
+class AcceptanceRefused(BadInput, ValueError):
     """The acceptance asked for does not apply; the message says why, in Chinese and English."""
 
 

@@ -32,10 +32,13 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
+from warehouse.config import AlertOptions
+from warehouse.errors import RunFailed
+
 log = logging.getLogger("fazhi.alerts")
 
 URL_ENV = "FAZHI_ALERT_WEBHOOK_URL"
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = AlertOptions.timeout_seconds
 MAX_CONTENT = 1800  # WeCom text messages are limited to 2048 bytes of content
 # Belt and braces: long digit runs (ID numbers, phone numbers, certificate numbers) never leave.
 # Run ids (run-20261130T221054-123456) have no run of 11 digits, so they survive.
@@ -54,17 +57,6 @@ CAUSES = {
     "crashed": "进程被终止",  # the run's process died (kill -9, out of memory): from the server
     "error": "其他错误",  # anything else (the exception class is named)
 }
-
-
-class RunFailed(RuntimeError):
-    """A flow's failure, with a message free of personal data (failure_summary): it becomes the
-    run's final state message in Prefect, which the server's alert quotes. `__cause__` is the
-    original exception (the CLI's exit code depends on it); `sources` the run's per-source
-    report (details for the operator's terminal and the manifest, never for alerts)."""
-
-    def __init__(self, summary: str, sources: dict | None = None):
-        super().__init__(summary)
-        self.sources = sources or {}
 
 
 def cause_of(exc: BaseException) -> str:
@@ -143,12 +135,9 @@ def failure_summary(run_id: str, exc: BaseException, sources: dict | None = None
     return _DIGITS.sub("…", f"运行 / run {run_id} {head} " + "; ".join(lines))
 
 
-def webhook_config(extra: dict) -> tuple[str | None, float, str]:
+def webhook_config(options: AlertOptions) -> tuple[str | None, float, str]:
     """(url or None, timeout, keyword) from fazhi.toml's [alerts] and the environment."""
-    alerts = extra.get("alerts", {}) if isinstance(extra, dict) else {}
-    url = os.environ.get(URL_ENV) or alerts.get("webhook_url") or None
-    timeout = float(alerts.get("timeout_seconds", DEFAULT_TIMEOUT))
-    return url, timeout, str(alerts.get("keyword", ""))
+    return os.environ.get(URL_ENV) or options.webhook_url or None, options.timeout_seconds, options.keyword
 
 
 def _title(keyword: str) -> str:
@@ -213,11 +202,11 @@ def post(url: str, message: dict, timeout: float = DEFAULT_TIMEOUT) -> bool:
     return ok
 
 
-def send_failure_alert(extra: dict, flow: str, summary: str, home: str) -> bool:
+def send_failure_alert(options: AlertOptions, flow: str, summary: str, home: str) -> bool:
     """Send the one alert of a failed run from this process (no-op without a configured
     webhook). Never raises."""
     try:
-        url, timeout, keyword = webhook_config(extra)
+        url, timeout, keyword = webhook_config(options)
         if not url:
             return False
         return post(url, build_message(flow, summary, home, keyword), timeout)

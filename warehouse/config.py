@@ -1,7 +1,11 @@
 """The home folder and its configuration file, fazhi.toml.
 
 Home: `--home DIR`, else `$FAZHI_HOME`, else `./var`. Paths in fazhi.toml are relative to the
-home folder. This module imports nothing heavy: the CLI's read-only commands use it.
+home folder. Every table of the file has a schema here (a frozen dataclass per table, read by
+warehouse/toml_schema.py): an unknown section, key, source or kind, or a value of the wrong type,
+is refused naming the file, the key and the nearest valid name. `fazhi check-config` prints the
+effective settings (warehouse/config_view.py). This module imports nothing heavy: the CLI's
+read-only commands use it.
 """
 
 from __future__ import annotations
@@ -9,8 +13,12 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
+
+from warehouse.errors import BadInput
+from warehouse.toml_schema import SchemaError, as_written, read_table, unknown
 
 CONFIG_NAME = "fazhi.toml"
 DEMO_KEY_FILE = "secrets/hmac.key"
@@ -18,12 +26,76 @@ KEY_ENV = "FAZHI_HMAC_KEY"
 MIN_KEY_BYTES = 32
 
 
-class ConfigError(RuntimeError):
+class ConfigError(BadInput, RuntimeError):
     """The home folder or its configuration cannot be used; the message says why."""
 
 
 class MissingToken(ConfigError):
     """An HTTP source has no token: neither its environment variable nor a Secret block."""
+
+
+# --- the schema: one frozen dataclass per table of fazhi.toml (warehouse/toml_schema.py) --------
+# Field names are the keys, annotations their types, defaults the values of an absent key.
+# docs/operations.md and docs/sources.md say what each does; `fazhi check-config` prints them.
+
+WRITER_LIMIT = "fazhi-warehouse-writer"
+_AT_LEAST_0, _AT_LEAST_1 = {"min": 0}, {"min": 1}
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    townships: str = "townships.csv"  # the county's townships: code,name,kind,county_code,county_name
+    first_year: int = 2022  # earliest year of indicators
+    required_training_hours: float = 60.0  # TRN08: hours an enforcement officer needs a year
+    lock_wait_seconds: float = field(default=600.0, metadata=_AT_LEAST_0)  # a second writer waits, then exits
+
+
+@dataclass(frozen=True)
+class LandingOptions:
+    retention_days: int | None = field(default=None, metadata=_AT_LEAST_0)  # purge landed exports this old; 0: off
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    template: str | None = None  # the county's Word template for `fazhi report` (docs/reports.md)
+
+
+@dataclass(frozen=True)
+class PseudonymisationOptions:
+    key_file: str | None = None  # demo only; production sets FAZHI_HMAC_KEY
+    secret_block: str | None = None  # or a Prefect Secret block holding the key
+
+
+@dataclass(frozen=True)
+class OrchestrationOptions:
+    """flows/orchestration.py: the writer slot, task retries, the task runner."""
+
+    concurrency_limit: str = WRITER_LIMIT  # the Prefect global concurrency limit every writer holds
+    slot_wait_seconds: float = field(default=21600.0, metadata=_AT_LEAST_0)  # waited for the slot, then fails
+    land_retries: int = field(default=2, metadata=_AT_LEAST_0)  # task-level retries of a source's pull
+    land_retry_delay_seconds: float = field(default=10.0, metadata=_AT_LEAST_0)  # first retry delay; doubles
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_workers: int = field(default=2, metadata=_AT_LEAST_1)  # "dask": a local cluster of this many processes
+    dask_address: str = ""  # "dask": an existing cluster (tcp://host:port) instead of a local one
+
+
+@dataclass(frozen=True)
+class PerformanceOptions:
+    """docs/performance.md. The library's own defaults (expectations/validate.py CHUNK_ROWS,
+    warehouse/sources/parsed.py FILES_PER_GROUP) are these: tests/unit/test_config.py checks it."""
+
+    chunk_rows: int = field(default=200_000, metadata=_AT_LEAST_1)  # rows per validation chunk
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1), metadata=_AT_LEAST_1)
+    files_per_group: int = field(default=500, metadata=_AT_LEAST_1)  # spreadsheet files parsed together
+
+
+@dataclass(frozen=True)
+class AlertOptions:
+    """warehouse/alerts.py. FAZHI_ALERT_WEBHOOK_URL, where set, wins over webhook_url."""
+
+    webhook_url: str | None = field(default=None, metadata={"secret": True})  # it embeds the robot's key
+    timeout_seconds: float = field(default=5.0, metadata=_AT_LEAST_0)
+    keyword: str = ""  # DingTalk robots with a keyword filter need it in every message
 
 
 @dataclass(frozen=True)
@@ -34,10 +106,10 @@ class HttpOptions:
     url: str
     token_env: str
     token_secret_block: str | None = None
-    page_size: int = 500
+    page_size: int = field(default=500, metadata=_AT_LEAST_1)
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    max_attempts: int = 6  # per request, the first try included
+    max_attempts: int = field(default=6, metadata=_AT_LEAST_1)  # per request, the first try included
     backoff_base: float = 0.5  # seconds; doubles each retry
     backoff_max: float = 30.0
     max_retry_seconds: float = 300.0  # cap on the time one pull spends waiting to retry
@@ -45,62 +117,123 @@ class HttpOptions:
     # bounds on one pull (docs/sources.md, "Bounded pulls"): a stuck or hostile server fails its
     # source alone, by name, and never holds the night
     pull_deadline_seconds: float = 1800.0  # the whole pull, retries and waits included
-    max_pages: int = 20_000  # requests for pages, re-asked pages included
-    max_page_bytes: int = 64 * 2**20  # one response, on the wire and after decompression
+    max_pages: int = field(default=20_000, metadata=_AT_LEAST_1)  # requests for pages, re-asked pages included
+    max_page_bytes: int = field(default=64 * 2**20, metadata=_AT_LEAST_1)  # one response, also decompressed
     clock_skew_seconds: float = 300.0  # a date or 更新时间 later than the pull's clock plus this is refused
+
+
+# `[sources.<name>]`, one schema per kind. `fields`: per-county field names on top of fields.yaml
+# (canonical column = the export's field name or a list of synonyms; a nested table per table).
+@dataclass(frozen=True)
+class JsonPagesSource:
+    kind: str
+    path: str  # a folder of JSON export pages
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpreadsheetDropSource:
+    kind: str
+    path: str | None = None  # the drop folder; default drop/<name>
+    fields: dict = field(default_factory=dict)
+    supersede: Literal["file_name", "township_year"] = "file_name"  # what a corrected delivery replaces
+
+
+@dataclass(frozen=True)
+class HttpSource(HttpOptions):
+    """`url` may come from FAZHI_<NAME>_URL instead; `token_env` defaults to FAZHI_<NAME>_TOKEN."""
+
+    kind: str = "http"
+    path: str | None = None  # where its pulls land; default landing/<name>
+    fields: dict = field(default_factory=dict)
+
+
+SOURCE_SCHEMAS = {"http": HttpSource, "json_pages": JsonPagesSource, "spreadsheet_drop": SpreadsheetDropSource}
+SOURCE_KINDS = tuple(SOURCE_SCHEMAS)
+_FIELDS_FILE = Path(__file__).with_name("sources") / "fields.yaml"
+
+
+def source_kinds() -> dict[str, tuple[str, ...]]:
+    """The sources a fazhi.toml may configure, each with the kinds it may have. Today: every
+    source of the field mapping (warehouse/sources/fields.yaml, read here without importing the
+    warehouse.sources package, which loads pandas), with any kind. The one place to point at the
+    source registry (issue 18)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return {name: SOURCE_KINDS for name in yaml.load(_FIELDS_FILE.read_text(encoding="utf-8"), Loader=loader)}
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     name: str
-    kind: str  # json_pages | spreadsheet_drop | http
+    kind: str  # one of SOURCE_KINDS
     path: Path
     http: HttpOptions | None = None
     fields: dict = field(default_factory=dict)  # per-county field-name overrides on top of fields.yaml
     supersede: str = "file_name"  # spreadsheet drops: what a corrected delivery replaces (warehouse/supersede.py)
 
 
-HTTP_KEYS = {f for f in HttpOptions.__dataclass_fields__ if f not in ("url", "token_env")}
-
-
-def _source_config(home: Path, cfg_path: Path, name: str, src: dict) -> SourceConfig:
-    kind = src.get("kind")
-    fields = dict(src.get("fields", {}))
-    if kind == "http":
-        url = os.environ.get(f"FAZHI_{name.upper()}_URL") or src.get("url")
-        if not url:
-            raise ConfigError(f"{cfg_path}: [sources.{name}] (kind http) needs `url`")
-        opts = {k: src[k] for k in HTTP_KEYS if k in src}
-        http = HttpOptions(url=url, token_env=src.get("token_env", f"FAZHI_{name.upper()}_TOKEN"), **opts)
-        return SourceConfig(name, kind, home / src.get("path", f"landing/{name}"), http, fields)
-    if kind == "spreadsheet_drop":
-        from warehouse.supersede import SUPERSEDE_BY
-
-        supersede = src.get("supersede", "file_name")
-        if supersede not in SUPERSEDE_BY:
-            raise ConfigError(
-                f"{cfg_path}: [sources.{name}] supersede 只能是 file_name 或 township_year / "
-                f"supersede must be file_name or township_year, not {supersede!r}"
-            )
-        return SourceConfig(name, kind, home / src.get("path", f"drop/{name}"), None, fields, supersede)
-    if kind is None or "path" not in src:
-        raise ConfigError(f"{cfg_path}: [sources.{name}] needs `kind` and `path`")
-    return SourceConfig(name, kind, home / src["path"], None, fields)
+SECTIONS = {
+    "pipeline": PipelineOptions,
+    "landing": LandingOptions,
+    "reports": ReportOptions,
+    "pseudonymisation": PseudonymisationOptions,
+    "orchestration": OrchestrationOptions,
+    "performance": PerformanceOptions,
+    "alerts": AlertOptions,
+}
 
 
 @dataclass(frozen=True)
 class Settings:
+    """A home's configuration, every table of its fazhi.toml read into its schema."""
+
     home: Path
-    townships_csv: Path
     sources: dict[str, SourceConfig]
-    first_year: int = 2022
-    required_training_hours: float = 60.0
-    hmac_key_file: Path | None = None
-    hmac_secret_block: str | None = None
-    lock_wait_seconds: float = 600.0
-    landing_retention_days: int | None = None
-    report_template: Path | None = None  # [reports] template: the county's Word template for `fazhi report`
-    extra: dict = field(default_factory=dict)
+    pipeline: PipelineOptions = PipelineOptions()
+    landing: LandingOptions = LandingOptions()
+    reports: ReportOptions = ReportOptions()
+    pseudonymisation: PseudonymisationOptions = PseudonymisationOptions()
+    orchestration: OrchestrationOptions = OrchestrationOptions()
+    performance: PerformanceOptions = field(default_factory=PerformanceOptions)
+    alerts: AlertOptions = AlertOptions()
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_NAME
+
+    @property
+    def townships_csv(self) -> Path:
+        return self.home / self.pipeline.townships
+
+    @property
+    def first_year(self) -> int:
+        return self.pipeline.first_year
+
+    @property
+    def required_training_hours(self) -> float:
+        return self.pipeline.required_training_hours
+
+    @property
+    def lock_wait_seconds(self) -> float:
+        return self.pipeline.lock_wait_seconds
+
+    @property
+    def landing_retention_days(self) -> int | None:
+        return self.landing.retention_days or None
+
+    @property
+    def report_template(self) -> Path | None:
+        return self.home / self.reports.template if self.reports.template else None
+
+    @property
+    def hmac_key_file(self) -> Path | None:
+        return self.home / self.pseudonymisation.key_file if self.pseudonymisation.key_file else None
+
+    @property
+    def hmac_secret_block(self) -> str | None:
+        return self.pseudonymisation.secret_block
 
     @property
     def work_db(self) -> Path:
@@ -125,15 +258,7 @@ class Settings:
         pseudonym. At least MIN_KEY_BYTES bytes."""
         from warehouse.key_fingerprint import fingerprint
 
-        found = {}
-        if os.environ.get(KEY_ENV):
-            found[KEY_ENV] = os.environ[KEY_ENV].encode()
-        if self.hmac_secret_block:
-            from warehouse.secrets import read_secret
-
-            found[f"Prefect Secret {self.hmac_secret_block}"] = read_secret(self.hmac_secret_block).encode()
-        if self.hmac_key_file and self.hmac_key_file.exists():
-            found[str(self.hmac_key_file)] = self.hmac_key_file.read_bytes().strip()
+        found = self.hmac_key_sources()
         if not found:
             raise ConfigError(
                 "缺少假名化密钥：请设置环境变量 FAZHI_HMAC_KEY / "
@@ -154,6 +279,19 @@ class Settings:
             )
         return key
 
+    def hmac_key_sources(self, read_secret_block: bool = True) -> dict[str, bytes]:
+        """Where the pseudonymisation key is set, and the key each holds."""
+        found = {}
+        if os.environ.get(KEY_ENV):
+            found[KEY_ENV] = os.environ[KEY_ENV].encode()
+        if self.hmac_secret_block and read_secret_block:
+            from warehouse.secrets import read_secret
+
+            found[f"Prefect Secret {self.hmac_secret_block}"] = read_secret(self.hmac_secret_block).encode()
+        if self.hmac_key_file and self.hmac_key_file.exists():
+            found[str(self.hmac_key_file)] = self.hmac_key_file.read_bytes().strip()
+        return found
+
 
 def resolve_home(home: str | os.PathLike | None) -> Path:
     if home:
@@ -164,6 +302,9 @@ def resolve_home(home: str | os.PathLike | None) -> Path:
 
 
 def load_settings(home: Path) -> Settings:
+    """The home's fazhi.toml read into its schema. Anything the schema does not know (a section,
+    a key, a source, a kind, a value of the wrong type) is a ConfigError naming the file, the
+    key and the nearest valid name: a typo never silently becomes a default."""
     path = home / CONFIG_NAME
     if not path.exists():
         raise ConfigError(
@@ -173,27 +314,90 @@ def load_settings(home: Path) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"配置文件格式错误 / {path} is not valid TOML: {exc}") from None
-    pipeline = data.get("pipeline", {})
-    sources = {}
-    for name, src in data.get("sources", {}).items():
-        sources[name] = _source_config(home, path, name, src)
-    pseudo = data.get("pseudonymisation", {})
-    key_file = pseudo.get("key_file")
-    retention = data.get("landing", {}).get("retention_days")
-    template = data.get("reports", {}).get("template")
-    return Settings(
-        home=home,
-        townships_csv=home / pipeline.get("townships", "townships.csv"),
-        sources=sources,
-        first_year=int(pipeline.get("first_year", 2022)),
-        required_training_hours=float(pipeline.get("required_training_hours", 60)),
-        hmac_key_file=home / key_file if key_file else None,
-        hmac_secret_block=pseudo.get("secret_block"),
-        lock_wait_seconds=float(pipeline.get("lock_wait_seconds", 600)),
-        landing_retention_days=int(retention) if retention else None,
-        report_template=home / template if template else None,
-        extra=data,
-    )
+    try:
+        return _settings(home, data)
+    except SchemaError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _settings(home: Path, data: dict) -> Settings:
+    for name, value in data.items():
+        if name in SECTIONS or name == "sources":
+            continue
+        home_of = [s for s, schema in SECTIONS.items() if name in {f.name for f in fields(schema)}]
+        if home_of and not isinstance(value, dict):
+            raise SchemaError(f"{name} 应写在 [{home_of[0]}] 下 / {name} belongs under [{home_of[0]}]")
+        what = ("配置节", "section") if isinstance(value, dict) else ("设置", "setting")
+        raise unknown(*what, name, [*SECTIONS, "sources"])
+    sections = {name: read_table(schema, data.get(name, {}), name) for name, schema in SECTIONS.items()}
+    _check_orchestration(data.get("orchestration", {}), sections["orchestration"])
+    tables = data.get("sources", {})
+    if not isinstance(tables, dict):
+        raise SchemaError("[sources] 应为一个表 / must be a table: one [sources.<name>] per source")
+    kinds = source_kinds() if tables else {}
+    sources = {name: _source(home, name, table, kinds) for name, table in tables.items()}
+    return Settings(home=home, sources=sources, **sections)
+
+
+def _check_orchestration(table: dict, options: OrchestrationOptions) -> None:
+    if options.dask_address and "dask_workers" in table:
+        raise SchemaError(
+            "[orchestration] dask_address 与 dask_workers 不能同时设置 / "
+            "set dask_address (an existing cluster) or dask_workers (a local one), not both"
+        )
+    if options.dask_address and "://" not in options.dask_address:
+        raise SchemaError(
+            f"[orchestration] dask_address 应形如 tcp://主机:端口 / must look like tcp://host:port: "
+            f"{options.dask_address!r}"
+        )
+
+
+def _source(home: Path, name: str, table: object, kinds: dict[str, tuple[str, ...]]) -> SourceConfig:
+    where = f"sources.{name}"
+    if name not in kinds:
+        raise unknown("数据源", "source", name, kinds, "[sources] ")
+    if not isinstance(table, dict):
+        raise SchemaError(f"[{where}] 应为一个表 / must be a table")
+    kind = table.get("kind")
+    if kind is None:
+        raise SchemaError(f"[{where}] 缺少 kind / needs `kind` (one of {', '.join(kinds[name])})")
+    if kind not in kinds[name]:
+        raise unknown("数据源类型", "source kind", str(kind), kinds[name], f"[{where}] kind = {as_written(kind)}: ")
+    schema = SOURCE_SCHEMAS[kind]
+    for key in table:
+        elsewhere = [k for k, other in SOURCE_SCHEMAS.items() if key in {f.name for f in fields(other)}]
+        if elsewhere and key not in {f.name for f in fields(schema)}:
+            raise SchemaError(
+                f"[{where}] {key} 只适用于 kind = {' 或 '.join(elsewhere)} / {key} applies to kind "
+                f"{' or '.join(elsewhere)} only, not {kind}"
+            )
+    if kind == "http":
+        table = {"token_env": f"FAZHI_{name.upper()}_TOKEN", **table}
+        if os.environ.get(f"FAZHI_{name.upper()}_URL"):
+            table["url"] = os.environ[f"FAZHI_{name.upper()}_URL"]
+    given = read_table(schema, table, where)
+    _check_field_names(where, given.fields)
+    if kind == "http":
+        http = HttpOptions(**{f.name: getattr(given, f.name) for f in fields(HttpOptions)})
+        return SourceConfig(name, kind, home / (given.path or f"landing/{name}"), http, given.fields)
+    if kind == "spreadsheet_drop":
+        path = home / (given.path or f"drop/{name}")
+        return SourceConfig(name, kind, path, None, given.fields, given.supersede)
+    return SourceConfig(name, kind, home / given.path, None, given.fields)
+
+
+def _check_field_names(where: str, overrides: dict, nested: bool = False) -> None:
+    """`[sources.<name>.fields]`: column = "field name" or ["synonym", …], or a table of those per
+    source table. Whether each column exists is checked against the field mapping when the
+    source lands (warehouse/sources/mapping.py check_overrides) and by `fazhi check-config`."""
+    for column, names in overrides.items():
+        if isinstance(names, dict) and not nested:
+            _check_field_names(f"{where}.fields.{column}", names, nested=True)
+        elif not (isinstance(names, str) or (isinstance(names, list) and all(isinstance(n, str) for n in names))):
+            table = where if nested else f"{where}.fields"
+            raise SchemaError(
+                f"[{table}] {column}: 应为字段名或字段名列表 / must be a field name or a list of field names"
+            )
 
 
 DEMO_CONFIG = """\

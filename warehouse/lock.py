@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from warehouse.errors import HeldByAnother
 
-class WriterBusy(RuntimeError):
+
+class WriterBusy(HeldByAnother, RuntimeError):
     """Another run holds the working database for longer than we were willing to wait."""
 
 

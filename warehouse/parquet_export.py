@@ -21,13 +21,11 @@ import duckdb
 
 from warehouse.db import connect
 
-# zstd at level 1, not DuckDB's default 3: the files stay compressed for analysts, and at province
-# scale the export took 2.2-3.2 s instead of 2.8-4.3 s (five runs each) while the files came out
-# no larger (39.3 MB, not 40.5 MB).
+# zstd at level 1, not DuckDB's default 3: the files stay compressed for analysts, are written
+# faster and come out no larger (docs/performance.md).
 PARQUET_OPTIONS = "format parquet, compression zstd, compression_level 1"
 # Tables written two at a time, each on its own cursor: a table of one row group (most of them)
-# is written by a single thread, so one table at a time left the second core idle (province:
-# 1.9-2.9 s -> 1.5-1.7 s over four runs each, the same CPU time).
+# is written by a single thread, so one table at a time left the second core idle (docs/performance.md).
 WRITERS = 2
 
 

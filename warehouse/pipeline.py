@@ -34,7 +34,7 @@ from warehouse.sources import parse_batch
 from warehouse.sources.json_pages import batch_latest_allowed_at
 from warehouse.sources.landing import LandedBatch, land, scan_drop, write_manifest
 from warehouse.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
-from warehouse.sources.parsed import FILES_PER_GROUP, remove_parsed
+from warehouse.sources.parsed import remove_parsed
 from warehouse.sources.township_files import FILES_TABLE, ISSUES_TABLE
 from warehouse.watermark import read_watermark
 
@@ -181,20 +181,6 @@ def parsed_dir(settings: Settings, batch: LandedBatch) -> Path:
     return settings.home / "parsed" / batch.batch_id
 
 
-def performance_option(settings: Settings, name: str) -> int:
-    """fazhi.toml `[performance]`: chunk_rows (rows per validation chunk), workers (processes
-    parsing groups of spreadsheet files and validating the chunks of a large table),
-    files_per_group (spreadsheet files parsed together)."""
-    from expectations.validate import CHUNK_ROWS
-
-    defaults = {
-        "chunk_rows": CHUNK_ROWS,
-        "workers": min(4, os.cpu_count() or 1),
-        "files_per_group": FILES_PER_GROUP,
-    }
-    return int(settings.extra.get("performance", {}).get(name, defaults[name]))
-
-
 def accepted_years(settings: Settings) -> tuple[int, int]:
     """The years a record may belong to: the first year of indicators to this year (China's)."""
     from zoneinfo import ZoneInfo
@@ -218,8 +204,8 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
             replace(batch, extra=batch.extra | {"years": list(years)}),
             settings.hmac_key(),
             directory,
-            performance_option(settings, "files_per_group"),
-            performance_option(settings, "workers"),
+            settings.performance.files_per_group,
+            settings.performance.workers,
         )
     except SourceError as exc:  # a whole export that cannot be read (schema drift): named, with its file or page
         where = f"{exc.file}: " if exc.file else ""  # the file refused, by name
@@ -242,7 +228,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     }
     full = extract_kind(settings, batch) == "full"
     previous = previous_full_extract_rows(settings, batch.source) if full else {}
-    chunk_rows, workers = performance_option(settings, "chunk_rows"), performance_option(settings, "workers")
+    chunk_rows, workers = settings.performance.chunk_rows, settings.performance.workers
     tables, stops = [], []
     try:
         for name, table in parsed.items():

@@ -20,12 +20,13 @@ import duckdb
 
 from warehouse import dag
 from warehouse.db import connect
+from warehouse.errors import BadInput
 from warehouse.publish import STORAGE_VERSION
 
 REGION_MODELS = dag.MODELS_DIR / "region"
 
 
-class RollupRefused(ValueError):
+class RollupRefused(BadInput, ValueError):
     """The counties given cannot be rolled up together; the message names them."""
 
 
@@ -34,7 +35,7 @@ def county_partition(published_dir: Path, table: str) -> Path:
     the roll-up switches the link, but the folder resolved here stays until its next publish."""
     path = Path(published_dir) / "parquet" / f"{table}.parquet"
     if not path.exists():
-        raise FileNotFoundError(f"没有县级分区 {path} / no county partition at {path}: run the county first")
+        raise RollupRefused(f"没有县级分区 {path} / no county partition at {path}: run the county first")
     return path.resolve()
 
 

@@ -275,9 +275,8 @@ def retry_while_db_busy(call, *args, wait_seconds: float = 120.0):
 def land_retry_delays(settings: Settings) -> list[float]:
     """Exponential backoff: d, 2d, 4d … for each retry of a source's pull ([orchestration]
     land_retries, land_retry_delay_seconds)."""
-    cfg = settings.extra.get("orchestration", {})
-    first = float(cfg.get("land_retry_delay_seconds", 10.0))
-    return [first * 2**i for i in range(int(cfg.get("land_retries", 2)))]
+    first = settings.orchestration.land_retry_delay_seconds
+    return [first * 2**i for i in range(settings.orchestration.land_retries)]
 
 
 # --- without Prefect -------------------------------------------------------------------------
@@ -333,5 +332,7 @@ class LocalEngine:
         pass  # artifacts are shown by a Prefect server; the manifest and reports are on disk
 
     def alert(self, settings: Settings | None, flow: str, summary: str) -> None:
-        extra, home = (settings.extra, str(settings.home)) if settings else ({}, "$FAZHI_HOME")
-        alerts.send_failure_alert(extra, flow, summary, home)
+        from warehouse.config import AlertOptions
+
+        options, home = (settings.alerts, str(settings.home)) if settings else (AlertOptions(), "$FAZHI_HOME")
+        alerts.send_failure_alert(options, flow, summary, home)

@@ -144,6 +144,7 @@ def test_kill_9_at_every_rebuild_step_publishes_one_edition(tmp_path, api_env, c
 
 
 def test_second_writer_waits_then_gives_up_naming_the_holder(tmp_path, api_env):
+    """`fazhi run` and `fazhi rebuild` alike exit 3 when another writer holds the database."""
     from warehouse.lock import writer_lock
 
     home = make_mini_home(tmp_path / "home")
@@ -155,8 +156,11 @@ def test_second_writer_waits_then_gives_up_naming_the_holder(tmp_path, api_env):
     (home / "fazhi.toml").write_text(text, encoding="utf-8")
     with writer_lock(home, "run-holding-the-lock"):
         refused = fazhi_run(home, api_env)
-    assert refused.returncode == 3
-    assert "run-holding-the-lock" in refused.stderr and "another run holds the working database" in refused.stderr
+        refused_rebuild = fazhi_rebuild(home, api_env)
+    for done in (refused, refused_rebuild):
+        assert done.returncode == 3, done.stderr[-2000:]
+        assert "run-holding-the-lock" in done.stderr and "another run holds the working database" in done.stderr
+        assert "Traceback" not in done.stderr
     assert not (home / "work.duckdb").exists() or query(home / "work.duckdb", "select count(*) from audit.batch") == [
         (0,)
     ]

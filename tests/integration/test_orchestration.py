@@ -102,12 +102,13 @@ def test_operations_doc_explains_every_cause_class():
 
 def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch):
     from warehouse.alerts import send_failure_alert
+    from warehouse.config import AlertOptions
 
     monkeypatch.delenv("FAZHI_ALERT_WEBHOOK_URL", raising=False)
     # nothing listens on a free port: the alert cannot be delivered
-    extra = {"alerts": {"webhook_url": f"http://127.0.0.1:{free_port()}/hook", "timeout_seconds": 2}}
-    assert send_failure_alert(extra, "nightly", "run failed", "/h") is False
-    assert send_failure_alert({}, "nightly", "run failed", "/h") is False  # none configured
+    options = AlertOptions(webhook_url=f"http://127.0.0.1:{free_port()}/hook", timeout_seconds=2)
+    assert send_failure_alert(options, "nightly", "run failed", "/h") is False
+    assert send_failure_alert(AlertOptions(), "nightly", "run failed", "/h") is False  # none configured
 
 
 # --- flows under the test harness ------------------------------------------------------------
@@ -223,7 +224,7 @@ def test_two_runs_started_together_never_write_at_the_same_time(prefect_harness,
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.settings import PREFECT_API_URL
 
-    from flows.orchestration import WRITER_LIMIT
+    from warehouse.config import WRITER_LIMIT
 
     home = make_mini_home(tmp_path / "home")
     env = dict(os.environ) | {"PREFECT_API_URL": PREFECT_API_URL.value()}

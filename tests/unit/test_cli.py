@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import indicator_count
 from tests.fixtures import mini
 
 HEAVY = ("prefect", "great_expectations", "pandas")
@@ -65,7 +66,7 @@ def test_indicators_json_for_one_township(mini_run, capsys):
         == 0
     )
     rows = {r["indicator_code"]: r for r in json.loads(capsys.readouterr().out)}
-    assert len(rows) == 36
+    assert len(rows) == indicator_count()
     assert rows["ENF01"]["value"] == 3 and isinstance(rows["ENF01"]["value"], int)
     assert rows["ENF05"]["value"] == 0.6 and rows["ENF05"]["numerator"] == 3 and rows["ENF05"]["denominator"] == 5
     assert rows["OGI03"]["qualifier"] == ">=" and rows["OGI03"]["value"] == 200
@@ -93,7 +94,7 @@ def test_indicators_table_and_csv(mini_run, capsys):
     assert "永安市" in table and "贡川镇" in table and "60.0%" in table and "ENF05 平台办案率(%)" in table
     assert main(["indicators", "--year", "2023", "--township", mini.B, "--format", "csv", "--home", home]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("year,township_code") and len(lines) == 37
+    assert lines[0].startswith("year,township_code") and len(lines) == 1 + indicator_count()
 
 
 def test_missing_configuration_is_a_clear_error(tmp_path, capsys):
@@ -181,3 +182,40 @@ def test_indicators_says_in_one_line_that_a_read_write_session_holds_the_databas
     assert done.returncode == 3 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"(PID {os.getpid()})" in done.stderr and "open it read-only" in done.stderr
     assert fazhi("indicators", "--year", "2023", "--home", str(home)).returncode == 0  # released: readable again
+
+
+def test_exit_codes_are_chosen_in_main_only():
+    """Commands raise; main() alone maps an error's kind (warehouse/errors.py) to the exit code, so
+    the same condition gets the same code from every command: no command catches an error to
+    return a code of its own."""
+    import ast
+    import inspect
+
+    import flows.cli
+
+    tree = ast.parse(inspect.getsource(flows.cli))
+    commands = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name.startswith(("cmd_", "_run"))]
+    assert len(commands) >= 14
+    catching = [f.name for f in commands for node in ast.walk(f) if isinstance(node, ast.ExceptHandler)]
+    assert catching == []
+
+
+def test_the_same_condition_gets_the_same_code_from_every_command(tmp_path):
+    """A home without fazhi.toml: exit 2 with the same one-line message, whichever command."""
+    home = str(tmp_path)
+    for argv in (
+        ["indicators", "--year", "2023"],
+        ["quarantine"],
+        ["report", "--year", "2023", "--township", "贡川镇"],
+        ["export", "--year", "2023", "--out", str(tmp_path / "x.xlsx")],
+        ["accept-extract", "--source", "enforcement", "--reason", "x"],
+        ["check-config"],
+        ["run"],
+        ["rebuild", "--year", "2023"],
+    ):
+        done = fazhi(*argv, "--home", home)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert (
+            done.stderr.strip() == f"错误 / error: 找不到配置文件 {tmp_path / 'fazhi.toml'} / no configuration at "
+            f"{tmp_path / 'fazhi.toml'}: run `fazhi demo` or write one (see README)"
+        ), argv

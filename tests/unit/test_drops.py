@@ -243,8 +243,10 @@ def test_an_unknown_supersede_setting_is_a_clear_configuration_error(tmp_path):
     home = make_mini_home(tmp_path / "home")
     with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:
         fh.write('supersede = "township"\n')  # under [sources.returns], the last table
-    with pytest.raises(ConfigError, match="supersede must be file_name or township_year, not 'township'"):
+    with pytest.raises(ConfigError) as err:
         load_settings(home)
+    assert '[sources.returns] supersede = "township"' in str(err.value)
+    assert "did you mean township_year? 可选 / valid: file_name, township_year" in str(err.value)
 
 
 def test_every_visible_sheet_is_read_by_its_header_and_what_is_not_read_is_said(tmp_path):

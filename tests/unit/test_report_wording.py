@@ -126,3 +126,19 @@ def test_a_county_total_with_townships_missing_keeps_its_caveat_in_workbook_and_
     cell = ws.cell(row=3, column=3)
     assert cell.value == 40 and "2个乡镇缺数" in cell.comment.text
     assert 'data-value="40" data-status="incomplete" title="2个乡镇缺数' in render(data)
+
+
+def test_a_published_county_total_names_its_missing_townships(mini_run):
+    """Read from a real published database (warehouse/reports/published.py): the reports see the
+    county rows' missing_townships, as `fazhi indicators` does."""
+    from warehouse.read.indicators import read_values
+    from warehouse.reports.published import read_year
+
+    published = mini_run.settings.published_db
+    data = read_year(published, 2023)
+    incomplete = {r["indicator_code"]: r for r in read_values(published, 2023) if r["status"] == "incomplete"}
+    assert incomplete, "the mini county has county figures lacking a township"
+    for code, r in incomplete.items():
+        county = data.value(data.county_code, code)
+        assert county["missing_townships"] == r["missing_townships"] > 0
+        assert wording.status_words(county)[0].startswith(f"{r['missing_townships']}个乡镇缺数")

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import make_mini_home, run_steps
+from warehouse.config import LandingOptions
 
 
 def _folder(path, age_days: float):
@@ -34,13 +35,13 @@ def test_retention_purges_what_is_old_or_unfinished_and_keeps_the_rest(tmp_path)
     stopped_new = _folder(landing / "mediation" / "mediation-20230201T000000000000-22222222", age_days=2)
 
     # retention off: only the unfinished pull goes
-    off = dataclasses.replace(run.settings, landing_retention_days=None)
+    off = dataclasses.replace(run.settings, landing=LandingOptions(retention_days=None))
     assert purge_landing(off) == [unfinished.name]
     assert not unfinished.exists() and stopped_old.exists() and stopped_new.exists()
     assert sorted(p.name for p in landing.glob("*/*") if not p.name.startswith("mediation-2023")) == loaded
 
     # 30 days: the never-loaded folder last changed 40 days ago goes; the batches loaded today stay
-    on = dataclasses.replace(run.settings, landing_retention_days=30)
+    on = dataclasses.replace(run.settings, landing=LandingOptions(retention_days=30))
     assert purge_landing(on) == [stopped_old.name]
     assert stopped_new.exists()
     assert sorted(p.name for p in landing.glob("*/*") if p != stopped_new) == loaded

@@ -44,6 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from warehouse.errors import BadInput
+
 try:
     import orjson
 
@@ -56,6 +58,11 @@ except ImportError:  # pragma: no cover
 
 
 log = logging.getLogger("fazhi.simulator")
+
+
+class SimulatorRefused(BadInput, ValueError):
+    """The simulator cannot serve what it was given (no sample pages, an unknown fault profile)."""
+
 
 PROFILES = ("none", "flaky", "truncated", "drift")
 SOURCES = {"enforcement": ("行为编号", "更新时间"), "mediation": ("案件编号", "更新时间")}
@@ -141,9 +148,9 @@ class Simulator:
         profile = {p.strip() for p in faults.split(",") if p.strip()} or {"none"}
         unknown = profile - set(PROFILES)
         if unknown:
-            raise ValueError(f"unknown fault profile(s) {sorted(unknown)}; choose from {', '.join(PROFILES)}")
+            raise SimulatorRefused(f"unknown fault profile(s) {sorted(unknown)}; choose from {', '.join(PROFILES)}")
         if not token:
-            raise ValueError("the simulator needs a token")
+            raise SimulatorRefused("the simulator needs a token")
         self.token, self.faults, self.state = token, profile - {"none"}, state
         self.slow_seconds, self.retry_after = slow_seconds, retry_after
         self.stores = stores if stores is not None else self._load(Path(data), seed, corrections)
@@ -167,7 +174,7 @@ class Simulator:
                 "later": RecordStore.from_records(later_state(records, id_f, ts_f, seed, corrections), id_f, ts_f),
             }
         if not stores:
-            raise FileNotFoundError(f"no enforcement/ or mediation/ page folder under {data}")
+            raise SimulatorRefused(f"no enforcement/ or mediation/ page folder under {data}")
         return stores
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -9,10 +9,12 @@ import csv
 import io
 import json
 import unicodedata
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
+from warehouse.errors import BadInput, HeldByAnother
 from warehouse.formulas import neutralise_row
 from warehouse.read.lookup import check_published
 
@@ -44,11 +46,11 @@ STATUS_WORDS = {
 }
 
 
-class NotPublished(RuntimeError):
+class NotPublished(BadInput, RuntimeError):
     pass
 
 
-class PublishedBusy(RuntimeError):
+class PublishedBusy(HeldByAnother, RuntimeError):
     """A read-write connection (an analyst's tool opened without read-only) holds the file."""
 
 
@@ -72,6 +74,29 @@ def open_published(published: Path) -> duckdb.DuckDBPyConnection:
         ) from None
 
 
+def fetch_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    """The query's rows as dicts (column name -> value), fetched whole."""
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def whole_numbers(row: dict, exact: bool = False) -> dict:
+    """A row's numbers as people read them, in place: numerator and denominator as int where
+    whole, else float (the DECIMAL kept when `exact`); a count's or an amount's value (and its
+    previous value and change, where the row has them) as int where whole."""
+    for k in ("numerator", "denominator"):
+        v = row.get(k)
+        if v is not None:
+            row[k] = int(v) if v == int(v) else v if exact and isinstance(v, Decimal) else float(v)
+    if row.get("kind") in ("count", "amount"):
+        for k in ("value", "previous_value", "change_from_previous"):
+            v = row.get(k)
+            if v is not None and float(v).is_integer():
+                row[k] = int(v)
+    return row
+
+
 def read_values(published: Path, year: int, township: str | None = None, edition: int | None = None) -> list[dict]:
     """The nightly (current) values, or those of a published edition of the year. A year,
     township or edition that is not published is refused (warehouse/read/lookup.py UnknownName)."""
@@ -84,29 +109,20 @@ def read_values(published: Path, year: int, township: str | None = None, edition
         if township:
             where += " and (township_code = ? or township_name = ?)"
             params += [township, township]
-        cur = con.execute(
+        rows = fetch_dicts(
+            con,
             f"select {', '.join(COLUMNS)} from {table} where {where} order by year, township_code, indicator_code",
             params,
         )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.close()
-    for r in rows:
-        for k in ("numerator", "denominator"):
-            if r[k] is not None:
-                r[k] = int(r[k]) if r[k] == int(r[k]) else float(r[k])
-        if r["value"] is not None and r["kind"] in ("count", "amount") and float(r["value"]).is_integer():
-            r["value"] = int(r["value"])
-    return rows
+    return [whole_numbers(r) for r in rows]
 
 
 def read_editions(published: Path, year: int) -> list[dict]:
     con = open_published(published)
     try:
-        cur = con.execute("select * from mart.indicator_edition where year = ? order by edition", [year])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return fetch_dicts(con, "select * from mart.indicator_edition where year = ? order by edition", [year])
     finally:
         con.close()
 
@@ -121,22 +137,17 @@ def read_evidence(published: Path, year: int, township: str, indicator: str) -> 
         if not values:
             return [], []
         code = values[0]["township_code"]
-        cur = con.execute(
+        records = fetch_dicts(
+            con,
             "select township_code, record_table, record_id, cast(record_date as varchar) as record_date, "
             "numerator, denominator, measure, qualifier from mart.indicator_evidence "
             "where year = ? and indicator_code = ? and (township_code = ? or county_code = ?) "
             "order by township_code, record_table, record_id",
             [year, indicator.upper(), code, code],
         )
-        names = [d[0] for d in cur.description]
-        records = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.close()
-    for r in records:
-        for k in ("numerator", "denominator"):
-            if r[k] is not None:
-                r[k] = int(r[k]) if r[k] == int(r[k]) else float(r[k])
-    return values, records
+    return values, [whole_numbers(r) for r in records]
 
 
 def to_json(rows: list[dict]) -> str:

@@ -12,10 +12,12 @@ from collections.abc import Iterable
 
 import duckdb
 
+from warehouse.errors import BadInput
+
 SHOWN = 20  # valid names listed in a message; more are counted
 
 
-class UnknownName(ValueError):
+class UnknownName(BadInput, ValueError):
     """A name that does not exist; the message (Chinese, English) lists the valid ones."""
 
 

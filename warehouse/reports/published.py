@@ -6,26 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
-import duckdb
+from warehouse.errors import BadInput
+from warehouse.read.indicators import COLUMNS, fetch_dicts, open_published, whole_numbers
 
+# what `fazhi indicators` reads (county rows of status `incomplete` with missing_townships), and
+# the context the reports show beside a figure
 VALUE_COLUMNS = (
-    "year",
-    "township_code",
-    "township_name",
-    "area_level",
-    "indicator_code",
-    "indicator_name_zh",
-    "indicator_name_en",
-    "unit",
-    "kind",
-    "value",
-    "numerator",
-    "denominator",
-    "qualifier",
-    "status",
+    *COLUMNS,
     "rank_in_county",
     "previous_value",
     "change_from_previous",
@@ -33,12 +22,9 @@ VALUE_COLUMNS = (
     "gap_to_target",
     "traffic_light",
 )
-# County rows of status `incomplete` say how many townships lack the figure (shared decision of
-# issue 15); read when the published table has the column.
-OPTIONAL_COLUMNS = ("missing_townships",)
 
 
-class ReportInputError(ValueError):
+class ReportInputError(BadInput, ValueError):
     """Bad input for a report (unknown township, year without data, no such edition, a broken
     template): a bilingual message for the user, never a stack trace."""
 
@@ -80,38 +66,10 @@ class YearData:
         )
 
 
-def open_published(published: Path) -> duckdb.DuckDBPyConnection:
-    if not Path(published).exists():
-        raise ReportInputError(
-            f"尚未发布分析库 {published}，请先运行 `fazhi demo` 或 `fazhi run`",
-            f"no published database at {published}: run `fazhi demo` or `fazhi run`",
-        )
-    return duckdb.connect(str(published), read_only=True)
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _numbers(row: dict) -> dict:
-    """Numerators and denominators as int where whole (DECIMAL otherwise); counts as int."""
-    for k in ("numerator", "denominator"):
-        v = row.get(k)
-        if isinstance(v, Decimal):
-            row[k] = int(v) if v == v.to_integral_value() else v
-    for k in ("value", "previous_value", "change_from_previous"):
-        v = row.get(k)
-        if v is not None and row["kind"] in ("count", "amount") and float(v).is_integer():
-            row[k] = int(v)
-    return row
-
-
 def read_year(published: Path, year: int, edition: int | None = None, history: bool = True) -> YearData:
     """The year's figures (nightly values, or edition `edition`), with every year's values for
     trends when `history`. Raises ReportInputError for a year or edition that was not published."""
-    con = open_published(published)
+    con = open_published(Path(published))
     try:
         if edition is None:
             table, where, params = "mart.indicator_value", "year = ?", [year]
@@ -133,16 +91,10 @@ def read_year(published: Path, year: int, edition: int | None = None, history: b
             as_of = con.execute(
                 "select batches_through from mart.indicator_edition where year = ? and edition = ?", [year, edition]
             ).fetchone()[0]
-        present = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns where table_schema = 'mart' and table_name = ?",
-                [table.split(".")[1]],
-            ).fetchall()
-        }
-        cols = [*VALUE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in present)]
-        rows = _rows(
-            con, f"select {', '.join(cols)} from {table} where {where} order by township_code, indicator_code", params
+        rows = fetch_dicts(
+            con,
+            f"select {', '.join(VALUE_COLUMNS)} from {table} where {where} order by township_code, indicator_code",
+            params,
         )
         if not rows:
             have = ", ".join(
@@ -154,13 +106,15 @@ def read_year(published: Path, year: int, edition: int | None = None, history: b
             )
         all_years = []
         if history:
-            all_years = _rows(
+            all_years = fetch_dicts(
                 con,
                 f"select {', '.join(VALUE_COLUMNS)} from mart.indicator_value "
                 "order by year, township_code, indicator_code",
             )
-        catalogue = _rows(con, "select * from mart.indicator_catalogue order by indicator_code")
-        townships = _rows(con, "select code, name, kind, county_code, county_name from ref.township order by code")
+        catalogue = fetch_dicts(con, "select * from mart.indicator_catalogue order by indicator_code")
+        townships = fetch_dicts(
+            con, "select code, name, kind, county_code, county_name from ref.township order by code"
+        )
         quarantine: dict[str, dict[str, int]] = {}
         for code, source, n in con.execute(
             "select coalesce(township_code, ''), source, count(*) from audit.quarantine "
@@ -180,7 +134,7 @@ def read_year(published: Path, year: int, edition: int | None = None, history: b
         county_name=county_name,
         townships=[t for t in townships if t["county_code"] == county_code] or townships,
         catalogue=catalogue,
-        values={(r["township_code"], r["indicator_code"]): _numbers(r) for r in rows},
-        history={(r["year"], r["township_code"], r["indicator_code"]): _numbers(r) for r in all_years},
+        values={(r["township_code"], r["indicator_code"]): whole_numbers(r, exact=True) for r in rows},
+        history={(r["year"], r["township_code"], r["indicator_code"]): whole_numbers(r, exact=True) for r in all_years},
         quarantine=quarantine,
     )

@@ -8,13 +8,13 @@ to any other host — so it opens offline and prints. Chinese first, English bes
   key), i.e. the records to correct in the source system. Quarantine rows hold no personal data,
   and the report shows only their location and key, never their content.
 
-Also renders the run's summary as Markdown (the flow publishes it as a Prefect artifact).
-No Prefect and no GX here: only duckdb and the suites' JSON.
+The page is templates/validation.html.j2, rendered by Jinja2 with autoescape (every value from a
+source system is escaped). Also renders the run's summary as Markdown (the flow publishes it as a
+Prefect artifact). No Prefect and no GX here: only duckdb, Jinja2 and the suites' JSON.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import dataclass, field
@@ -23,10 +23,10 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
+import jinja2
 
-SUITES_DIR = (
-    Path(__file__).parents[2] / "expectations"
-)  # the GX suites' rule textss[2] / "expectations"  # the GX suites' rule texts
+SUITES_DIR = Path(__file__).parents[2] / "expectations"  # the GX suites' rule texts
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 UNKNOWN_TOWNSHIP = "(不在本县乡镇代码表 / not one of the county's townships)"
 
 
@@ -180,25 +180,6 @@ _STATUS = {
     "failed": ("失败", "failed"),
 }
 
-_CSS = """
-body{font-family:"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC","Microsoft YaHei","PingFang SC",sans-serif;
-margin:24px;color:#1f2328;background:#fff;font-size:14px;line-height:1.5}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid #d0d7de;padding-bottom:4px}
-h3{font-size:16px;margin:20px 0 6px;color:#0b4f8a}h4{font-size:14px;margin:12px 0 4px}
-.en{color:#57606a;font-weight:normal}.meta{color:#57606a;margin:0 0 16px}
-table{border-collapse:collapse;margin:4px 0 12px;min-width:60%}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.stopped{background:#ffebe9}.failed{background:#ffebe9}.loaded{background:#fff}
-.badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#ddf4ff;color:#0969da}
-.stop{color:#cf222e;font-weight:bold}.ok{color:#1a7f37}.rule{font-family:monospace}
-.box{border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:8px 0;background:#f6f8fa}
-"""
-
-
-def _e(v) -> str:
-    return "" if v is None else html.escape(str(v))
-
 
 def _entry_key(e: dict) -> tuple:
     return (e["batch_id"], e["table_name"], e["source_file"], e["row_number"])
@@ -208,114 +189,53 @@ def _num(v) -> str:
     return "—" if v is None else f"{v:,}"
 
 
-def render_html(data: ReportData) -> str:
-    messages = rule_messages()
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="zh-CN"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>数据校验报告 / Validation report {_e(data.run_id)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        '<h1>数据校验报告 <span class="en">/ Validation report</span></h1>',
-        f'<p class="meta">运行 / run <b>{_e(data.run_id)}</b> · 生成于 / generated {_e(data.generated_at)}</p>',
-        '<div class="box">请各乡镇(街道)在源系统中更正下列记录；更正后的记录在下次运行时自动入库，隔离随之解除。'
-        '<br><span class="en">Township staff: correct the records below in the source system. A corrected '
-        "record loads at the next run and its quarantine entry is resolved.</span></div>",
-        '<h2>各数据源汇总 <span class="en">/ Summary per source</span></h2>',
-        "<table><tr><th>数据源<br><span class=en>source</span></th><th>状态<br><span class=en>status</span></th>"
-        "<th>接收<br><span class=en>received</span></th><th>加载<br><span class=en>loaded</span></th>"
-        "<th>隔离<br><span class=en>quarantined</span></th><th>批次<br><span class=en>batch</span></th></tr>",
-    ]
-    for s in data.sources:
-        zh, en = _STATUS.get(s["status"], (s["status"], s["status"]))
-        out.append(
-            f'<tr class="{_e(s["status"])}"><td>{_e(s["source"])}</td><td>{_e(zh)} <span class=en>{_e(en)}</span></td>'
-            f'<td class="n">{_num(s["received_rows"])}</td><td class="n">{_num(s["loaded_rows"])}</td>'
-            f'<td class="n">{_num(s["quarantined_rows"])}</td><td>{_e(s["batch_id"])}</td></tr>'
-        )
-    if not data.sources:
-        out.append('<tr><td colspan="6">本次运行没有处理数据源 / no source was processed in this run</td></tr>')
-    out.append("</table>")
-    stops = [s for s in data.sources if s["status"] in ("stopped", "failed")]
-    if stops:
-        out.append('<h2>停止加载的数据源 <span class="en">/ Sources stopped</span></h2>')
-        for s in stops:
-            rules = ", ".join(s["rules"])
-            out.append(
-                f'<div class="box"><span class="stop">{_e(s["source"])}</span>'
-                f"{f' · 规则 / rule <span class=rule>{_e(rules)}</span>' if rules else ''}"
-                f"<br>{_e(s['message_zh'])}<br><span class=en>{_e(s['message_en'])}</span><br>"
-                "本批次未加载，已发布数据保持不变；其中未通过校验的行列在下方“待更正的记录”中；"
-                "源系统更正后下次运行将重新处理。<br><span class=en>Nothing of this batch was loaded and the "
-                "published data of this source is unchanged; its rows that fail a rule are listed below, under "
-                "the records to correct; the batch is tried again at the next run.</span></div>"
-            )
-    if data.warnings:
-        out.append('<h2>提示(不影响入库) <span class="en">/ Warnings (rows still load)</span></h2><table>')
-        out.append("<tr><th>规则 / rule</th><th>数据表 / table</th><th>行数 / rows</th><th>说明 / note</th></tr>")
-        for w in data.warnings:
-            _, zh, en = messages.get(w["rule"], ("", "", ""))
-            out.append(
-                f'<tr><td class="rule">{_e(w["rule"])}</td><td>{_e(w["table_name"])}</td>'
-                f'<td class="n">{_num(w["rows"])}</td><td>{_e(zh)}<br><span class=en>{_e(en)}</span></td></tr>'
-            )
-        out.append("</table>")
+def _status_words(status: str) -> tuple[str, str]:
+    return _STATUS.get(status, (status, status))
 
-    if data.file_warnings:
-        out.append('<h2>文件中未读取的部分 <span class="en">/ Parts of the files not read</span></h2><table>')
-        out.append("<tr><th>数据源 / source</th><th>文件 / file</th><th>工作表 / sheet</th><th>行 / row</th>"
-                   "<th>列 / column</th><th>说明 / note</th></tr>")  # fmt: skip
-        for w in data.file_warnings:
-            out.append(
-                f"<tr><td>{_e(w['source'])}</td><td>{_e(w['file'])}</td><td>{_e(w['sheet'])}</td>"
-                f'<td class="n">{_e(w["row"])}</td><td>{_e(w["column"])}</td>'
-                f"<td>{_e(w['message_zh'])}<br><span class=en>{_e(w['message_en'])}</span></td></tr>"
-            )
-        out.append("</table>")
-    out.append('<h2>待更正的记录 <span class="en">/ Records to correct in the source system</span></h2>')
-    if not data.entries:
-        out.append('<p class="ok">没有待更正的记录 / nothing to correct</p>')
-    by_area: dict[tuple, dict[str, list[dict]]] = {}
-    for e in data.entries:
-        area = (e["township_code"] or "", e["township_name"])
-        by_area.setdefault(area, {}).setdefault(e["rule"], []).append(e)
-    if by_area:
-        out.append("<table><tr><th>乡镇(街道) / township</th><th>待更正记录 / entries</th><th>本次新增 / new</th></tr>")
-        for (code, name), rules in by_area.items():
-            rows = [x for v in rules.values() for x in v]
-            keys = {_entry_key(x) for x in rows}
-            new = {_entry_key(x) for x in rows if x["is_new"]}
-            out.append(
-                f"<tr><td>{_e(name or UNKNOWN_TOWNSHIP)} {_e(code)}</td>"
-                f'<td class="n">{len(keys)}</td><td class="n">{len(new)}</td></tr>'
-            )
-        out.append("</table>")
-    for (code, name), rules in by_area.items():
-        out.append(f"<h3>{_e(name or UNKNOWN_TOWNSHIP)} <span class=en>{_e(code)}</span></h3>")
-        for rule, rows in rules.items():
-            _, zh, en = messages.get(rule, ("", rows[0]["message_zh"], rows[0]["message_en"]))
-            out.append(
-                f'<h4><span class="rule">{_e(rule)}</span> {_e(zh)} <span class="en">/ {_e(en)}</span>'
-                f" ({len(rows)})</h4>"
-            )
-            out.append(
-                "<table><tr><th>数据源 / source</th><th>文件或页 / file or page</th><th>行 / row</th>"
-                "<th>业务主键 / business key</th><th>隔离日期 / since</th><th>原因 / reason</th></tr>"
-            )
-            for r in rows:
-                badge = ' <span class="badge">新 / new</span>' if r["is_new"] else ""
-                out.append(
-                    f"<tr><td>{_e(r['source'])} · {_e(r['table_name'])}</td><td>{_e(r['source_file'])}</td>"
-                    f'<td class="n">{_e(r["row_number"])}</td><td>{_e(r["business_key"])}{badge}</td>'
-                    f"<td>{_e(r['since'])}</td><td>{_e(r['message_zh'])}<br>"
-                    f"<span class=en>{_e(r['message_en'])}</span></td></tr>"
-                )
-            out.append("</table>")
-    out.append(
-        '<p class="meta">行号从1开始，按导出页或工作表中的数据行计。 / Row numbers count data rows from 1 within '
-        "the export page or sheet.</p></body></html>"
+
+@cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every value is escaped: file names and messages come from the source systems
+        undefined=jinja2.StrictUndefined,
+        finalize=lambda v: "" if v is None else v,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    return "\n".join(out)
+    env.filters.update(num=_num, status_words=_status_words)
+    return env.get_template("validation.html.j2")
+
+
+def _areas(entries: list[dict]) -> list[dict]:
+    """Open entries per township (in the entries' order), then per rule, with the township's
+    count of entries and of entries new in this run (an entry failing two rules counts once)."""
+    by_area: dict[tuple, dict[str, list[dict]]] = {}
+    for e in entries:
+        by_area.setdefault((e["township_code"] or "", e["township_name"]), {}).setdefault(e["rule"], []).append(e)
+    areas = []
+    for (code, name), rules in by_area.items():
+        rows = [x for v in rules.values() for x in v]
+        areas.append(
+            {
+                "code": code,
+                "name": name or UNKNOWN_TOWNSHIP,
+                "rules": rules,
+                "entries": len({_entry_key(x) for x in rows}),
+                "new": len({_entry_key(x) for x in rows if x["is_new"]}),
+            }
+        )
+    return areas
+
+
+def render_html(data: ReportData) -> str:
+    """The report page, from templates/validation.html.j2."""
+    return _template().render(
+        data=data,
+        messages=rule_messages(),
+        stops=[s for s in data.sources if s["status"] in ("stopped", "failed")],
+        areas=_areas(data.entries),
+    )
 
 
 def render_markdown(data: ReportData) -> str:

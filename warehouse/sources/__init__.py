@@ -44,10 +44,9 @@ def sql_parser_for(source: str) -> SqlParser | None:
     return {"enforcement": enforcement_select, "mediation": mediation_select}.get(source)
 
 
-# Spreadsheets below this many bytes are parsed in this process whatever `workers` says: a
-# worker process costs ~1.2 s to start (it imports pandas, DuckDB and calamine), and a province's
-# 1,100 annual returns (8 MB) parse in ~1 s here but took ~2 s on two workers. A province's
-# training rosters (26 MB) take ~20 s here, ~10 s on two.
+# Spreadsheets below this many bytes are parsed in this process whatever `workers` says: starting
+# a worker process (it imports pandas, DuckDB and calamine) costs more than it saves on a small
+# batch, and halves the time of a large one (docs/performance.md).
 PARALLEL_MIN_BYTES = 12 * 2**20
 
 

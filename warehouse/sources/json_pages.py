@@ -122,11 +122,11 @@ def json_pages_select(
         "create or replace temp macro fazhi_amount(s) as regexp_replace(translate(trim(replace(s, '　', ' ')), "
         "'０１２３４５６７８９．，－＋', '0123456789.,-+'), '^[¥￥]\\s*|\\s*元$', '', 'g')"
     )
-    # a page of the contract's 10,000 records is ~20 MB, over DuckDB's 16 MB default for one JSON value
+    # a page of the contract's 10,000 records can exceed DuckDB's 16 MB default for one JSON value
     object_size = max([JSON_OBJECT_SIZE] + [f.bytes + 1024 for f in batch.files])
     try:
-        # read_json_objects + one cast is ~8x faster than read_json with a JSON[] column; each
-        # page is read once (temp table: in memory, spilled to disk beyond the memory limit)
+        # read_json_objects + one cast, faster than read_json with a JSON[] column (docs/performance.md);
+        # each page is read once (temp table: in memory, spilled to disk beyond the memory limit)
         con.execute(
             f"""
             create or replace temp table pages as

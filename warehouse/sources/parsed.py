@@ -67,8 +67,8 @@ class ParsedTable:
 
     def read(self, start: int, stop: int) -> pd.DataFrame:
         """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`.
-        Read with pyarrow: its conversion to pandas is ~5x faster than DuckDB's `.df()` for the
-        text columns, with the same dtypes."""
+        Read with pyarrow: its conversion to pandas is faster than DuckDB's `.df()` for the text
+        columns, with the same dtypes (docs/performance.md)."""
         import pyarrow.parquet as pq
 
         rows = pq.read_table(self.path, filters=[("_row", ">=", start), ("_row", "<", stop)])
@@ -147,7 +147,7 @@ class ParsedSink:
                 c for c in ("township_code nulls last", "_source_file", "_row_number") if c.split()[0] in cols
             )
             path = self.directory / f"{table}.parquet"
-            # snappy: scratch files, read twice and deleted; writes ~2x faster than zstd, 1.6x larger
+            # snappy: scratch files, read twice and deleted; written faster than zstd (docs/performance.md)
             (rows,) = self.con.execute(
                 f"copy (select row_number() over (order by {order}) - 1 as _row, * from {source} order by _row) "
                 "to ? (format parquet, compression snappy)",

@@ -49,14 +49,17 @@ import pandas as pd
 import yaml
 
 from warehouse.demo.sample.catalogue import INDICATORS
+from warehouse.errors import BadInput
 
 DEFAULT_PROFILE = Path(__file__).with_name("calibration_default.yaml")
 
 _AT_LEAST = re.compile(r"^\s*>=\s*(\d+(?:\.\d+)?)\s*$")
 
 
-class CalibrationError(ValueError):
+class CalibrationError(BadInput, ValueError):
     """An impossible or malformed calibration profile; the message names the offending entry."""
+
+    heading = ("校准文件有误", "calibration refused")
 
     def __init__(self, message: str, *, file: str = "", entry: int = 0, township: str = "", year=None, code=""):
         super().__init__(message)

@@ -1,0 +1,225 @@
+"""fazhi.toml read into its schema (warehouse/config.py): every table typed, defaults filled in, and
+anything the schema does not know refused naming the file, the key and the nearest valid name;
+`fazhi check-config` prints the effective settings with every secret masked."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import mini
+from warehouse.config import (
+    SECTIONS,
+    ConfigError,
+    PerformanceOptions,
+    load_settings,
+    source_kinds,
+    write_demo_config,
+)
+
+FAZHI = str(Path(sys.executable).with_name("fazhi"))
+
+
+def fazhi(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([FAZHI, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _home(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "fazhi.toml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def _refusal(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_home(tmp_path, text))
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'fazhi.toml'}: "), message  # the file, first
+    return message
+
+
+def test_an_empty_file_gives_every_default(tmp_path):
+    s = load_settings(_home(tmp_path, ""))
+    assert s.sources == {} and s.townships_csv == tmp_path / "townships.csv" and s.first_year == 2022
+    assert s.lock_wait_seconds == 600.0 and s.landing_retention_days is None and s.report_template is None
+    assert s.orchestration.task_runner == "threads" and s.orchestration.land_retries == 2
+    assert s.orchestration.concurrency_limit == "fazhi-warehouse-writer"
+    assert s.alerts.webhook_url is None and s.alerts.timeout_seconds == 5.0
+    assert s.performance.workers == min(4, os.cpu_count() or 1)
+
+
+def test_the_schema_defaults_are_the_library_defaults():
+    """[performance] defaults are those the parse and validation steps use when called directly."""
+    from expectations.validate import CHUNK_ROWS
+    from warehouse.sources.parsed import FILES_PER_GROUP
+
+    assert (PerformanceOptions().chunk_rows, PerformanceOptions().files_per_group) == (CHUNK_ROWS, FILES_PER_GROUP)
+
+
+def test_values_are_typed(tmp_path):
+    text = (
+        "[pipeline]\nfirst_year = 2023\nrequired_training_hours = 40\n[landing]\nretention_days = 90\n"
+        '[reports]\ntemplate = "t.docx"\n'
+        '[orchestration]\ntask_runner = "dask"\ndask_address = "tcp://127.0.0.1:8786"\nslot_wait_seconds = 60\n'
+        '[performance]\nworkers = 1\n[alerts]\nkeyword = "法治指标"\n'
+        '[sources.enforcement]\nkind = "http"\nurl = "https://a.example/x/"\nread_timeout = 9\nverify = "/ca.pem"\n'
+        '[sources.returns]\nkind = "spreadsheet_drop"\nsupersede = "township_year"\n'
+    )
+    s = load_settings(_home(tmp_path, text))
+    assert s.required_training_hours == 40.0 and isinstance(s.required_training_hours, float)
+    assert s.landing_retention_days == 90 and s.report_template == tmp_path / "t.docx"
+    assert s.orchestration.dask_address == "tcp://127.0.0.1:8786" and s.orchestration.slot_wait_seconds == 60.0
+    assert s.performance.workers == 1 and s.alerts.keyword == "法治指标"
+    enforcement = s.sources["enforcement"]
+    assert enforcement.http.read_timeout == 9.0 and enforcement.http.verify == "/ca.pem"
+    assert enforcement.path == tmp_path / "landing" / "enforcement"
+    assert s.sources["returns"].supersede == "township_year"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # the issue's example: a drop folder silently became a full-extract source
+        (
+            '[sources.training]\nkind = "spreadsheet_drops"\npath = "t"\n',
+            '[sources.training] kind = "spreadsheet_drops": 未知的数据源类型 spreadsheet_drops / unknown source kind '
+            "spreadsheet_drops; 是否指 / did you mean spreadsheet_drop? 可选 / valid: http, json_pages, "
+            "spreadsheet_drop",
+        ),
+        ('[sources.trainng]\nkind = "spreadsheet_drop"\n', "unknown source trainng; 是否指 / did you mean training?"),
+        ('[sources.training]\npath = "t"\n', "[sources.training] 缺少 kind / needs `kind`"),
+        (
+            '[orchestration]\ntask_runer = "dask"\n',
+            "[orchestration] 未知的设置 task_runer / unknown setting task_runer; 是",
+        ),
+        ('[orchestration]\ntask_runner = "dsak"\n', 'task_runner = "dsak": 未知的取值 dsak / unknown value dsak; 是否'),
+        ("[alert]\ntimeout_seconds = 5\n", "未知的配置节 alert / unknown section alert; 是否指 / did you mean alerts?"),
+        ("first_year = 2022\n", "first_year 应写在 [pipeline] 下 / first_year belongs under [pipeline]"),
+        ('[pipeline]\nfirst_year = "2022"\n', '[pipeline] first_year = "2022": 应为整数 / must be an integer'),
+        ("[performance]\nworkers = 0\n", "[performance] workers = 0: 应不小于 1 / must be at least 1"),
+        ("[landing]\nretention_days = -1\n", "[landing] retention_days = -1: 应不小于 0 / must be at least 0"),
+        ('[sources.enforcement]\nkind = "http"\nurl = "u"\npage_sise = 9\n', "did you mean page_size?"),
+        (
+            '[sources.enforcement]\nkind = "http"\nurl = "u"\nverify = 0\n',
+            "verify = 0: 应为布尔值 true 或 false 或 文本",
+        ),
+        ('[sources.mediation]\nkind = "json_pages"\n', "[sources.mediation] 缺少 path / needs `path`"),
+        (
+            '[sources.mediation]\nkind = "json_pages"\npath = "m"\nsupersede = "township_year"\n',
+            "supersede applies to kind spreadsheet_drop only, not json_pages",
+        ),
+        (
+            '[sources.enforcement]\nkind = "json_pages"\npath = "e"\n[sources.enforcement.fields]\nact_type = 1\n',
+            "[sources.enforcement.fields] act_type: 应为字段名或字段名列表 / must be a field name or a list",
+        ),
+        (
+            '[orchestration]\ndask_address = "tcp://h:1"\ndask_workers = 2\n',
+            "set dask_address (an existing cluster) or dask_workers (a local one), not both",
+        ),
+        (
+            '[orchestration]\ndask_address = "h:1"\n',
+            "dask_address 应形如 tcp://主机:端口 / must look like tcp://host:port",
+        ),
+    ],
+)
+def test_what_the_schema_does_not_know_is_refused_naming_it_and_the_nearest_name(tmp_path, text, words):
+    assert words in _refusal(tmp_path, text)
+
+
+def test_a_secret_value_is_never_quoted_in_a_refusal(tmp_path):
+    message = _refusal(tmp_path, "[alerts]\nwebhook_url = 1234567\n")
+    assert "webhook_url = …" in message and "1234567" not in message
+
+
+def test_the_valid_sources_and_kinds_come_from_one_place():
+    """Today the field mapping's sources, each with any kind (the source registry answers later)."""
+    from warehouse.sources.mapping import load_mappings
+
+    assert sorted(source_kinds()) == sorted(load_mappings())
+    assert set(source_kinds()["training"]) == {"http", "json_pages", "spreadsheet_drop"}
+
+
+def test_every_shipped_configuration_fits_the_schema(tmp_path):
+    """The demo's two configurations and the mini county's, as written."""
+    for http, home in ((True, tmp_path / "http"), (False, tmp_path / "folders")):
+        write_demo_config(home, http=http)
+        assert set(load_settings(home).sources) == {"enforcement", "mediation", "training", "returns"}
+    assert set(load_settings(_home(tmp_path, mini.CONFIG)).sources) == set(source_kinds())
+
+
+def test_check_config_prints_the_effective_settings_with_secrets_masked(tmp_path):
+    """Defaults filled in, secrets never shown (only where they are set and a fingerprint), and the
+    printed settings are themselves a fazhi.toml that loads into the same settings."""
+    home = tmp_path / "home"
+    write_demo_config(home, http=True)
+    with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[sources.training.fields]\nhours = ["学分", "学时"]\n')
+    hook_key, token = "robot-key-not-to-be-shown", "enforcement-token-not-to-be-shown"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN")} | {
+        "FAZHI_ALERT_WEBHOOK_URL": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={hook_key}",
+        "FAZHI_ENFORCEMENT_TOKEN": token,
+    }
+    done = fazhi("check-config", "--home", str(home), env=env)
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout
+    for secret in (hook_key, token, os.environ["FAZHI_HMAC_KEY"]):
+        assert secret not in shown
+    from warehouse.key_fingerprint import fingerprint
+
+    hook = fingerprint(env["FAZHI_ALERT_WEBHOOK_URL"].encode())
+    assert f"set (FAZHI_ALERT_WEBHOOK_URL), host qyapi.weixin.qq.com, fingerprint {hook}" in shown
+    assert f"set (env FAZHI_ENFORCEMENT_TOKEN), fingerprint {fingerprint(token.encode())}" in shown
+    assert "未设置 / not set (FAZHI_MEDIATION_TOKEN)" in shown
+    assert f"FAZHI_HMAC_KEY (fingerprint {fingerprint(os.environ['FAZHI_HMAC_KEY'].encode())}" in shown
+    for default in ("chunk_rows = 200000", 'task_runner = "threads"', "max_pages = 20000", "lock_wait_seconds = 600.0"):
+        assert default in shown
+
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "fazhi.toml").write_text(shown, encoding="utf-8")
+    tomllib.loads(shown)
+    before, after = load_settings(home), load_settings(again)
+    for section in SECTIONS:
+        if section != "alerts":  # the webhook is shown masked, as a comment
+            assert getattr(after, section) == getattr(before, section), section
+    relocated = {n: dataclasses.replace(s, path=s.path.relative_to(again)) for n, s in after.sources.items()}
+    assert relocated == {n: dataclasses.replace(s, path=s.path.relative_to(home)) for n, s in before.sources.items()}
+
+
+@pytest.mark.parametrize(
+    ("typo", "words"),
+    [
+        (
+            ('kind = "spreadsheet_drop"', 'kind = "spreadsheet_drops"'),
+            "未知的数据源类型 spreadsheet_drops / unknown source kind spreadsheet_drops; 是否指 / did you mean "
+            "spreadsheet_drop?",
+        ),
+        (
+            ("first_year = 2022", "frist_year = 2022"),
+            "[pipeline] 未知的设置 frist_year / unknown setting frist_year; 是否指 / did you mean first_year?",
+        ),
+    ],
+)
+def test_a_typo_exits_2_in_one_bilingual_line_naming_it_the_file_and_the_nearest_name(tmp_path, typo, words):
+    """Through the installed console script, from check-config and from the commands that load the
+    configuration: nothing runs, nothing lands."""
+    home = _home(tmp_path, mini.CONFIG.replace(*typo, 1))
+    for command in (("check-config",), ("run",), ("indicators", "--year", "2023")):
+        done = fazhi(*command, "--home", str(home))
+        assert done.returncode == 2 and done.stdout == "", (command, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr, done.stderr
+        assert str(home / "fazhi.toml") in done.stderr
+    assert not (home / "work.duckdb").exists() and not (home / "landing").exists()  # nothing landed
+
+
+def test_check_config_refuses_a_field_override_naming_no_column(tmp_path):
+    home = _home(tmp_path, mini.CONFIG + '\n[sources.training.fields.training_session]\nhuors = "学分"\n')
+    done = fazhi("check-config", "--home", str(home))
+    assert done.returncode == 2, done.stderr
+    assert "[sources.training.fields.training_session] 未知的列 huors / unknown column huors" in done.stderr
+    assert "did you mean hours?" in done.stderr
