@@ -13,12 +13,12 @@ import yaml
 
 from warehouse.calendar import covered_years, workday_frame
 from warehouse.db import rollback, sql
+from warehouse.sources import registry
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
 # which township-years delivered their spreadsheets, which figures have records in quarantine:
 # read by the evidence models and by indicator_value.sql
 STATUS_MODELS = ("source_delivery", "quarantined_figure")
-EVIDENCE_MODELS = ("evidence_enforcement", "evidence_mediation", "evidence_training", "evidence_returns")
 log = logging.getLogger("fazhi")
 FAR_FUTURE = datetime(9999, 12, 31)
 
@@ -48,16 +48,9 @@ def load_townships(con: duckdb.DuckDBPyConnection, townships_csv: Path) -> int:
 
 
 def data_years(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
-    return con.execute(
-        """
-        select min(y), max(y) from (
-            select year(coalesce(inspection_date, decision_date)) as y from core.enforcement_act
-            union all select year(accepted_date) from core.mediation_case
-            union all select year(session_date) from core.training_session
-            union all select report_year from core.annual_return_item
-        ) where y is not null
-        """
-    ).fetchone()
+    """The first and last year any record counts in (each source table's `year`, registry.py)."""
+    years = " union all ".join(f"select {t.year} as y from core.{t.name}" for _, t in registry.tables() if t.year)
+    return con.execute(f"select min(y), max(y) from ({years}) where y is not null").fetchone()
 
 
 def compute_indicators(
@@ -88,13 +81,13 @@ def compute_indicators(
         con.execute("insert into ref.workday select day, is_workday, workday_seq from workdays")
         for model in STATUS_MODELS:
             con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", params)
-        for model in EVIDENCE_MODELS:
+        for model in registry.evidence_models():
             model_params = dict(params)
             if model == "evidence_training":
                 model_params["required_hours"] = required_training_hours
             con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", model_params)
         con.execute(f"create or replace table mart.indicator_evidence as {sql('models/marts/indicator_evidence.sql')}")
-        for model in EVIDENCE_MODELS:
+        for model in registry.evidence_models():
             con.execute(f"drop table {model}")
         con.execute(
             f"create or replace table mart.indicator_value as {sql('models/marts/indicator_value.sql')}",
