@@ -7,6 +7,7 @@ nor Great Expectations; only the commands that run flows do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -268,6 +269,7 @@ def _run_flow(home: Path) -> int:
         result = nightly(home=str(home))
     except RunFailed as exc:
         return _run_failed(exc)
+    _settle_prefect_events()
     for source, info in result["sources"].items():
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")
@@ -279,6 +281,15 @@ def _run_flow(home: Path) -> int:
                 f" quarantined {info['quarantined_rows']}"
             )
     return 0
+
+
+def _settle_prefect_events() -> None:
+    """Send the run's queued Prefect events now, so that Prefect's exit-time notices ("Still
+    processing items…") come before the run's own last words instead of after them."""
+    from prefect.events.worker import EventsWorker
+
+    with contextlib.suppress(Exception):  # events are best effort; the run's result stands
+        EventsWorker.drain_all(timeout=10)
 
 
 _OS_ERRORS = {  # what DuckDB says when the operating system refused a write (its errors are text)
@@ -315,6 +326,7 @@ def _run_failed(exc) -> int:
     from warehouse.config import ConfigError
     from warehouse.lock import WriterBusy
 
+    _settle_prefect_events()
     print(f"运行失败 / run failed: {exc}", file=sys.stderr)
     failed = {n: i for n, i in exc.sources.items() if i.get("status") in ("failed", "stopped")}
     for name, info in failed.items():
@@ -541,6 +553,7 @@ def cmd_rebuild(args) -> int:
         result = year_end_rebuild(year=args.year, home=str(home))
     except RunFailed as exc:
         return _run_failed(exc)
+    _settle_prefect_events()
     print(f"{result['note_zh']} / {result['note_en']}")
     return 0
 

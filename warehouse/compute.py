@@ -1,9 +1,11 @@
-"""Compute the annual indicator set into mart.indicator_value (SQL models in models/marts/)."""
+"""Compute the annual indicator set: load the catalogue and the working-day calendar into ref,
+then build the declared models of models/marts/ (warehouse/dag.py derives their order)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -11,14 +13,13 @@ import duckdb
 import pandas as pd
 import yaml
 
+from warehouse import dag
 from warehouse.calendar import covered_years, workday_frame
-from warehouse.db import rollback, sql
+from warehouse.db import rollback
 from warehouse.sources import registry
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
-# which township-years delivered their spreadsheets, which figures have records in quarantine:
-# read by the evidence models and by indicator_value.sql
-STATUS_MODELS = ("source_delivery", "quarantined_figure")
+MARTS_DIR = dag.MODELS_DIR / "marts"
 log = logging.getLogger("fazhi")
 FAR_FUTURE = datetime(9999, 12, 31)
 
@@ -60,8 +61,12 @@ def compute_indicators(
     required_training_hours: float = 60.0,
     as_of: datetime | None = None,
     last_year: int | None = None,
+    extra_models: Sequence[Path] = (),
 ) -> int:
-    """Rebuild mart.indicator_value and mart.indicator_catalogue; returns the number of rows."""
+    """Rebuild the marts (mart.indicator_value, mart.indicator_evidence, mart.indicator_catalogue)
+    from models/marts/, the evidence models of sources registered from outside the package
+    (registry.py) and `extra_models` (files or folders: models tagged `evidence` join the union);
+    returns the number of indicator values."""
     lo, hi = data_years(con)
     last = last_year or hi or first_year
     # the next year too, for decisions published early in January; only the years the installed
@@ -70,7 +75,13 @@ def compute_indicators(
     covered_first, covered_last = covered_years()
     workdays = workday_frame(max(min(first_year, lo or first_year), covered_first), min(last + 1, covered_last))
     catalogue = catalogue_frame()
-    params = {"as_of": as_of or FAR_FUTURE}
+    models = dag.load_models(MARTS_DIR, *registry.evidence_files(outside=MARTS_DIR), *extra_models)
+    params = {
+        "as_of": as_of or FAR_FUTURE,
+        "required_hours": required_training_hours,
+        "first_year": first_year,
+        "last_year": last,
+    }
     con.execute("begin transaction")
     try:
         con.register("catalogue", catalogue)
@@ -79,26 +90,7 @@ def compute_indicators(
         con.register("workdays", workdays)
         con.execute("delete from ref.workday")
         con.execute("insert into ref.workday select day, is_workday, workday_seq from workdays")
-        for model in STATUS_MODELS:
-            con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", params)
-        for model in registry.evidence_models():
-            model_params = dict(params)
-            if model == "evidence_training":
-                model_params["required_hours"] = required_training_hours
-            con.execute(f"create or replace temp table {model} as {sql(f'models/marts/{model}.sql')}", model_params)
-        con.execute(f"create or replace table mart.indicator_evidence as {sql('models/marts/indicator_evidence.sql')}")
-        for model in registry.evidence_models():
-            con.execute(f"drop table {model}")
-        con.execute(
-            f"create or replace table mart.indicator_value as {sql('models/marts/indicator_value.sql')}",
-            {"first_year": first_year, "last_year": last},
-        )
-        for model in STATUS_MODELS:
-            con.execute(f"drop table {model}")
-        con.execute(
-            "create or replace table mart.indicator_catalogue as "
-            "select * exclude (sort_order) from ref.indicator_catalogue order by sort_order"
-        )
+        dag.build(con, models, params)
         con.execute("commit")
     except Exception:
         rollback(con)

@@ -2,8 +2,9 @@
 
 Every county run publishes `published/parquet/` (warehouse/parquet_export.py), whose
 `mart.indicator_evidence.parquet` holds each record counted in each figure. A province-level
-run reads those files with DuckDB (no county database is opened or locked) and aggregates them
-with models/marts/province_indicator_value.sql into its own DuckDB file.
+run reads those files with DuckDB (no county database is opened or locked) as the views
+counties.indicator_evidence and counties.indicator_catalogue, and builds the declared model
+models/region/region_indicator_value.sql from them into its own DuckDB file.
 
 A region's counties must be distinct: the same folder or the same county given twice, or a
 township claimed by two counties, would count records twice; such a roll-up is refused
@@ -17,8 +18,11 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import connect, sql
+from warehouse import dag
+from warehouse.db import connect
 from warehouse.publish import STORAGE_VERSION
+
+REGION_MODELS = dag.MODELS_DIR / "region"
 
 
 class RollupRefused(ValueError):
@@ -48,14 +52,11 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
         con.execute("use region")
         con.execute("create schema mart")
         files = "[" + ", ".join(_literal(p) for p in evidence) + "]"
-        con.execute(f"create view evidence as select * from read_parquet({files})")
-        con.execute(f"create view catalogue as select * from read_parquet({_literal(catalogue)})")
-        con.execute(
-            f"create table mart.region_indicator_value as {sql('models/marts/province_indicator_value.sql')}",
-            {"region_code": region_code},
-        )
-        con.execute("drop view evidence")
-        con.execute("drop view catalogue")
+        con.execute("create schema counties")  # the models' inputs, dropped once they are built
+        con.execute(f"create view counties.indicator_evidence as select * from read_parquet({files})")
+        con.execute(f"create view counties.indicator_catalogue as select * from read_parquet({_literal(catalogue)})")
+        dag.build(con, dag.load_models(REGION_MODELS), {"region_code": region_code})
+        con.execute("drop schema counties cascade")
         rows = con.execute("select count(*) from mart.region_indicator_value").fetchone()[0]
         con.execute("use memory")
         con.execute("detach region")

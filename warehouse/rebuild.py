@@ -140,31 +140,9 @@ def _record_edition(con: duckdb.DuckDBPyConnection, year: int, batches_through) 
             "select ? as edition, * from build.mart.indicator_evidence where year = ?",
             [edition, year],
         )
-        if edition > 1:
-            compared_with = f"edition {edition - 1}"
-            con.execute(
-                "create or replace temp table previous_values as "
-                "select * from mart.indicator_edition_value where year = ? and edition = ?",
-                [year, edition - 1],
-            )
-            con.execute(
-                "create or replace temp table previous_evidence as "
-                "select * from mart.indicator_edition_evidence where year = ? and edition = ?",
-                [year, edition - 1],
-            )
-        else:
-            compared_with = "nightly"
-            con.execute(
-                "create or replace temp table previous_values as select * from mart.indicator_value where year = ?",
-                [year],
-            )
-            con.execute(
-                "create or replace temp table previous_evidence as "
-                "select * from mart.indicator_evidence where year = ?",
-                [year],
-            )
+        compared_with = f"edition {edition - 1}" if edition > 1 else "nightly"
         con.execute(
-            f"insert into mart.indicator_edition_change {sql('models/marts/edition_change.sql')}",
+            f"insert into mart.indicator_edition_change {sql('models/marts/indicator_edition_change.sql')}",
             {"year": year, "edition": edition},
         )
         changed = con.execute(
@@ -203,8 +181,6 @@ def _record_edition(con: duckdb.DuckDBPyConnection, year: int, batches_through) 
                 note_en,
             ],
         )
-        con.execute("drop table previous_values")
-        con.execute("drop table previous_evidence")
         con.execute("commit")
     except Exception:
         rollback(con)

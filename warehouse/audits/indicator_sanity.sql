@@ -1,3 +1,4 @@
+-- severity: fail
 -- Indicator sanity: rates in [0, 1], counts and amounts not negative, no NULL without a reason.
 select 'indicator_sanity' as audit,
        year || ' ' || township_code || ' ' || indicator_code || ' = ' || coalesce(cast(value as varchar), 'NULL')

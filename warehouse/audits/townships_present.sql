@@ -1,3 +1,4 @@
+-- severity: fail
 -- Every township and county has every indicator for every year computed.
 with expected as (
     select y.year, t.code, c.indicator_code

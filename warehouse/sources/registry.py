@@ -33,6 +33,7 @@ KINDS = ("http", "json_pages", "spreadsheet_drop")  # what `kind` a fazhi.toml s
 PAGE_KINDS = ("http", "json_pages")  # the kinds delivering JSON export pages (docs/sources.md)
 ENTRY_POINTS = "fazhi.sources"
 SUITES_DIR = Path(__file__).parents[2] / "expectations"
+MARTS_DIR = Path(__file__).parents[1] / "models" / "marts"
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ class Source:
     # the parser (batch, key) -> {table: frame}, or "module:function"; None: a JSON page source,
     # parsed by warehouse/sources/json_pages.py from its field dictionary
     parser: str | Callable | None = None
-    evidence: str | None = None  # its evidence model, warehouse/models/marts/<evidence>.sql
+    # its evidence model: a .sql file tagged `evidence` (warehouse/models/README.md); the built-in
+    # sources' are in warehouse/models/marts/, the runner finds them there
+    evidence: Path | None = None
     fields: Path = field_dictionary.FIELDS_FILE  # the field dictionary holding sources.<name>
 
     def table(self, name: str) -> Table:
@@ -105,14 +108,14 @@ BUILT_IN = (
                 cursor="source_modified_at",
             ),
         ),
-        evidence="evidence_enforcement",
+        evidence=MARTS_DIR / "evidence_enforcement.sql",
     ),
     Source(
         "mediation",
         label_zh="调解平台",
         kinds=("http", "json_pages"),
         tables=(Table("mediation_case", key=("case_id",), year="year(accepted_date)", cursor="source_modified_at"),),
-        evidence="evidence_mediation",
+        evidence=MARTS_DIR / "evidence_mediation.sql",
     ),
     Source(
         "training",
@@ -124,7 +127,7 @@ BUILT_IN = (
             Table("training_staff", key=("township_code", "roster_year", "person_key")),
         ),
         parser="warehouse.sources.training:parse_training",
-        evidence="evidence_training",
+        evidence=MARTS_DIR / "evidence_training.sql",
     ),
     Source(
         "returns",
@@ -132,7 +135,7 @@ BUILT_IN = (
         kinds=("spreadsheet_drop",),
         tables=(Table("annual_return_item", key=("township_code", "report_year", "item_code"), year="report_year"),),
         parser="warehouse.sources.returns:parse_returns",
-        evidence="evidence_returns",
+        evidence=MARTS_DIR / "evidence_returns.sql",
     ),
 )
 _registered: dict[str, Source] = {}
@@ -200,9 +203,18 @@ def load_mappings() -> dict[str, dict[str, TableMapping]]:
     return {s.name: s.mappings() for s in sources()}
 
 
-def evidence_models() -> tuple[str, ...]:
-    """The evidence models (models/marts/<name>.sql) of the sources that have one, in order."""
-    return tuple(s.evidence for s in sources() if s.evidence)
+def evidence_files(outside: Path) -> tuple[Path, ...]:
+    """The evidence models of the sources that have one, except those in the folder `outside`
+    (the runner reads that folder whole)."""
+    return tuple(s.evidence for s in sources() if s.evidence and s.evidence.parent != outside)
+
+
+def raw_row_counts() -> str:
+    """SQL: rows per batch (batch_id) and source table (table_name) in raw (n)."""
+    return " union all ".join(
+        f"select _batch_id as batch_id, '{t}' as table_name, count(*) as n from raw.{t} group by 1"
+        for t in table_names()
+    )
 
 
 def page_sources() -> dict[str, tuple[str, str]]:
@@ -253,6 +265,8 @@ def check(s: Source) -> None:
         declared = field_dictionary.read(s.fields).sources.get(s.name, {})
     except field_dictionary.FieldDictionaryError as exc:
         refuse(str(exc))
+    if s.evidence and not s.evidence.is_file():
+        refuse(f"its evidence model {s.evidence} does not exist")
     for t in s.tables:
         if t.name in taken:
             refuse(f"table {t.name} belongs to another source")

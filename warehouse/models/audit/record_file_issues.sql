@@ -1,3 +1,6 @@
+-- model: audit.record_file_issues
+-- materialized: statement
+-- reads: temp.issues, temp.batch_files, audit.file_issue
 -- The issues found in a spreadsheet batch's files (`issues`, warehouse/sources/township_files.py),
 -- with each file's sha256 from `batch_files`. An issue still open from an earlier attempt at the
 -- same content (a stopped batch is tried again next run) is not recorded twice.

@@ -1,3 +1,6 @@
+-- model: audit.record_spreadsheet_files
+-- materialized: statement
+-- reads: temp.parsed_files, temp.batch_files
 -- The files of a loaded spreadsheet batch ($batch_id) and what became of each: `parsed_files`
 -- (the parse's record: file_name, township_code, report_year, status parsed | refused, rows),
 -- `batch_files` (name, bytes, sha256 as landed).

@@ -1,3 +1,6 @@
+-- model: audit.resolve_file_issues
+-- materialized: statement
+-- reads: audit.file_issue, audit.spreadsheet_file
 -- Issues still open about an earlier delivery of a file this batch ($batch_id) loaded: the same
 -- name whatever its extension (a workbook saved again as .xlsx), the same content (a file renamed
 -- correctly), or, with supersede = township_year, the same township and year.

@@ -1,3 +1,6 @@
+-- model: core.close_superseded
+-- materialized: statement
+-- reads: core.{table}, raw.{table}, audit.quarantine, audit.batch
 -- A spreadsheet delivery made again (the same file name, or with `supersede = "township_year"`
 -- any file of the same township and year) is a new version of it that replaces the earlier one
 -- whole: rows an earlier version had and this one lacks, or has only in quarantine (a value that

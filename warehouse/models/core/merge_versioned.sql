@@ -1,3 +1,6 @@
+-- model: core.merge_versioned
+-- materialized: statement
+-- reads: temp.staged, core.{table}
 -- Merge one batch's staged rows into a versioned core table (templated by warehouse/load.py with
 -- the table, its business key from fields.yaml and, for sources with 更新时间, `not_older`).
 -- Unchanged rows do nothing, so replaying a batch changes nothing; a changed row closes the

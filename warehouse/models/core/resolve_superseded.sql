@@ -1,3 +1,6 @@
+-- model: core.resolve_superseded
+-- materialized: statement
+-- reads: audit.quarantine, raw.{table}
 -- Quarantine entries of an earlier version of a delivery this batch ($batch_id) replaced whole
 -- (close_superseded.sql): the corrected file is what counts now; whatever still fails in it is
 -- quarantined again under this batch. Templated by warehouse/supersede.py: the delivery

@@ -1,3 +1,6 @@
+-- model: core.stale_versions
+-- materialized: statement
+-- reads: raw.{table}, core.{table}, audit.quarantine
 -- A record version older than the current one in core (a source sending again what it sent
 -- before, with an earlier 更新时间) is not applied: it goes to quarantine with rule $rule, so it
 -- stays in raw as received, counts as quarantined, and the newer version stays current.

@@ -1,3 +1,7 @@
+-- model: temp.evidence_enforcement
+-- materialized: temp
+-- reads: core.enforcement_act, core.training_staff, ref.township, ref.workday
+-- tags: evidence
 -- Evidence for ENF01-ENF11: one row per (indicator, record counted), from current (as-of) core
 -- acts. numerator/denominator are the record's contribution (a rate has one row per denominator
 -- member, numerator 1 or 0); measure carries a duration for medians.

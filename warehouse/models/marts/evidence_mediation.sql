@@ -1,3 +1,7 @@
+-- model: temp.evidence_mediation
+-- materialized: temp
+-- reads: core.mediation_case, ref.township
+-- tags: evidence
 -- Evidence for MED01-MED05: one row per (indicator, case counted), from current (as-of) core cases.
 with cases as (
     select c.*, t.county_code

@@ -1,3 +1,7 @@
+-- model: temp.evidence_training
+-- materialized: temp
+-- reads: core.training_session, core.training_attendance, core.training_staff, ref.township
+-- tags: evidence
 -- Evidence for TRN01-TRN09: sessions, attendances and roster persons counted, from current
 -- (as-of) training rosters. Persons appear only by their keyed pseudonym.
 with sessions as (

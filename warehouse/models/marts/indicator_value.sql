@@ -1,3 +1,7 @@
+-- model: mart.indicator_value
+-- materialized: table
+-- reads: mart.indicator_evidence, ref.township, ref.indicator_catalogue, temp.source_delivery, temp.quarantined_figure
+-- grain: year, township_code, indicator_code
 -- mart.indicator_value: every township and county x year x indicator of the catalogue, aggregated
 -- from mart.indicator_evidence. County rows are sums of numerators over sums of denominators
 -- (ENF11: the median over all the county's cases). Comparisons: rank among the county's
@@ -52,9 +56,9 @@ joined as (
     from grid g
     left join aggregated r
       on r.year = g.year and r.area_code = g.township_code and r.indicator_code = g.indicator_code
-    left join source_delivery d
+    left join temp.source_delivery d
       on d.source = g.source and d.year = g.year and d.township_code = g.township_code
-    left join quarantined_figure q
+    left join temp.quarantined_figure q
       on q.year = g.year and q.township_code = g.township_code and q.indicator_code = g.indicator_code
 ),
 gaps as (

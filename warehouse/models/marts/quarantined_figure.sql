@@ -1,3 +1,7 @@
+-- model: temp.quarantined_figure
+-- materialized: temp
+-- reads: audit.quarantine
+-- grain: year, township_code, indicator_code
 -- Township figures whose input records are in quarantine (entries open as of $as_of): a return
 -- item (LIT02 when its LIT02A or LIT02B is), and every training figure the quarantined table feeds
 -- for the year of the ledger the record came from. indicator_value.sql gives them status

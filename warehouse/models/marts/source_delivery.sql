@@ -1,3 +1,7 @@
+-- model: temp.source_delivery
+-- materialized: temp
+-- reads: audit.spreadsheet_file, core.annual_return_item, core.training_staff, core.training_session
+-- grain: source, township_code, year
 -- Training ledgers and annual returns delivered, per source, township and year (the year of the
 -- file's name): a file of theirs loaded (audit.spreadsheet_file, as of $as_of). A township-year
 -- without one (never sent, or every file refused) has status missing_source for that source's

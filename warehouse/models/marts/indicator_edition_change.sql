@@ -1,12 +1,31 @@
--- The change log of a new edition ($year, $edition) against what it is compared with:
--- `previous_values` / `previous_evidence` (temp tables: the previous edition, or the nightly
--- values for edition 1). Every indicator value that changed, by how much, and the records whose
--- contribution changed (for a county row: across all its townships).
+-- model: mart.indicator_edition_change
+-- materialized: statement
+-- reads: mart.indicator_edition_value, mart.indicator_edition_evidence, mart.indicator_value, mart.indicator_evidence
+-- The change log of a new edition ($year, $edition) against what it is compared with: the
+-- previous edition, or the nightly values for edition 1. Every indicator value that changed, by
+-- how much, and the records whose contribution changed (for a county row: across all its
+-- townships). Its rows are inserted into mart.indicator_edition_change by warehouse/rebuild.py.
 with new_values as (
     select * from mart.indicator_edition_value where year = $year and edition = $edition
 ),
 new_evidence as (
     select * from mart.indicator_edition_evidence where year = $year and edition = $edition
+),
+previous_values as (
+    select township_code, indicator_code, value, qualifier
+    from mart.indicator_edition_value where year = $year and edition = $edition - 1
+    union all
+    select township_code, indicator_code, value, qualifier
+    from mart.indicator_value where year = $year and $edition = 1
+),
+previous_evidence as (
+    select county_code, township_code, indicator_code, record_table, record_id, numerator, denominator,
+           measure, qualifier
+    from mart.indicator_edition_evidence where year = $year and edition = $edition - 1
+    union all
+    select county_code, township_code, indicator_code, record_table, record_id, numerator, denominator,
+           measure, qualifier
+    from mart.indicator_evidence where year = $year and $edition = 1
 ),
 changed as (
     select n.township_code, n.indicator_code, p.value as previous_value, n.value,
