@@ -94,7 +94,8 @@ def test_it_is_published_with_the_comments_of_its_field_dictionary(published):
     table = query(db, "select comment from duckdb_tables() where table_name = 'reconsideration_case'")
     assert table == [
         (
-            "行政复议案件(含历史版本，已去除个人信息) / administrative reconsideration cases with history, personal data removed",
+            "行政复议案件(含历史版本，已去除个人信息) / "
+            "administrative reconsideration cases with history, personal data removed",
         )
     ]
     comments = dict(

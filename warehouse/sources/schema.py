@@ -61,7 +61,8 @@ def staging_select(con: duckdb.DuckDBPyConnection, table: str) -> str:
     columns = [
         name
         for (name,) in con.execute(
-            "select column_name from duckdb_columns() where schema_name = 'core' and table_name = ? "
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = 'core' and table_name = ? "
             "order by column_index",
             [table],
         ).fetchall()
