@@ -154,7 +154,7 @@ COMPARISON = "one_json_column"  # timed by every run, reported, never the limit
 
 def json_select(source: str, method: str) -> str:
     """The query reading the source's pages (parameter `$paths`) by `method`."""
-    from warehouse.sources.mapping import load_mappings
+    from warehouse.sources.registry import load_mappings
 
     (mapping,) = load_mappings()[source].values()
     return JSON_METHODS[method](mapping)
@@ -250,7 +250,7 @@ def read_workbooks(
 ) -> dict[str, int]:
     """The source's workbooks into one table per table of the source on `con` (`<table>`);
     `workers` processes when there are several groups. Returns the rows per table."""
-    from warehouse.sources.mapping import load_mappings
+    from warehouse.sources.registry import load_mappings
 
     columns = {t: [(c.name, c.fields, _type(c)) for c in m.kept_columns] for t, m in load_mappings()[source].items()}
     groups = [paths[i : i + files_per_group] for i in range(0, len(paths), files_per_group)] or [[]]
@@ -314,7 +314,7 @@ def duckdb_limit(batches, scratch: Path, files_per_group: int, workers: int) -> 
     nothing landed): each source read by every FAST_JSON method (pages) or by calamine
     (workbooks: in this process, and in `workers` processes too where the pipeline's parse would
     use them), each into a fresh database file; the fastest reading of each source counts."""
-    from warehouse.sources import PARALLEL_MIN_BYTES
+    from warehouse.sources.parse import PARALLEL_MIN_BYTES
 
     limit = Limit()
     for batch in batches:

@@ -35,7 +35,7 @@ def main() -> None:
     from warehouse.db import connect, migrate
     from warehouse.demo.sample.generate import generate_sample
     from warehouse.load import BatchInfo, TableLoad, load_batch
-    from warehouse.sources.enforcement import parse_enforcement
+    from warehouse.sources.json_pages import parse_pages
     from warehouse.sources.landing import LandedBatch, LandedFile
 
     sample = CACHE / "county-20231226"
@@ -43,7 +43,7 @@ def main() -> None:
         generate_sample(sample)
     pages = sorted((sample / "enforcement").glob("*.json"))
     batch = LandedBatch("enforcement", "b", sample, [LandedFile(p.name, p, "", 0) for p in pages], "")
-    base = parse_enforcement(batch, b"k")["enforcement_act"]
+    base = parse_pages(batch, b"k")["enforcement_act"]
     codes = pd.read_csv(sample / "townships.csv", dtype=str)["code"].tolist()
     bad = validate_table("enforcement_act", base, {"township_codes": codes}).failing_rows
     base = base.drop(index=sorted(bad)).reset_index(drop=True)  # the sample's faulty rows

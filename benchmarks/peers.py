@@ -93,7 +93,7 @@ def dlt_load(batches, directory: Path) -> int:
     import dlt
     from dlt.common import json
 
-    from warehouse.sources.mapping import load_mappings
+    from warehouse.sources.registry import load_mappings
 
     def resource(batch):
         (mapping,) = load_mappings()[batch.source].values()

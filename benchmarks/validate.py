@@ -30,8 +30,8 @@ quiet_environment()
 
 def _base_rows():
     from tests.fixtures import mini
-    from warehouse.sources import parser_for
     from warehouse.sources.landing import delivered_files, land
+    from warehouse.sources.parse import parser_for
 
     root = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
     mini.build(root)

@@ -80,8 +80,25 @@ class TableValidation:
         return set(self.failures["_row"].tolist())
 
 
+# suites elsewhere than expectations/<table>.json: a source registered from outside the package
+# (warehouse/sources/registry.py) brings its own; validate_table records it here
+_SUITES: dict[str, Path] = {}
+
+
+def suite_path(table: str) -> Path:
+    """The table's suite: the one registered for it, else expectations/<table>.json."""
+    return _SUITES.get(table) or SUITES_DIR / f"{table}.json"
+
+
+def register_suite(table: str, path: Path) -> None:
+    if _SUITES.get(table, SUITES_DIR / f"{table}.json") != path:
+        _SUITES[table] = path
+        for cached in (_parts, _suite_and_batch_definition, _row_wise):
+            cached.cache_clear()
+
+
 def load_suite_doc(table: str) -> dict:
-    return json.loads((SUITES_DIR / f"{table}.json").read_text(encoding="utf-8"))
+    return json.loads(suite_path(table).read_text(encoding="utf-8"))
 
 
 @cache
@@ -143,19 +160,10 @@ def _condition_columns(condition) -> list[str]:
     return []
 
 
-_BUILD_LOCK = threading.Lock()
-
-
-def _suite_and_batch_definition(table: str, part: str):
-    """One part of the table's suite (_parts), with its own dataframe asset: built once per
-    process, on first use, under a lock (sources are validated by concurrent threads, and GX's
-    context is not safe to build suites in from two threads at once)."""
-    with _BUILD_LOCK:
-        return _build_suite_and_batch_definition(table, part)
-
-
 @cache
-def _build_suite_and_batch_definition(table: str, part: str):
+def _suite_and_batch_definition(table: str, part: str):
+    """One part of the table's suite (_parts), with its own dataframe asset; built on first use
+    (warehouse/pipeline.py validates one table at a time in a process: GX is not thread-safe)."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -200,6 +208,7 @@ def validate_table(
     chunk_rows: int | None = CHUNK_ROWS,
     workers: int = 1,
     full_extract: bool = False,
+    suite: Path | None = None,
 ) -> TableValidation:
     """Run the table's suite over every row; list every (row, rule) failure.
 
@@ -210,7 +219,10 @@ def validate_table(
     `previous_full_rows`: the rows of this table in the source's previous full extract, when
     this batch is itself a full extract (else None: the extract-size rule does not apply).
     `full_extract`: the batch is the source's whole export (the failing-fraction rule then
-    judges it whatever its size)."""
+    judges it whatever its size).
+    `suite`: the table's suite, when it is not expectations/<table>.json."""
+    if suite:
+        register_suite(table, suite)
     doc = load_suite_doc(table)
     n_rows = len(data) if isinstance(data, pd.DataFrame) else data.rows
     params = {
@@ -234,7 +246,10 @@ def validate_table(
             fold.merge(_validate_frame(table, data.frame(), params, context))
         elif workers > 1 and (len(ranges) >= POOL_MIN_CHUNKS or _pool_running(workers)):
             pool = _worker_pool(workers)
-            parts = [pool.submit(_validate_range, table, data, a, b, params, context, named_sets) for a, b in ranges]
+            suites = dict(_SUITES)
+            parts = [
+                pool.submit(_validate_range, table, data, a, b, params, context, named_sets, suites) for a, b in ranges
+            ]
             for part in parts:
                 fold.merge(part.result())
         else:
@@ -315,12 +330,22 @@ def _named_sets(params: dict) -> tuple[dict, dict[str, frozenset]]:
 
 
 def _validate_range(
-    table: str, data: ChunkedTable, start: int, stop: int, params: dict, context: dict, named_sets: dict
+    table: str,
+    data: ChunkedTable,
+    start: int,
+    stop: int,
+    params: dict,
+    context: dict,
+    named_sets: dict,
+    suites: dict[str, Path] | None = None,
 ) -> _Fold:
-    """One chunk (rows start..stop-1) of a parsed table; runs in a worker process or in this one."""
+    """One chunk (rows start..stop-1) of a parsed table; runs in a worker process or in this one
+    (`suites`: the suites registered in the calling process)."""
     from expectations.custom import add_named_sets
 
     add_named_sets(named_sets)
+    for name, path in (suites or {}).items():
+        register_suite(name, path)
     return _validate_frame(table, data.read(start, stop), params, context)
 
 

@@ -70,9 +70,19 @@ def load_audits(*extra: Path) -> list[Audit]:
 def run_audits(con: duckdb.DuckDBPyConnection, audits: Sequence[Audit]) -> list[Finding]:
     findings = []
     for a in audits:
-        rows = con.execute(a.path.read_text(encoding="utf-8")).fetchall()
+        rows = con.execute(_filled(a.path.read_text(encoding="utf-8"))).fetchall()
         findings += [Finding(name, a.severity, detail) for name, detail in rows]
     return findings
+
+
+def _filled(text: str) -> str:
+    """The audit's SQL with `{{ raw_row_counts }}` replaced by the rows per batch and table of
+    every source's raw table (the source registry)."""
+    if "{{ raw_row_counts }}" not in text:
+        return text
+    from warehouse.sources import registry
+
+    return text.replace("{{ raw_row_counts }}", registry.raw_row_counts())
 
 
 def check(con: duckdb.DuckDBPyConnection, extra: Sequence[Path] = ()) -> list[Finding]:

@@ -16,6 +16,7 @@ import yaml
 from warehouse import dag
 from warehouse.calendar import covered_years, workday_frame
 from warehouse.db import rollback
+from warehouse.sources import registry
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
 MARTS_DIR = dag.MODELS_DIR / "marts"
@@ -48,16 +49,9 @@ def load_townships(con: duckdb.DuckDBPyConnection, townships_csv: Path) -> int:
 
 
 def data_years(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
-    return con.execute(
-        """
-        select min(y), max(y) from (
-            select year(coalesce(inspection_date, decision_date)) as y from core.enforcement_act
-            union all select year(accepted_date) from core.mediation_case
-            union all select year(session_date) from core.training_session
-            union all select report_year from core.annual_return_item
-        ) where y is not null
-        """
-    ).fetchone()
+    """The first and last year any record counts in (each source table's `year`, registry.py)."""
+    years = " union all ".join(f"select {t.year} as y from core.{t.name}" for _, t in registry.tables() if t.year)
+    return con.execute(f"select min(y), max(y) from ({years}) where y is not null").fetchone()
 
 
 def compute_indicators(
@@ -70,8 +64,9 @@ def compute_indicators(
     extra_models: Sequence[Path] = (),
 ) -> int:
     """Rebuild the marts (mart.indicator_value, mart.indicator_evidence, mart.indicator_catalogue)
-    from models/marts/ and `extra_models` (files or folders: a source's own evidence model, tagged
-    `evidence`); returns the number of indicator values."""
+    from models/marts/, the evidence models of sources registered from outside the package
+    (registry.py) and `extra_models` (files or folders: models tagged `evidence` join the union);
+    returns the number of indicator values."""
     lo, hi = data_years(con)
     last = last_year or hi or first_year
     # the next year too, for decisions published early in January; only the years the installed
@@ -80,7 +75,7 @@ def compute_indicators(
     covered_first, covered_last = covered_years()
     workdays = workday_frame(max(min(first_year, lo or first_year), covered_first), min(last + 1, covered_last))
     catalogue = catalogue_frame()
-    models = dag.load_models(MARTS_DIR, *extra_models)
+    models = dag.load_models(MARTS_DIR, *registry.evidence_files(outside=MARTS_DIR), *extra_models)
     params = {
         "as_of": as_of or FAR_FUTURE,
         "required_hours": required_training_hours,

@@ -1,5 +1,7 @@
 """The data dictionary (docs/data-dictionary.md), generated from the published database's own
-table and column comments, so the document and the database cannot drift apart.
+table and column comments (written from the field dictionary, warehouse/fields.yaml), so the
+document and the database cannot drift apart; the source tables' units come from the field
+dictionary too.
 
     python -m warehouse.data_dictionary PUBLISHED_DB > docs/data-dictionary.md
 """
@@ -10,6 +12,8 @@ import sys
 from pathlib import Path
 
 import duckdb
+
+from warehouse.sources import registry
 
 HEADER = """# Data dictionary · 数据字典
 
@@ -42,6 +46,9 @@ def render(published_db: Path) -> str:
         ).fetchall()
     finally:
         con.close()
+    units = {
+        ("core", t.name, c.name): c.unit for s, t in registry.tables() for c in s.mapping(t.name).all_columns if c.unit
+    }
     lines = [HEADER]
     for schema, name, kind, comment in objects:
         lines += [
@@ -52,7 +59,11 @@ def render(published_db: Path) -> str:
             "| column | type | 说明 / meaning |",
             "|---|---|---|",
         ]
-        lines += [f"| `{c}` | {t} | {m or ''} |" for s, n, c, t, m in columns if (s, n) == (schema, name)]
+        lines += [
+            f"| `{c}` | {t} | {m or ''}{f' (unit: {units[s, n, c]})' if (s, n, c) in units else ''} |"
+            for s, n, c, t, m in columns
+            if (s, n) == (schema, name)
+        ]
         lines.append("")
     return "\n".join(lines)
 

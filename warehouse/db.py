@@ -54,7 +54,8 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the numbered migrations not yet applied, each in its own transaction."""
+    """Apply the numbered migrations not yet applied, each in its own transaction, then create the
+    tables of registered sources the migrations do not (warehouse/sources/schema.py)."""
     con.execute("create table if not exists main.schema_migration (name varchar primary key, applied_at timestamp)")
     done = {r[0] for r in con.execute("select name from main.schema_migration").fetchall()}
     applied = []
@@ -70,6 +71,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             rollback(con)
             raise
         applied.append(path.name)
+    from warehouse.sources.schema import create_missing_tables  # the registry reads the migrations' tables
+
+    create_missing_tables(con)
     return applied
 
 

@@ -2,7 +2,8 @@
 
 raw (every received row, PII-free) -> audit.quarantine (failing rows, with every rule; and
 versions older than the one already current: models/core/stale_versions.sql) -> staging
-(accepted rows, typed: models/staging/stg_<table>.sql) -> core (versioned merge:
+(accepted rows: models/staging/accepted_rows.sql, typed by the field dictionary:
+warehouse/sources/schema.py) -> core (versioned merge:
 models/core/merge_versioned.sql). The batch's audit rows are written last, inside the same
 transaction: a batch without its audit.batch row was never loaded. An HTTP source's watermark
 moves over the rows that loaded, in the same transaction (warehouse/watermark.py).
@@ -19,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from warehouse.db import rollback, sql, statements
+from warehouse.sources.schema import staging_select
 from warehouse.supersede import close_superseded
 from warehouse.watermark import advance_watermark
 
@@ -287,11 +289,11 @@ def merge_into_core(
     loaded_at: datetime,
     resolve_quarantine: bool = False,
 ) -> int:
-    """Stage a batch's accepted raw rows (models/staging) and merge them into the versioned core
+    """Stage a batch's accepted raw rows (sources/schema.py staging_select) and merge them into the versioned core
     table; returns the number of versions opened. Rebuilds call this to replay raw batches."""
     con.execute(
         "create or replace temp table staged as select s.*, md5(cast(to_json(s) as varchar)) as row_hash "
-        f"from ({sql(f'models/staging/stg_{table}.sql')}) s",
+        f"from ({staging_select(con, table)}) s",
         {"batch_id": batch_id},
     )
     before = con.execute(f"select count(*) from core.{table}").fetchone()[0]

@@ -30,10 +30,11 @@ from warehouse.publish import needs_publish as needs_publish_
 from warehouse.publish import publish
 from warehouse.rebuild import Edition
 from warehouse.rebuild import rebuild_year as rebuild_year_
-from warehouse.sources import parse_batch
+from warehouse.sources import registry
 from warehouse.sources.json_pages import batch_latest_allowed_at
 from warehouse.sources.landing import LandedBatch, land, scan_drop, write_manifest
-from warehouse.sources.mapping import SourceError, check_overrides, column_notes, load_mappings
+from warehouse.sources.mapping import SourceError
+from warehouse.sources.parse import parse_batch
 from warehouse.sources.parsed import remove_parsed
 from warehouse.sources.township_files import FILES_TABLE, ISSUES_TABLE
 from warehouse.watermark import read_watermark
@@ -123,7 +124,7 @@ def prepare_warehouse(settings: Settings) -> None:
 def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
     """Land what the source delivered that the warehouse has not loaded yet: an HTTP source is
     pulled from its watermark (warehouse/sources/http.py); a folder source lands its new files."""
-    check_overrides(source.name, source.fields)
+    registry.check_overrides(source.name, source.fields)
     con = open_work_db(settings.work_db)
     try:
         loaded = {
@@ -196,7 +197,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     from expectations.echo import with_values
     from expectations.validate import validate_table  # GX is heavy: imported when validating
 
-    mappings = load_mappings()[batch.source]
+    mappings = registry.source(batch.source).mappings()
     directory = parsed_dir(settings, batch)
     years = accepted_years(settings)
     try:
@@ -233,7 +234,8 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     try:
         for name, table in parsed.items():
             with _GX_LOCK:
-                result = validate_table(name, table, params, previous.get(name), chunk_rows, workers, full)
+                suite = registry.table(name)[1].suite_path
+                result = validate_table(name, table, params, previous.get(name), chunk_rows, workers, full, suite)
             quoted = {"township_code"} | {
                 c.name for c in mappings[name].kept_columns if not c.type.startswith("pseudonym")
             }  # the source's own fields (never an identifier's pseudonym) and the township
@@ -328,7 +330,7 @@ def compute(settings: Settings) -> int:
 
 def rebuild_year(settings: Settings, year: int) -> Edition:
     """Recompute `year` from the raw layer and record it as the year's next edition."""
-    keys = {table: m.key for tables in load_mappings().values() for table, m in tables.items()}
+    keys = {t.name: t.key for _, t in registry.tables()}
     con = open_work_db(settings.work_db)
     try:
         edition = rebuild_year_(
@@ -365,7 +367,7 @@ def audit_and_publish(settings: Settings) -> Path:
     con = open_work_db(settings.work_db)
     try:
         audit.check(con)
-        published = publish(con, settings.published_db, column_notes(), on_step=crash_point)
+        published = publish(con, settings.published_db, on_step=crash_point)
     finally:
         con.close()
     write_dashboards(published)

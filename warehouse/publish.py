@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 import duckdb
-import yaml
 
-from warehouse.db import WAREHOUSE_DIR, rollback, sql_literal
+from warehouse.db import rollback, sql_literal
 from warehouse.parquet_export import export_parquet
+from warehouse.sources import registry
+from warehouse.sources.fields import published_comments
 
-PUBLISHED_TABLES = (
+MART_TABLES = (
     "mart.indicator_value",
     "mart.indicator_catalogue",
     "mart.indicator_evidence",
@@ -32,38 +32,35 @@ PUBLISHED_TABLES = (
     "mart.indicator_edition_change",
     "mart.indicator_edition_evidence",
     "ref.township",
-    "core.enforcement_act",
-    "core.mediation_case",
-    "core.training_session",
-    "core.training_attendance",
-    "core.training_staff",
-    "core.annual_return_item",
+)
+AUDIT_TABLES = (
     "audit.batch",
     "audit.quarantine",
     "audit.validation_result",
     "audit.spreadsheet_file",
     "audit.file_issue",
 )
+
+
+def published_tables() -> tuple[str, ...]:
+    """The tables of the analyst database: the marts, the townships, every source table's core
+    facts (personal-data free: warehouse/sources/registry.py) and the audit trail."""
+    return MART_TABLES + tuple(f"core.{t}" for t in registry.table_names()) + AUDIT_TABLES
+
+
 # Views of the working database recreated in the analyst database (migration 008: validation
 # trends); their queries name published tables only, and resolve inside the published file.
 PUBLISHED_VIEWS = ("audit.validation_trend", "audit.validation_rule_trend")
 STORAGE_VERSION = "v1.4.0"
 
 
-@cache
-def _dictionary() -> dict:
-    return yaml.safe_load((WAREHOUSE_DIR / "dictionary.yaml").read_text(encoding="utf-8"))
-
-
 def publish(
     con: duckdb.DuckDBPyConnection,
     published: Path,
-    column_notes: dict[str, str] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> Path:
     """Build and swap in the analyst database, export its Parquet copy, record the publication.
-    `column_notes` describes columns that dictionary.yaml does not (the flows pass each source
-    field's name). `on_step` is called at each step (the crash tests kill the process there)."""
+    `on_step` is called at each step (the crash tests kill the process there)."""
     step = on_step or (lambda name: None)
     published.parent.mkdir(parents=True, exist_ok=True)
     batches_through, editions_through = _contents(con)
@@ -77,7 +74,7 @@ def publish(
     try:
         con.execute("begin transaction")  # one commit for the ~300 statements, not one each
         try:
-            _write_tables(con, column_notes)
+            _write_tables(con)
             con.execute("commit")
         except BaseException:
             rollback(con)
@@ -94,7 +91,7 @@ def publish(
     os.replace(building, published)
     _fsync_dir(published.parent)
     step("publish:swapped")
-    link = export_parquet(published, PUBLISHED_TABLES, on_step=step)
+    link = export_parquet(published, published_tables(), on_step=step)
     _fsync_dir(published.parent)
     step("parquet:switched")
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -120,20 +117,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] | None) -> None:
-    """The published tables and views into the attached `pub`, with their comments."""
-    schemas = sorted({t.split(".")[0] for t in PUBLISHED_TABLES})
-    for schema in schemas:
+def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The published tables and views into the attached `pub`, with their comments (the field
+    dictionary: warehouse/sources/fields.py)."""
+    tables = published_tables()
+    comments = published_comments()
+    for schema in sorted({t.split(".")[0] for t in tables}):
         con.execute(f"create schema pub.{schema}")
-    d = _dictionary()
-    notes = {**(column_notes or {}), **d["columns"]}
-    for table in PUBLISHED_TABLES:
+    for table in tables:
         con.execute(f"create table pub.{table} as select * from {table}")
-        if table in d["tables"]:
-            con.execute(f"comment on table pub.{table} is {sql_literal(d['tables'][table])}")
-        cols = [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]
-        for col in cols:
-            note = notes.get(f"{table}.{col}") or notes.get(col)
+        if comments.table(table):
+            con.execute(f"comment on table pub.{table} is {sql_literal(comments.table(table))}")
+        for col in [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]:
+            note = comments.column(table, col)
             if note:
                 con.execute(f'comment on column pub.{table}."{col}" is {sql_literal(note)}')
     for view in PUBLISHED_VIEWS:
@@ -144,11 +140,12 @@ def _write_tables(con: duckdb.DuckDBPyConnection, column_notes: dict[str, str] |
             [schema, name],
         ).fetchone()
         con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
-        if view in d["tables"]:
-            con.execute(f"comment on view pub.{view} is {sql_literal(d['tables'][view])}")
+        if comments.table(view):
+            con.execute(f"comment on view pub.{view} is {sql_literal(comments.table(view))}")
         for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
-            if col in notes:
-                con.execute(f'comment on column pub.{view}."{col}" is {sql_literal(notes[col])}')
+            note = comments.column(view, col)
+            if note:
+                con.execute(f'comment on column pub.{view}."{col}" is {sql_literal(note)}')
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:

@@ -22,15 +22,7 @@ from warehouse.compute import compute_indicators
 from warehouse.db import migrate, rollback, sql
 from warehouse.load import merge_into_core
 from warehouse.publish import unpublished_editions
-
-RAW_TABLES = (
-    "enforcement_act",
-    "mediation_case",
-    "training_session",
-    "training_attendance",
-    "training_staff",
-    "annual_return_item",
-)
+from warehouse.sources import registry
 
 
 @dataclass(frozen=True)
@@ -71,7 +63,7 @@ def rebuild_year(
         migrate(con)
         for table in ("ref.township",):
             con.execute(f"insert into {table} select * from {work}.{table}")
-        for table in RAW_TABLES:
+        for table in registry.table_names():
             con.execute(f"insert into raw.{table} select * from {work}.raw.{table}")
         con.execute(f"insert into audit.quarantine select * from {work}.audit.quarantine")
         # which township-years delivered their spreadsheets (statuses, the files behind the figures)

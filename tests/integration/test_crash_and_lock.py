@@ -73,12 +73,12 @@ def add_late_act(home: Path) -> None:
 def published_state(home: Path) -> dict[str, list[tuple]]:
     """Every published table as the analyst database holds it, checked equal to its Parquet copy
     (one publication), without what differs between runs: times, batch and run ids."""
-    from warehouse.publish import PUBLISHED_TABLES
+    from warehouse.publish import published_tables
 
     con = duckdb.connect(str(home / "published" / "fazhi.duckdb"), read_only=True)
     state = {}
     try:
-        for table in PUBLISHED_TABLES:
+        for table in published_tables():
             columns = ", ".join(
                 f'"{name}"'
                 for name, kind, *_ in con.execute(f"describe {table}").fetchall()

@@ -9,9 +9,9 @@ import pytest
 
 from benchmarks.limit import FAST_JSON, read_json_pages, read_workbooks
 from tests.fixtures import mini
-from warehouse.sources import parse_batch
 from warehouse.sources.landing import delivered_files, land
-from warehouse.sources.mapping import load_mappings
+from warehouse.sources.parse import parse_batch
+from warehouse.sources.registry import load_mappings
 
 KEY = b"limit-test-key-not-a-secret-0123456789"
 KINDS = {"enforcement": "json_pages", "mediation": "json_pages", "training": "spreadsheet_drop"}

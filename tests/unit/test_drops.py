@@ -14,7 +14,8 @@ import xlsxwriter
 from tests.conftest import make_mini_home, query, run_steps
 from tests.fixtures import mini
 from warehouse.sources.landing import LandedBatch, LandedFile, sha256_file
-from warehouse.sources.mapping import SourceError, table_mapping
+from warehouse.sources.mapping import SourceError
+from warehouse.sources.registry import table_mapping
 from warehouse.sources.returns import parse_returns
 from warehouse.sources.spreadsheet import extract_table, read_workbook
 from warehouse.sources.templates import RETURN_HEADER, TRAINING_SHEETS, write_template

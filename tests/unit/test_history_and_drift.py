@@ -140,9 +140,9 @@ def test_schema_drift_stops_only_that_source(tmp_path):
 def test_drift_means_absent_from_every_record_not_only_from_each_page_s_first(tmp_path):
     """The drift check looks at each page's first record before reading all records: a field
     missing there but present further down a page is not drift."""
-    from warehouse.sources import parser_for
     from warehouse.sources.landing import delivered_files, land
     from warehouse.sources.mapping import SourceError
+    from warehouse.sources.parse import parser_for
 
     good, _ = mini.enforcement_records()
     good = [r for r in good if r.get("行为类型")][:4]

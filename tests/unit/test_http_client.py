@@ -17,7 +17,8 @@ from warehouse.config import ConfigError, HttpOptions, load_settings
 from warehouse.sources.http import HttpPuller, _retry_after
 from warehouse.sources.json_pages import parse_json_pages
 from warehouse.sources.landing import LandedBatch, LandedFile, sha256_file
-from warehouse.sources.mapping import SourceError, check_overrides, table_mapping
+from warehouse.sources.mapping import SourceError
+from warehouse.sources.registry import check_overrides, table_mapping
 
 TOKEN = "unit-token-do-not-print"
 
@@ -185,15 +186,14 @@ def test_certificate_lists_hashed_element_by_element_and_repeats_found(tmp_path)
     import duckdb
 
     from tests.fixtures import mini
-    from warehouse.sources.enforcement import parse_enforcement
-    from warehouse.sources.json_pages import _repeats
+    from warehouse.sources.json_pages import _repeats, parse_pages
     from warehouse.sources.pseudonym import pseudonym
 
     good, _ = mini.enforcement_records()
     lists = [["B1", "A1", "B1"], [], None, ["A1", None, " "], ["C1"]]
     records = [dict(good[0], 行为编号=f"E{n}", 执法证号=certs) for n, certs in enumerate(lists)]
     del records[2]["执法证号"]  # the field absent: NULL, as a null value gives
-    df = parse_enforcement(_batch(tmp_path, [records[:3], records[3:]]), b"k")["enforcement_act"]
+    df = parse_pages(_batch(tmp_path, [records[:3], records[3:]]), b"k")["enforcement_act"]
     got = df.set_index("act_id")["officer_certificate_keys"]
     for n, certs in enumerate(lists):
         want = None if certs is None else [pseudonym(c, b"k") if c and c.strip() else None for c in certs]

@@ -11,8 +11,8 @@ import pytest
 
 from expectations.validate import validate_table
 from tests.fixtures import mini
-from warehouse.sources import parse_batch, parser_for
 from warehouse.sources.landing import delivered_files, land
+from warehouse.sources.parse import parse_batch, parser_for
 from warehouse.sources.spreadsheet import _cell_text, cells_to_text
 from warehouse.sources.township_files import FILES_TABLE, ISSUES_TABLE
 
@@ -159,9 +159,9 @@ def test_each_run_checks_townships_against_its_own_list_in_workers_too(batches, 
 @pytest.fixture
 def parallel_for_any_bytes(monkeypatch):
     """Worker processes for the mini county's small workbooks (else parsed in this process)."""
-    import warehouse.sources
+    import warehouse.sources.parse
 
-    monkeypatch.setattr(warehouse.sources, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(warehouse.sources.parse, "PARALLEL_MIN_BYTES", 0)
 
 
 def test_groups_parsed_by_worker_processes_give_the_same_tables(batches, parallel_for_any_bytes):
@@ -175,16 +175,16 @@ def test_groups_parsed_by_worker_processes_give_the_same_tables(batches, paralle
 
 
 def test_a_small_batch_is_parsed_in_this_process_whatever_the_workers(batches, tmp_path, monkeypatch):
-    import warehouse.sources
+    import warehouse.sources.parse
 
     def no_processes(*args, **kwargs):
         raise AssertionError("worker processes started for a small batch")
 
     root, landed = batches
-    monkeypatch.setattr(warehouse.sources, "ProcessPoolExecutor", no_processes)
+    monkeypatch.setattr(warehouse.sources.parse, "ProcessPoolExecutor", no_processes)
     parsed = parse_batch(landed["returns"], KEY, tmp_path / "small", files_per_group=1, workers=2)
     assert parsed["annual_return_item"].rows > 0
-    monkeypatch.setattr(warehouse.sources, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(warehouse.sources.parse, "PARALLEL_MIN_BYTES", 0)
     with pytest.raises(AssertionError, match="worker processes started"):
         parse_batch(landed["returns"], KEY, tmp_path / "large", files_per_group=1, workers=2)
 
@@ -220,7 +220,7 @@ def test_a_bad_file_in_a_worker_process_is_refused_alone_by_name(batches, tmp_pa
     ],
 )
 def test_spreadsheet_groups_balance_over_the_workers(files, per_group, workers, sizes):
-    from warehouse.sources import _group_size
+    from warehouse.sources.parse import _group_size
 
     size = _group_size(files, per_group, workers)
     assert size <= per_group

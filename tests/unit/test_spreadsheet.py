@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import xlsxwriter
 
-from warehouse.sources.mapping import SourceError, table_mapping
+from warehouse.sources.mapping import SourceError
+from warehouse.sources.registry import table_mapping
 from warehouse.sources.spreadsheet import extract_table, normalise_dates, read_workbook
 
 

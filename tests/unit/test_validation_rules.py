@@ -37,8 +37,8 @@ BAD_TOWNSHIP = {"division_code": "350481999", "township_code": "350481999"}
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory) -> dict[str, pd.DataFrame]:
     """The mini county's parsed tables, faulty fixture rows removed: every row is valid."""
-    from warehouse.sources import parser_for
     from warehouse.sources.landing import delivered_files, land
+    from warehouse.sources.parse import parser_for
 
     root = tmp_path_factory.mktemp("rules")
     mini.build(root)

@@ -3,12 +3,7 @@
 -- and quarantine tables hold exactly those rows. (A stopped batch's tables are in audit.batch_table
 -- with what they received; nothing of them is loaded or quarantined.)
 with raw_counts as (
-    select _batch_id as batch_id, 'enforcement_act' as table_name, count(*) as n from raw.enforcement_act group by 1
-    union all select _batch_id, 'mediation_case', count(*) from raw.mediation_case group by 1
-    union all select _batch_id, 'training_session', count(*) from raw.training_session group by 1
-    union all select _batch_id, 'training_attendance', count(*) from raw.training_attendance group by 1
-    union all select _batch_id, 'training_staff', count(*) from raw.training_staff group by 1
-    union all select _batch_id, 'annual_return_item', count(*) from raw.annual_return_item group by 1
+    {{ raw_row_counts }}  -- every source table (warehouse/sources/registry.py)
 ),
 quarantine_counts as (
     select batch_id, table_name, count(*) as n from audit.quarantine group by 1, 2

@@ -1,4 +1,5 @@
-"""The source simulator: serves a sample directory's enforcement and mediation pages over
+"""The source simulator: serves a sample directory's pages of every HTTP source (enforcement,
+mediation, and any source registered with kind http: warehouse/sources/registry.py) over
 loopback HTTP with the export contract of docs/sources.md ("HTTP export contract"), with
 switchable, deterministic faults.
 
@@ -45,6 +46,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from warehouse.errors import BadInput
+from warehouse.sources.registry import page_sources
 
 try:
     import orjson
@@ -65,7 +67,6 @@ class SimulatorRefused(BadInput, ValueError):
 
 
 PROFILES = ("none", "flaky", "truncated", "drift")
-SOURCES = {"enforcement": ("行为编号", "更新时间"), "mediation": ("案件编号", "更新时间")}
 MAX_PAGE_SIZE = 10_000
 FLAKY_CYCLE = ("ok", "429", "ok", "500", "reset", "ok", "502", "slow", "ok", "dup", "ok", "cut", "503", "ok")
 DRIFT = {"enforcement": ("rename", "行为类型", "行为种类"), "mediation": ("remove", "调解结果", None)}
@@ -164,7 +165,8 @@ class Simulator:
     @staticmethod
     def _load(data: Path, seed: int, corrections: int) -> dict[str, dict[str, RecordStore]]:
         stores = {}
-        for source, (id_f, ts_f) in SOURCES.items():
+        sources = page_sources()  # name -> the export's id and 更新时间 fields
+        for source, (id_f, ts_f) in sources.items():
             folder = data / source
             if not folder.is_dir():
                 continue
@@ -174,7 +176,7 @@ class Simulator:
                 "later": RecordStore.from_records(later_state(records, id_f, ts_f, seed, corrections), id_f, ts_f),
             }
         if not stores:
-            raise SimulatorRefused(f"no enforcement/ or mediation/ page folder under {data}")
+            raise SimulatorRefused(f"no page folder ({', '.join(f'{s}/' for s in sources)}) under {data}")
         return stores
 
     # -- lifecycle ---------------------------------------------------------------------------

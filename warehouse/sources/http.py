@@ -52,8 +52,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from expectations.clock import latest_allowed_at
 from warehouse.config import HttpOptions, MissingToken, SourceConfig
+from warehouse.sources import registry
 from warehouse.sources.landing import LandedBatch, LandedFile, _private_dirs, write_manifest
-from warehouse.sources.mapping import SourceError, load_mappings, with_overrides
+from warehouse.sources.mapping import SourceError
 
 try:  # orjson (a Prefect dependency) parses pages several times faster than json
     import orjson
@@ -455,15 +456,15 @@ def _transport_reason(exc: BaseException) -> str:
 
 
 def _id_and_time_fields(source: SourceConfig) -> tuple[str | None, str | None]:
-    """The export's id and 更新时间 field names (fields.yaml plus the county's overrides)."""
-    tables = load_mappings().get(source.name, {})
-    if len(tables) != 1:
+    """The export's id and 更新时间 field names: the registry's key and cursor columns, named as
+    the field dictionary (plus the county's overrides) says. None for a source not declared as
+    an HTTP source."""
+    declared = registry.source(source.name)
+    if "http" not in declared.kinds:
         return None, None
-    mapping = with_overrides(next(iter(tables.values())), source.fields)
-    cols = {c.name: c for c in mapping.columns}
-    id_col = cols.get(mapping.key[0]) if len(mapping.key) == 1 else None
-    ts_col = cols.get("source_modified_at")
-    return (id_col.fields[0] if id_col else None), (ts_col.fields[0] if ts_col else None)
+    (table,) = declared.tables
+    columns = {c.name: c for c in declared.mapping(table.name, source.fields).columns}
+    return columns[table.key[0]].fields[0], columns[table.cursor].fields[0]
 
 
 def land_http(

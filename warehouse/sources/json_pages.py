@@ -1,8 +1,10 @@
-"""Parse the HTTP systems' JSON export pages (enforcement, mediation) into canonical rows.
+"""Parse JSON export pages (the HTTP systems: enforcement, mediation, and any source registered
+without a parser) into canonical rows.
 
 One DuckDB statement reads every page of a batch, unnests the records, maps the Chinese field
-names to canonical columns (fields.yaml), hashes identifiers and drops personal fields. Values
-stay as delivered (dates as text) so validation can see exactly what the source sent.
+names to canonical columns (the field dictionary, warehouse/fields.yaml), adds the columns it
+derives (`derived`: township_code from the division code), hashes identifiers and drops personal
+fields. Values stay as delivered (dates as text) so validation can see exactly what the source sent.
 
 A value of the wrong JSON type is a row error, never a batch error: a list where one value is
 expected, a single value where a list is expected (执法证号 "FJ123"), an amount that is not a
@@ -90,6 +92,26 @@ def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
 
 
 _LISTS = ("text_list", "pseudonym_list")
+
+
+def page_mapping(batch: LandedBatch) -> TableMapping:
+    """A JSON page source's one table (the registry's), with the county's field-name overrides."""
+    from warehouse.sources import registry
+
+    (table,) = registry.source(batch.source).tables
+    return registry.table_mapping(batch.source, table.name, batch.extra.get("fields"))
+
+
+def parse_pages(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
+    """The batch's records in memory (tests, small batches), as {table: frame}."""
+    mapping = page_mapping(batch)
+    return {mapping.table: parse_json_pages(batch, mapping, key, mapping.derived)}
+
+
+def pages_select(con: duckdb.DuckDBPyConnection, batch: LandedBatch, key: bytes) -> dict[str, str]:
+    """The query giving the batch's records on `con` (the pipeline's parse), as {table: query}."""
+    mapping = page_mapping(batch)
+    return {mapping.table: json_pages_select(con, batch, mapping, key, mapping.derived)}
 
 
 def parse_json_pages(

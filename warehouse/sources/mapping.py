@@ -1,27 +1,42 @@
-"""The field mapping (fields.yaml): source field names -> canonical columns, per source table."""
+"""A source table's columns as the field dictionary (warehouse/fields.yaml) declares them: the
+export's field names for each canonical column, its type, what happens to personal data, and how
+raw, core and staging store it. warehouse/sources/fields.py reads the dictionary into these."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cache
-from pathlib import Path
 
-import yaml
-
-FIELDS_FILE = Path(__file__).with_name("fields.yaml")
+# the parse kinds (Column.type) whose values are kept: `personal` (pii: drop) is never read
 KEPT_TYPES = {"text", "date", "timestamp", "bool", "number", "text_list", "pseudonym", "pseudonym_list"}
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    fields: tuple[str, ...]  # the source's field name and its synonyms, preferred first
+    fields: tuple[str, ...]  # the source's field name and its synonyms, preferred first; () = added by the parser
+    # how the parser reads it: text | date | timestamp | bool | number | text_list (kept as exported),
+    # pseudonym | pseudonym_list (a keyed hash of each identifier), personal (never read)
     type: str
     required: bool = False
+    derived: str | None = None  # SQL over the other columns (JSON page sources' added columns)
+    raw: str | None = None  # SQL type in raw (None: not stored, a personal field)
+    core: str | None = None  # SQL type in core (None: raw only)
+    staging: str | None = None  # the staging expression, typing the raw value as core stores it
+    unit: str | None = None
+    zh: str | None = None  # what the column holds, where this table's column means something of its own
+    en: str | None = None
 
     @property
     def kept(self) -> bool:
-        return self.type in KEPT_TYPES
+        """A field read from the export (not dropped, not added by the parser)."""
+        return self.type in KEPT_TYPES and bool(self.fields)
+
+    @property
+    def pii(self) -> str:
+        """keep | pseudonymise | drop."""
+        return {"personal": "drop", "pseudonym": "pseudonymise", "pseudonym_list": "pseudonymise"}.get(
+            self.type, "keep"
+        )
 
 
 @dataclass(frozen=True)
@@ -29,12 +44,32 @@ class TableMapping:
     source: str
     table: str
     key: tuple[str, ...]
-    columns: tuple[Column, ...]
+    all_columns: tuple[Column, ...]  # in the order the parser emits them, added columns included
     sheet: str | None = None
+    zh: str = ""  # what the table holds (the published table's comment)
+    en: str = ""
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        """The export's fields (personal ones included), not the columns the parser adds."""
+        return tuple(c for c in self.all_columns if c.fields)
 
     @property
     def kept_columns(self) -> list[Column]:
-        return [c for c in self.columns if c.kept]
+        return [c for c in self.all_columns if c.kept]
+
+    @property
+    def derived(self) -> dict[str, str]:
+        """Columns computed in SQL from the canonical ones (name -> expression), in order."""
+        return {c.name: c.derived for c in self.all_columns if c.derived}
+
+    @property
+    def raw_columns(self) -> list[Column]:
+        return [c for c in self.all_columns if c.raw]
+
+    @property
+    def core_columns(self) -> list[Column]:
+        return [c for c in self.all_columns if c.core]
 
 
 class SourceError(Exception):
@@ -50,63 +85,18 @@ class SourceError(Exception):
         return (SourceError, (self.source, self.file, self.message_zh, self.message_en, self.rule))
 
 
-@cache
-def load_mappings(path: Path = FIELDS_FILE) -> dict[str, dict[str, TableMapping]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    out: dict[str, dict[str, TableMapping]] = {}
-    for source, tables in data.items():
-        out[source] = {}
-        for table, spec in tables.items():
-            cols = []
-            for name, c in spec["columns"].items():
-                fields = c["field"] if isinstance(c["field"], list) else [c["field"]]
-                cols.append(Column(name, tuple(fields), c["type"], bool(c.get("required", False))))
-            out[source][table] = TableMapping(source, table, tuple(spec["key"]), tuple(cols), spec.get("sheet"))
-    return out
-
-
-def table_mapping(source: str, table: str, overrides: dict | None = None) -> TableMapping:
-    """The table's mapping, with a county's overrides from fazhi.toml (`[sources.<s>.fields]`,
-    canonical column -> the field name or list of names its export uses) applied on top."""
-    return with_overrides(load_mappings()[source][table], overrides)
-
-
 def with_overrides(mapping: TableMapping, overrides: dict | None) -> TableMapping:
-    """Replace the source field names of the columns named in `overrides`. Flat entries apply to
-    every table of the source that has the column; a nested table (`[sources.training.fields.
-    training_session]`) applies to that table only."""
+    """Replace the source field names of the columns named in `overrides` (a county's
+    `[sources.<s>.fields]` in fazhi.toml: canonical column -> the field name or list of names its
+    export uses). Flat entries apply to every table of the source that has the column; a nested
+    table (`[sources.training.fields.training_session]`) applies to that table only."""
     if not overrides:
         return mapping
     mine = {k: v for k, v in overrides.items() if not isinstance(v, dict)} | dict(overrides.get(mapping.table, {}))
     cols = tuple(
         replace(c, fields=tuple(mine[c.name] if isinstance(mine[c.name], list) else [mine[c.name]]))
-        if c.name in mine
+        if c.name in mine and c.fields
         else c
-        for c in mapping.columns
+        for c in mapping.all_columns
     )
-    return replace(mapping, columns=cols)
-
-
-def check_overrides(source: str, overrides: dict | None) -> None:
-    """A field override naming no column of the source is a configuration error (a typo)."""
-    tables = load_mappings().get(source, {})
-    columns = {c.name for m in tables.values() for c in m.columns}
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict):
-            if key not in tables:
-                raise ValueError(f"[sources.{source}.fields.{key}]: {source} has no table {key!r}")
-            bad = sorted(set(value) - {c.name for c in tables[key].columns})
-        else:
-            bad = [] if key in columns else [key]
-        if bad:
-            raise ValueError(f"[sources.{source}.fields]: unknown column(s) {bad} (see warehouse/sources/fields.yaml)")
-
-
-def column_notes() -> dict[str, str]:
-    """A Chinese/English description of every canonical column: the source field it comes from."""
-    notes: dict[str, str] = {}
-    for tables in load_mappings().values():
-        for mapping in tables.values():
-            for col in mapping.kept_columns:
-                notes.setdefault(col.name, f"源字段「{col.fields[0]}」 / source field {col.fields[0]}")
-    return notes
+    return replace(mapping, all_columns=cols)

@@ -12,8 +12,9 @@ import re
 
 import pandas as pd
 
+from warehouse.sources import registry
 from warehouse.sources.landing import LandedBatch
-from warehouse.sources.mapping import SourceError, table_mapping
+from warehouse.sources.mapping import SourceError
 from warehouse.sources.spreadsheet import (
     FileIssue,
     FileRefused,
@@ -34,7 +35,7 @@ _PART_SHEET = re.compile(r"季度|[一二三四1-4]季|Q[1-4]|[上下]半年|\d{
 
 
 def parse_returns(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
-    mapping = table_mapping(SOURCE, TABLE, batch.extra.get("fields"))
+    mapping = registry.table_mapping(SOURCE, TABLE, batch.extra.get("fields"))
     gathered = TableRows(mapping, ("township_code", "report_year", "filled_date"))
     log = FileLog(SOURCE)
     years = years_of(batch.extra)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from warehouse.sources import registry
 from warehouse.sources.landing import LandedBatch
-from warehouse.sources.mapping import SourceError, load_mappings, with_overrides
+from warehouse.sources.mapping import SourceError
 from warehouse.sources.spreadsheet import TableRows, canonicalise, read_workbook
 from warehouse.sources.township_files import FileLog, name_parts, no_records, tables_in, township_and_year, years_of
 
@@ -16,7 +17,7 @@ SOURCE = "training"
 def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
     """The batch's three tables, plus the record of each file (township_files.FileLog): a file
     that cannot be read whole is refused alone."""
-    tables = {n: with_overrides(m, batch.extra.get("fields")) for n, m in load_mappings()[SOURCE].items()}
+    tables = registry.source(SOURCE).mappings(batch.extra.get("fields"))
     raw = {name: TableRows(mapping, ("township_code", "roster_year")) for name, mapping in tables.items()}
     log = FileLog(SOURCE)
     years = years_of(batch.extra)
