@@ -122,7 +122,8 @@ class HttpOptions:
     clock_skew_seconds: float = 300.0  # a date or 更新时间 later than the pull's clock plus this is refused
 
 
-# `[sources.<name>]`, one schema per kind. `fields`: per-county field names on top of fields.yaml
+# `[sources.<name>]`, one schema per kind. `fields`: per-county field names on top of the field
+# dictionary (warehouse/fields.yaml)
 # (canonical column = the export's field name or a list of synonyms; a nested table per table).
 @dataclass(frozen=True)
 class JsonPagesSource:
@@ -150,18 +151,14 @@ class HttpSource(HttpOptions):
 
 SOURCE_SCHEMAS = {"http": HttpSource, "json_pages": JsonPagesSource, "spreadsheet_drop": SpreadsheetDropSource}
 SOURCE_KINDS = tuple(SOURCE_SCHEMAS)
-_FIELDS_FILE = Path(__file__).with_name("sources") / "fields.yaml"
 
 
 def source_kinds() -> dict[str, tuple[str, ...]]:
-    """The sources a fazhi.toml may configure, each with the kinds it may have. Today: every
-    source of the field mapping (warehouse/sources/fields.yaml, read here without importing the
-    warehouse.sources package, which loads pandas), with any kind. The one place to point at the
-    source registry (issue 18)."""
-    import yaml
+    """The sources a fazhi.toml may configure, each with the kinds it may have: the source
+    registry's (warehouse/sources/registry.py, which imports nothing heavy)."""
+    from warehouse.sources import registry
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return {name: SOURCE_KINDS for name in yaml.load(_FIELDS_FILE.read_text(encoding="utf-8"), Loader=loader)}
+    return {name: registry.kinds_of(name) for name in registry.source_names()}
 
 
 @dataclass(frozen=True)
@@ -170,7 +167,7 @@ class SourceConfig:
     kind: str  # one of SOURCE_KINDS
     path: Path
     http: HttpOptions | None = None
-    fields: dict = field(default_factory=dict)  # per-county field-name overrides on top of fields.yaml
+    fields: dict = field(default_factory=dict)  # per-county field-name overrides on top of warehouse/fields.yaml
     supersede: str = "file_name"  # spreadsheet drops: what a corrected delivery replaces (warehouse/supersede.py)
 
 

@@ -30,9 +30,9 @@ NOT_SET = "未设置 / not set"
 
 def check_field_overrides(settings: Settings) -> None:
     """Every column named in a `[sources.<name>.fields]` override exists in the source's field
-    mapping (warehouse/sources/fields.yaml), else a ConfigError naming it and the nearest column.
+    dictionary (warehouse/fields.yaml), else a ConfigError naming it and the nearest column.
     (A source whose override names no column also fails when it lands: pipeline.land_source.)"""
-    from warehouse.sources.mapping import load_mappings  # loads the warehouse.sources package (pandas)
+    from warehouse.sources.registry import load_mappings
 
     for name, source in settings.sources.items():
         tables = load_mappings()[name]

@@ -88,8 +88,7 @@ def test_values_are_typed(tmp_path):
         (
             '[sources.training]\nkind = "spreadsheet_drops"\npath = "t"\n',
             '[sources.training] kind = "spreadsheet_drops": 未知的数据源类型 spreadsheet_drops / unknown source kind '
-            "spreadsheet_drops; 是否指 / did you mean spreadsheet_drop? 可选 / valid: http, json_pages, "
-            "spreadsheet_drop",
+            "spreadsheet_drops; 是否指 / did you mean spreadsheet_drop? 可选 / valid: spreadsheet_drop",
         ),
         ('[sources.trainng]\nkind = "spreadsheet_drop"\n', "unknown source trainng; 是否指 / did you mean training?"),
         ('[sources.training]\npath = "t"\n', "[sources.training] 缺少 kind / needs `kind`"),
@@ -137,11 +136,12 @@ def test_a_secret_value_is_never_quoted_in_a_refusal(tmp_path):
 
 
 def test_the_valid_sources_and_kinds_come_from_one_place():
-    """Today the field mapping's sources, each with any kind (the source registry answers later)."""
-    from warehouse.sources.mapping import load_mappings
+    """The source registry's sources, each with the kinds its declaration allows."""
+    from warehouse.sources import registry
 
-    assert sorted(source_kinds()) == sorted(load_mappings())
-    assert set(source_kinds()["training"]) == {"http", "json_pages", "spreadsheet_drop"}
+    assert sorted(source_kinds()) == sorted(registry.source_names())
+    assert source_kinds()["training"] == ("spreadsheet_drop",)
+    assert set(source_kinds()["enforcement"]) == {"http", "json_pages"}
 
 
 def test_every_shipped_configuration_fits_the_schema(tmp_path):
