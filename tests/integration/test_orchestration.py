@@ -249,14 +249,16 @@ def test_two_runs_started_together_never_write_at_the_same_time(prefect_harness,
 
 
 def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
-    """No PREFECT_API_URL: Prefect starts its ephemeral API, as for a first-time user."""
+    """No Prefect server configured, as for a first-time user: the run and the rebuild go
+    through warehouse/runs.py LocalEngine, without importing Prefect or starting its server."""
     home = make_mini_home(tmp_path / "home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef"}
     script = (
         "import sys; from flows.cli import main; "
         f"r = main(['run', '--home', {str(home)!r}]); "
-        f"r = r or main(['rebuild', '--year', '2023', '--home', {str(home)!r}]); sys.exit(r)"
+        f"r = r or main(['rebuild', '--year', '2023', '--home', {str(home)!r}]); "
+        "print('prefect imported:', 'prefect' in sys.modules, file=sys.stderr); sys.exit(r)"
     )
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -267,4 +269,5 @@ def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
     assert flows == [("nightly", "completed"), ("year-end-rebuild", "completed")]
     log = done.stdout + done.stderr
     assert "telemetry" not in log.lower() and "sens-o-matic" not in log
-    assert prefect_servers(tmp_path / "prefect") == []  # the temporary server ended with the command
+    assert "prefect imported: False" in done.stderr
+    assert prefect_servers(tmp_path / "prefect") == []
