@@ -16,7 +16,8 @@ ENF01 = "select value from mart.indicator_value where year = 2023 and township_c
 def _mediation_over_http(home, url: str) -> None:
     cfg = home / "fazhi.toml"
     text = cfg.read_text(encoding="utf-8").replace('kind = "json_pages"\npath = "data/mediation"', "")
-    text = text.replace("[sources.mediation]", f'[sources.mediation]\nkind = "http"\nurl = "{url}"\nmax_retry_seconds = 0')
+    source = f'[sources.mediation]\nkind = "http"\nurl = "{url}"\nmax_retry_seconds = 0'
+    text = text.replace("[sources.mediation]", source)
     cfg.write_text(text + "\n[orchestration]\nland_retries = 2\nland_retry_delay_seconds = 10\n", encoding="utf-8")
 
 
