@@ -60,9 +60,9 @@ def _quote(s: str) -> str:
 
 def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
     """The column's expression, and the condition under which its value has the wrong type,
-    over `v` (the record's scalar fields as text, extracted in one pass), `t` (every kept
-    field's JSON type; `i` is the column's position in both), the record itself (lists) or the
-    table `hashed` (a list of identifiers, hashed)."""
+    over `v` (every kept field as text, a list as its JSON text, extracted in one pass), `t`
+    (their JSON types; `i` is the column's position in both) or the table `hashed` (a list of
+    identifiers, hashed)."""
     structure = f"t[{i}] in ('ARRAY', 'OBJECT')"  # a list or an object where one value belongs
     not_a_list = f"t[{i}] not in ('ARRAY', 'NULL')"
     amount = f"fazhi_amount(v[{i}])"
@@ -82,8 +82,7 @@ def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
                 f"or t[{i}] = 'VARCHAR' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
             )
         case "text_list":
-            field = _quote(col.fields[0])
-            expr, wrong = f"case when t[{i}] = 'ARRAY' then cast(rec->{field} as varchar[]) end", not_a_list
+            expr, wrong = f"case when t[{i}] = 'ARRAY' then cast(cast(v[{i}] as json) as varchar[]) end", not_a_list
         case "pseudonym_list":
             expr, wrong = f"{hashed}.keys", not_a_list
         case _:
@@ -147,14 +146,15 @@ def json_pages_select(
     # a page of the contract's 10,000 records can exceed DuckDB's 16 MB default for one JSON value
     object_size = max([JSON_OBJECT_SIZE] + [f.bytes + 1024 for f in batch.files])
     try:
-        # read_json_objects + one cast, faster than read_json with a JSON[] column (docs/performance.md);
-        # each page is read once (temp table: in memory, spilled to disk beyond the memory limit)
+        # read_json_objects + from_json, faster than read_json with a JSON[] column (docs/performance.md);
+        # each page is read and parsed once (temp table: in memory, spilled to disk beyond the
+        # memory limit)
         con.execute(
             f"""
             create or replace temp table pages as
             select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
             from (select parse_filename(filename) as _source_file,
-                         cast(json_extract(json, '$.records') as json[]) as records
+                         from_json(json, '{{"records": ["JSON"]}}').records as records
                   from read_json_objects($paths, filename = true, format = 'auto',
                                          maximum_object_size = {int(object_size)}))
             where records is not null or error(_source_file || ' has no records array')
@@ -177,7 +177,6 @@ def json_pages_select(
     index = {c.name: i for i, c in enumerate(scalars + lists, 1)}
     for k, col in enumerate(hashed):
         _hash_list(con, col, f"hashed_list_{k}")
-    fields = "[" + ", ".join(_quote(c.fields[0]) for c in scalars) + "]"
     every_field = "[" + ", ".join(_quote(c.fields[0]) for c in scalars + lists) + "]"
     tables = {c.name: f"hashed_list_{k}" for k, c in enumerate(hashed)}
     selected = [_select(c, index[c.name], tables.get(c.name)) for c in mapping.kept_columns]
@@ -186,11 +185,14 @@ def json_pages_select(
         f"case when {cond} then '{c.name}' end" for c, (_, cond) in zip(mapping.kept_columns, selected, strict=True)
     )
     joins = "".join(f" left join hashed_list_{k} using (_rid)" for k in range(len(hashed)))
+    records = (
+        f"select rowid as _rid, *, json_extract_string(rec, {every_field}) as v, json_type(rec, {every_field}) as t "
+        "from pages"
+    )
     select = (
         f"select _source_file, _row_number::integer as _row_number, {cols}, "
         f"nullif(concat_ws(' ', {wrong}), '') as {TYPE_ERRORS} "
-        f"from (select rowid as _rid, *, json_extract_string(rec, {fields}) as v, json_type(rec, {every_field}) as t "
-        f"from pages){joins}"
+        f"from ({records}){joins}"
     )
     if not derived:
         return select
@@ -203,13 +205,12 @@ def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
     certificate numbers) hashed element by element, each distinct value once: the same officers
     appear on thousands of records. NULL stays NULL, [] stays [], elements keep their order; a
     value that is not an array is NULL here (and a type error of the row)."""
+    field = _quote(col.fields[0])
+    in_list = f"case when json_type(rec->{field}) = 'ARRAY' then cast(rec->{field} as varchar[]) end"
     con.execute(
         f"""
         create or replace temp table {table} as
-        with lists as (select rowid as _rid,
-                              case when json_type(rec->{_quote(col.fields[0])}) = 'ARRAY'
-                                   then cast(rec->{_quote(col.fields[0])} as varchar[]) end as l
-                       from pages),
+        with lists as (select rowid as _rid, {in_list} as l from pages),
         elements as (select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists),
         hashes as (select x, pseudonym(x) as h from (select distinct x from elements where x is not null)),
         hashed as (select _rid, list(h order by i) as keys from elements left join hashes using (x) group by _rid)
