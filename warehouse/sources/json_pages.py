@@ -192,12 +192,25 @@ def json_pages_select(
     select = (
         f"select _source_file, _row_number::integer as _row_number, {cols}, "
         f"nullif(concat_ws(' ', {wrong}), '') as {TYPE_ERRORS} "
-        f"from ({records}){joins}"
+        f"from ({_in_ranges(con, records)}){joins}"
     )
     if not derived:
         return select
     extra = ", ".join(f'{expr} as "{name}"' for name, expr in derived.items())
     return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
+
+
+def _in_ranges(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """`query` (over `pages`, ending in `from pages`) as a union of rowid ranges, two per thread:
+    a table of fewer than 122,880 rows is one row group, which DuckDB scans on one thread, so
+    the per-record work (JSON extraction, hashing) would use one core (docs/performance.md)."""
+    (rows, parts) = con.execute(
+        "select coalesce(max(rowid) + 1, 0), 2 * current_setting('threads') from pages"
+    ).fetchone()
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    return " union all ".join(
+        f"{query} where rowid >= {lo} and rowid < {hi}" for lo, hi in zip(bounds, bounds[1:], strict=False)
+    )
 
 
 def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
@@ -210,7 +223,7 @@ def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
     con.execute(
         f"""
         create or replace temp table {table} as
-        with lists as (select rowid as _rid, {in_list} as l from pages),
+        with lists as ({_in_ranges(con, f"select rowid as _rid, {in_list} as l from pages")}),
         elements as (select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists),
         hashes as (select x, pseudonym(x) as h from (select distinct x from elements where x is not null)),
         hashed as (select _rid, list(h order by i) as keys from elements left join hashes using (x) group by _rid)
@@ -259,7 +272,8 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
 
 def _repeats(con: duckdb.DuckDBPyConnection, expr: str) -> bool:
     """Whether a non-null value of `expr` occurs on more than one row of `pages`."""
-    return con.execute(f"select count(v) > count(distinct v) from (select {expr} as v from pages)").fetchone()[0]
+    values = _in_ranges(con, f"select {expr} as v from pages")
+    return con.execute(f"select count(v) > count(distinct v) from ({values})").fetchone()[0]
 
 
 def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
