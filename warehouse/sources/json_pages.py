@@ -32,6 +32,8 @@ TYPE_ERRORS = "_type_errors"
 JSON_OBJECT_SIZE = 16 * 2**20  # DuckDB's default maximum_object_size; raised to the batch's largest page
 # an amount as text once normalised: digits, optionally grouped by thousands, optional decimals
 _AMOUNT = r"[-+]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?"
+# a number as JSON writes it without an exponent: read alike as a number or as text (_select)
+_DIGITS = r"-?\d+(\.\d+)?"
 
 
 def batch_latest_allowed_at(batch: LandedBatch) -> str:
@@ -58,13 +60,19 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
+def _select(col: Column, i: int, list_type: str | None = None, hashed: str | None = None) -> tuple[str, str]:
     """The column's expression, and the condition under which its value has the wrong type,
-    over `v` (every kept field as text, a list as its JSON text, extracted in one pass), `t`
-    (their JSON types; `i` is the column's position in both) or the table `hashed` (a list of
-    identifiers, hashed)."""
-    structure = f"t[{i}] in ('ARRAY', 'OBJECT')"  # a list or an object where one value belongs
-    not_a_list = f"t[{i}] not in ('ARRAY', 'NULL')"
+    over `v` (every kept field as text, extracted in one pass: a list or an object as its JSON
+    text; `i` is the column's position), the record (a scalar field's JSON type, only where `v`
+    cannot tell it: a second parse of every record costs as much as the first), `list_type`
+    (a list field's JSON type) or the table `hashed` (a list of identifiers, hashed)."""
+    value, json_type = f"v[{i}]", f"json_type(rec, {_quote(col.fields[0])})"
+    # a list or an object where one value belongs (only their text, or a string, starts with [ or {)
+    structure = f"case when left({value}, 1) in ('[', '{{') then {json_type} in ('ARRAY', 'OBJECT') else false end"
+    not_a_list = f"{list_type} not in ('ARRAY', 'NULL')"
+    # the type of a number field: a text of digits reads the same whether sent as a number or a string
+    digits = f"regexp_full_match({value}, '{_DIGITS}')"
+    t = f"case when {value} is null then null when {digits} then 'DOUBLE' else {json_type} end"
     amount = f"fazhi_amount(v[{i}])"
     match col.type:
         case "text" | "date" | "timestamp" | "bool":
@@ -73,16 +81,19 @@ def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
             expr, wrong = f"case when not {structure} then pseudonym(v[{i}]) end", structure
         case "number":
             expr = (
-                f"case when t[{i}] in ('BIGINT', 'UBIGINT', 'DOUBLE') then try_cast(v[{i}] as double) "
-                f"when t[{i}] = 'VARCHAR' and regexp_full_match({amount}, '{_AMOUNT}') "
+                f"case when {t} in ('BIGINT', 'UBIGINT', 'DOUBLE') then try_cast(v[{i}] as double) "
+                f"when {t} = 'VARCHAR' and regexp_full_match({amount}, '{_AMOUNT}') "
                 f"then cast(replace({amount}, ',', '') as double) end"
             )
             wrong = (
-                f"t[{i}] in ('ARRAY', 'OBJECT', 'BOOLEAN') "
-                f"or t[{i}] = 'VARCHAR' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
+                f"{t} in ('ARRAY', 'OBJECT', 'BOOLEAN') "
+                f"or {t} = 'VARCHAR' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
             )
         case "text_list":
-            expr, wrong = f"case when t[{i}] = 'ARRAY' then cast(cast(v[{i}] as json) as varchar[]) end", not_a_list
+            expr, wrong = (
+                f"case when {list_type} = 'ARRAY' then cast(cast(v[{i}] as json) as varchar[]) end",
+                not_a_list,
+            )
         case "pseudonym_list":
             expr, wrong = f"{hashed}.keys", not_a_list
         case _:
@@ -175,20 +186,21 @@ def json_pages_select(
     lists = [c for c in mapping.kept_columns if c.type in _LISTS]
     hashed = [c for c in lists if c.type == "pseudonym_list"]
     index = {c.name: i for i, c in enumerate(scalars + lists, 1)}
+    list_types = {c.name: f"lt[{k}]" for k, c in enumerate(lists, 1)}
     for k, col in enumerate(hashed):
         _hash_list(con, col, f"hashed_list_{k}")
     every_field = "[" + ", ".join(_quote(c.fields[0]) for c in scalars + lists) + "]"
     tables = {c.name: f"hashed_list_{k}" for k, c in enumerate(hashed)}
-    selected = [_select(c, index[c.name], tables.get(c.name)) for c in mapping.kept_columns]
+    selected = [_select(c, index[c.name], list_types.get(c.name), tables.get(c.name)) for c in mapping.kept_columns]
     cols = ", ".join(expr for expr, _ in selected)
     wrong = ", ".join(
         f"case when {cond} then '{c.name}' end" for c, (_, cond) in zip(mapping.kept_columns, selected, strict=True)
     )
     joins = "".join(f" left join hashed_list_{k} using (_rid)" for k in range(len(hashed)))
-    records = (
-        f"select rowid as _rid, *, json_extract_string(rec, {every_field}) as v, json_type(rec, {every_field}) as t "
-        "from pages"
-    )
+    # the lists' JSON types in one more pass (an array's text and a string's can look alike)
+    list_fields = "[" + ", ".join(_quote(c.fields[0]) for c in lists) + "]"
+    typed = f", json_type(rec, {list_fields}) as lt" if lists else ""
+    records = f"select rowid as _rid, *, json_extract_string(rec, {every_field}) as v{typed} from pages"
     select = (
         f"select _source_file, _row_number::integer as _row_number, {cols}, "
         f"nullif(concat_ws(' ', {wrong}), '') as {TYPE_ERRORS} "
