@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from itertools import pairwise
 
 import duckdb
 import pandas as pd
@@ -220,9 +221,7 @@ def _in_ranges(con: duckdb.DuckDBPyConnection, query: str) -> str:
         "select coalesce(max(rowid) + 1, 0), 2 * current_setting('threads') from pages"
     ).fetchone()
     bounds = [rows * k // parts for k in range(parts + 1)]
-    return " union all ".join(
-        f"{query} where rowid >= {lo} and rowid < {hi}" for lo, hi in zip(bounds, bounds[1:], strict=False)
-    )
+    return " union all ".join(f"{query} where rowid >= {lo} and rowid < {hi}" for lo, hi in pairwise(bounds))
 
 
 def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
