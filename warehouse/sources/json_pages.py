@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from itertools import pairwise
 
 import duckdb
 import pandas as pd
@@ -32,6 +33,8 @@ TYPE_ERRORS = "_type_errors"
 JSON_OBJECT_SIZE = 16 * 2**20  # DuckDB's default maximum_object_size; raised to the batch's largest page
 # an amount as text once normalised: digits, optionally grouped by thousands, optional decimals
 _AMOUNT = r"[-+]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?"
+# a number as JSON writes it without an exponent: read alike as a number or as text (_select)
+_DIGITS = r"-?\d+(\.\d+)?"
 
 
 def batch_latest_allowed_at(batch: LandedBatch) -> str:
@@ -58,13 +61,19 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
+def _select(col: Column, i: int, list_type: str | None = None, hashed: str | None = None) -> tuple[str, str]:
     """The column's expression, and the condition under which its value has the wrong type,
-    over `v` (the record's scalar fields as text, extracted in one pass), `t` (every kept
-    field's JSON type; `i` is the column's position in both), the record itself (lists) or the
-    table `hashed` (a list of identifiers, hashed)."""
-    structure = f"t[{i}] in ('ARRAY', 'OBJECT')"  # a list or an object where one value belongs
-    not_a_list = f"t[{i}] not in ('ARRAY', 'NULL')"
+    over `v` (every kept field as text, extracted in one pass: a list or an object as its JSON
+    text; `i` is the column's position), the record (a scalar field's JSON type, only where `v`
+    cannot tell it: a second parse of every record costs as much as the first), `list_type`
+    (a list field's JSON type) or the table `hashed` (a list of identifiers, hashed)."""
+    value, json_type = f"v[{i}]", f"json_type(rec, {_quote(col.fields[0])})"
+    # a list or an object where one value belongs (only their text, or a string, starts with [ or {)
+    structure = f"case when left({value}, 1) in ('[', '{{') then {json_type} in ('ARRAY', 'OBJECT') else false end"
+    not_a_list = f"{list_type} not in ('ARRAY', 'NULL')"
+    # the type of a number field: a text of digits reads the same whether sent as a number or a string
+    digits = f"regexp_full_match({value}, '{_DIGITS}')"
+    t = f"case when {value} is null then null when {digits} then 'DOUBLE' else {json_type} end"
     amount = f"fazhi_amount(v[{i}])"
     match col.type:
         case "text" | "date" | "timestamp" | "bool":
@@ -73,17 +82,19 @@ def _select(col: Column, i: int, hashed: str | None = None) -> tuple[str, str]:
             expr, wrong = f"case when not {structure} then pseudonym(v[{i}]) end", structure
         case "number":
             expr = (
-                f"case when t[{i}] in ('BIGINT', 'UBIGINT', 'DOUBLE') then try_cast(v[{i}] as double) "
-                f"when t[{i}] = 'VARCHAR' and regexp_full_match({amount}, '{_AMOUNT}') "
+                f"case when {t} in ('BIGINT', 'UBIGINT', 'DOUBLE') then try_cast(v[{i}] as double) "
+                f"when {t} = 'VARCHAR' and regexp_full_match({amount}, '{_AMOUNT}') "
                 f"then cast(replace({amount}, ',', '') as double) end"
             )
             wrong = (
-                f"t[{i}] in ('ARRAY', 'OBJECT', 'BOOLEAN') "
-                f"or t[{i}] = 'VARCHAR' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
+                f"{t} in ('ARRAY', 'OBJECT', 'BOOLEAN') "
+                f"or {t} = 'VARCHAR' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
             )
         case "text_list":
-            field = _quote(col.fields[0])
-            expr, wrong = f"case when t[{i}] = 'ARRAY' then cast(rec->{field} as varchar[]) end", not_a_list
+            expr, wrong = (
+                f"case when {list_type} = 'ARRAY' then cast(cast(v[{i}] as json) as varchar[]) end",
+                not_a_list,
+            )
         case "pseudonym_list":
             expr, wrong = f"{hashed}.keys", not_a_list
         case _:
@@ -147,14 +158,15 @@ def json_pages_select(
     # a page of the contract's 10,000 records can exceed DuckDB's 16 MB default for one JSON value
     object_size = max([JSON_OBJECT_SIZE] + [f.bytes + 1024 for f in batch.files])
     try:
-        # read_json_objects + one cast, faster than read_json with a JSON[] column (docs/performance.md);
-        # each page is read once (temp table: in memory, spilled to disk beyond the memory limit)
+        # read_json_objects + from_json, faster than read_json with a JSON[] column (docs/performance.md);
+        # each page is read and parsed once (temp table: in memory, spilled to disk beyond the
+        # memory limit)
         con.execute(
             f"""
             create or replace temp table pages as
             select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
             from (select parse_filename(filename) as _source_file,
-                         cast(json_extract(json, '$.records') as json[]) as records
+                         from_json(json, '{{"records": ["JSON"]}}').records as records
                   from read_json_objects($paths, filename = true, format = 'auto',
                                          maximum_object_size = {int(object_size)}))
             where records is not null or error(_source_file || ' has no records array')
@@ -175,22 +187,25 @@ def json_pages_select(
     lists = [c for c in mapping.kept_columns if c.type in _LISTS]
     hashed = [c for c in lists if c.type == "pseudonym_list"]
     index = {c.name: i for i, c in enumerate(scalars + lists, 1)}
+    list_types = {c.name: f"lt[{k}]" for k, c in enumerate(lists, 1)}
     for k, col in enumerate(hashed):
         _hash_list(con, col, f"hashed_list_{k}")
-    fields = "[" + ", ".join(_quote(c.fields[0]) for c in scalars) + "]"
     every_field = "[" + ", ".join(_quote(c.fields[0]) for c in scalars + lists) + "]"
     tables = {c.name: f"hashed_list_{k}" for k, c in enumerate(hashed)}
-    selected = [_select(c, index[c.name], tables.get(c.name)) for c in mapping.kept_columns]
+    selected = [_select(c, index[c.name], list_types.get(c.name), tables.get(c.name)) for c in mapping.kept_columns]
     cols = ", ".join(expr for expr, _ in selected)
     wrong = ", ".join(
         f"case when {cond} then '{c.name}' end" for c, (_, cond) in zip(mapping.kept_columns, selected, strict=True)
     )
     joins = "".join(f" left join hashed_list_{k} using (_rid)" for k in range(len(hashed)))
+    # the lists' JSON types in one more pass (an array's text and a string's can look alike)
+    list_fields = "[" + ", ".join(_quote(c.fields[0]) for c in lists) + "]"
+    typed = f", json_type(rec, {list_fields}) as lt" if lists else ""
+    records = f"select rowid as _rid, *, json_extract_string(rec, {every_field}) as v{typed} from pages"
     select = (
         f"select _source_file, _row_number::integer as _row_number, {cols}, "
         f"nullif(concat_ws(' ', {wrong}), '') as {TYPE_ERRORS} "
-        f"from (select rowid as _rid, *, json_extract_string(rec, {fields}) as v, json_type(rec, {every_field}) as t "
-        f"from pages){joins}"
+        f"from ({_in_ranges(con, records)}){joins}"
     )
     if not derived:
         return select
@@ -198,18 +213,28 @@ def json_pages_select(
     return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
 
 
+def _in_ranges(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """`query` (over `pages`, ending in `from pages`) as a union of rowid ranges, two per thread:
+    a table of fewer than 122,880 rows is one row group, which DuckDB scans on one thread, so
+    the per-record work (JSON extraction, hashing) would use one core (docs/performance.md)."""
+    (rows, parts) = con.execute(
+        "select coalesce(max(rowid) + 1, 0), 2 * current_setting('threads') from pages"
+    ).fetchone()
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    return " union all ".join(f"{query} where rowid >= {lo} and rowid < {hi}" for lo, hi in pairwise(bounds))
+
+
 def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
     """The table (`_rid`: the page row's rowid, `keys`) of an array of identifiers (officers'
     certificate numbers) hashed element by element, each distinct value once: the same officers
     appear on thousands of records. NULL stays NULL, [] stays [], elements keep their order; a
     value that is not an array is NULL here (and a type error of the row)."""
+    field = _quote(col.fields[0])
+    in_list = f"case when json_type(rec->{field}) = 'ARRAY' then cast(rec->{field} as varchar[]) end"
     con.execute(
         f"""
         create or replace temp table {table} as
-        with lists as (select rowid as _rid,
-                              case when json_type(rec->{_quote(col.fields[0])}) = 'ARRAY'
-                                   then cast(rec->{_quote(col.fields[0])} as varchar[]) end as l
-                       from pages),
+        with lists as ({_in_ranges(con, f"select rowid as _rid, {in_list} as l from pages")}),
         elements as (select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists),
         hashes as (select x, pseudonym(x) as h from (select distinct x from elements where x is not null)),
         hashed as (select _rid, list(h order by i) as keys from elements left join hashes using (x) group by _rid)
@@ -258,7 +283,8 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
 
 def _repeats(con: duckdb.DuckDBPyConnection, expr: str) -> bool:
     """Whether a non-null value of `expr` occurs on more than one row of `pages`."""
-    return con.execute(f"select count(v) > count(distinct v) from (select {expr} as v from pages)").fetchone()[0]
+    values = _in_ranges(con, f"select {expr} as v from pages")
+    return con.execute(f"select count(v) > count(distinct v) from ({values})").fetchone()[0]
 
 
 def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
