@@ -7,9 +7,8 @@ nor Great Expectations; only the commands that run flows do.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 DEFAULT_SEED = 20231226
@@ -348,7 +347,7 @@ def _settle_prefect_events() -> None:
         return
     from prefect.events.worker import EventsWorker
 
-    with contextlib.suppress(Exception):  # events are best effort; the run's result stands
+    with suppress(Exception):  # events are best effort; the run's result stands
         EventsWorker.drain_all(timeout=10)
 
 
