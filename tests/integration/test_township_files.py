@@ -422,3 +422,18 @@ def test_a_filled_in_template_saved_by_libreoffice_reads_without_its_example_row
     assert out["training_session"]["session_id"].tolist() == [f"C{i:03d}" for i in range(120)]
     assert len(out["training_attendance"]) == 1 and len(out["training_staff"]) == 1
     assert out["file_issue"].empty  # the code list and the instructions are no tables to report
+
+
+def test_a_ledger_re_sent_under_its_name_and_refused_leaves_no_figure_standing(phase1, office_files):
+    """贡川镇 re-sends its ledger under the same name, cut short by a broken upload: the file is
+    refused by name, and its training figures are missing, not the earlier file's values as `ok`.
+    (Runs last: it changes the county the other tests read.)"""
+    name = office_files["ledger_a"].name
+    data = office_files["ledger_a"].read_bytes()
+    (phase1.home / "drop" / "training" / name).write_bytes(data[: len(data) // 2])
+    phase3 = _phase(phase1.home)
+    got = _figures(phase3, 2023, A)
+    assert got["TRN01"] == (None, "missing_source", None) and got["TRN07"] == (None, "missing_source", None)
+    assert phase3.values[(2023, A, "TRN01")]["source_files"] is None
+    assert got["OGI01"] == (6, OK, None)  # its return stands
+    assert ("(file)", name, None, ("file-format",)) in _entries(phase3)

@@ -5,12 +5,24 @@
 -- Training ledgers and annual returns delivered, per source, township and year (the year of the
 -- file's name): a file of theirs loaded (audit.spreadsheet_file, as of $as_of). A township-year
 -- without one (never sent, or every file refused) has status missing_source for that source's
--- figures (indicator_value.sql). `source_files`: the loaded files whose rows are current in core,
--- the files the township-year's figures come from.
-with delivered as (
-    select source, township_code, report_year as year, file_name, batch_id
+-- figures (indicator_value.sql). So has one whose file was re-sent under its name and the new
+-- version refused as a whole: the earlier figures do not silently stand for a correction that was
+-- refused. `source_files`: the loaded files whose rows are current in core, the files the
+-- township-year's figures come from.
+with loaded as (
+    select source, township_code, report_year as year, file_name, batch_id, loaded_at
     from audit.spreadsheet_file
     where status = 'loaded' and loaded_at <= $as_of and township_code is not null and report_year is not null
+),
+delivered as (
+    select l.source, l.township_code, l.year, l.file_name, l.batch_id
+    from loaded l
+    where not exists (
+        select 1
+        from audit.spreadsheet_file r
+        where r.status = 'refused' and r.source = l.source and r.file_name = l.file_name
+          and r.loaded_at > l.loaded_at and r.loaded_at <= $as_of
+    )
 ),
 current_batches as (
     select 'returns' as source, township_code, report_year as year, batch_id
