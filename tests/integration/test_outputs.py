@@ -295,23 +295,9 @@ def test_a_county_template_replaces_the_house_style(sample_home, tmp_path):
 
 # --- the county dashboard, written by the nightly flow's publish (sample_home) ---------------
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND",  # any request for a host would fail, visibly
-    "--enable-logging=stderr",
-    "--v=1",
-)
-
 
 def _chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    from tests.integration.test_validation_report import CHROMIUM
+    from tests.integration.test_validation_report import CHROMIUM, CHROMIUM_FLAGS
 
     if CHROMIUM is None:
         pytest.skip("no chromium binary (.ci/run installs Debian's chromium + fonts-noto-cjk)")

@@ -17,6 +17,20 @@ import pytest
 from tests.fixtures import mini
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
+# headless, offline: any request for a host fails visibly in the log the tests read
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # any request for a host would fail, visibly
+    "--enable-logging=stderr",
+    "--v=1",
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,17 +149,7 @@ def test_report_renders_in_headless_chromium_without_network(report, tmp_path):
     out = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND",  # any request for a host would fail, visibly
-            "--enable-logging=stderr",
-            "--v=1",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--screenshot={shot}",
             "--window-size=1280,1600",
