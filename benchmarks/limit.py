@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 JSON_SOURCES = ("enforcement", "mediation")
 # DuckDB types of the parsed tables (warehouse/sources/json_pages.py); other kept types are VARCHAR
 TYPES = {"number": "DOUBLE", "text_list": "VARCHAR[]", "pseudonym_list": "VARCHAR[]"}
-OBJECT_SIZE = 256 * 2**20  # read_json_objects' maximum_object_size: any page of the contract fits
 HEADER_SCAN_ROWS = 15
 
 
@@ -65,7 +64,7 @@ def _type(col) -> str:
 
 
 def _pages(paths_param: str = "$paths") -> str:
-    return f"read_json_objects({paths_param}, format = 'auto', maximum_object_size = {OBJECT_SIZE})"
+    return f"read_json_objects({paths_param}, format = 'auto', maximum_object_size = $object_size)"
 
 
 # ---- JSON pages: the alternatives ---------------------------------------------------------------
@@ -123,7 +122,7 @@ def _read_json(mapping: TableMapping) -> str:
     names = ", ".join(f"r.{_ident(c.fields[0])} as {_ident(c.name)}" for c in cols)
     reader = (
         f"read_json($paths, columns = {{records: {_literal(struct)}}}, format = 'auto', "
-        f"maximum_object_size = {OBJECT_SIZE})"
+        f"maximum_object_size = $object_size)"
     )
     return f"select {names} from (select unnest(records) as r from {reader})"
 
@@ -131,7 +130,7 @@ def _read_json(mapping: TableMapping) -> str:
 def _read_json_auto(mapping: TableMapping) -> str:
     """read_json detecting the records' structure itself (every field, its own types: dates as
     DATE): not the same columns, shown for reference."""
-    return f"select unnest(records, recursive := true) from read_json($paths, maximum_object_size = {OBJECT_SIZE})"
+    return "select unnest(records, recursive := true) from read_json($paths, maximum_object_size = $object_size)"
 
 
 def _one_json_column(mapping: TableMapping) -> str:
@@ -162,8 +161,13 @@ def json_select(source: str, method: str) -> str:
 
 def read_json_pages(con: duckdb.DuckDBPyConnection, source: str, paths: list[Path], method: str) -> int:
     """The source's pages into the table `<source>` on `con`; returns the rows."""
+    from warehouse.sources.json_pages import json_object_size
+
     con.execute(
-        f"create or replace table {source} as {json_select(source, method)}", {"paths": [str(p) for p in paths]}
+        f"create or replace table {source} as {json_select(source, method)}",
+        # maximum_object_size sized to the largest page, as the parse sizes it (DuckDB allocates
+        # buffers of twice that size: a fixed 256 MB needed 512 MB under a 1 GB memory cap)
+        {"paths": [str(p) for p in paths], "object_size": json_object_size(paths)},
     )
     return con.execute(f"select count(*) from {source}").fetchone()[0]
 

@@ -51,7 +51,7 @@ from warehouse.env import quiet_environment
 quiet_environment()
 
 SOURCES = ("enforcement", "mediation")
-INSTALL = 'pip install -e ".[bench]"'
+INSTALL = 'pip install -c constraints.txt -e ".[bench]"'
 
 
 def land(sample: Path, home: Path) -> tuple[object, list]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from itertools import pairwise
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -138,6 +139,13 @@ def parse_json_pages(
         con.close()
 
 
+def json_object_size(paths: list[Path]) -> int:
+    """read_json_objects' maximum_object_size for these pages: the largest page (a page of the
+    contract's 10,000 records can exceed DuckDB's 16 MB default for one JSON value), no larger
+    (DuckDB allocates buffers of twice this size, counted against the memory limit)."""
+    return max([JSON_OBJECT_SIZE] + [Path(p).stat().st_size + 1024 for p in paths])
+
+
 def json_pages_select(
     con: duckdb.DuckDBPyConnection,
     batch: LandedBatch,
@@ -155,8 +163,7 @@ def json_pages_select(
         "create or replace temp macro fazhi_amount(s) as regexp_replace(translate(trim(replace(s, '　', ' ')), "
         "'０１２３４５６７８９．，－＋', '0123456789.,-+'), '^[¥￥]\\s*|\\s*元$', '', 'g')"
     )
-    # a page of the contract's 10,000 records can exceed DuckDB's 16 MB default for one JSON value
-    object_size = max([JSON_OBJECT_SIZE] + [f.bytes + 1024 for f in batch.files])
+    object_size = json_object_size(paths)
     try:
         # read_json_objects + from_json, faster than read_json with a JSON[] column (docs/performance.md);
         # each page is read and parsed once (temp table: in memory, spilled to disk beyond the

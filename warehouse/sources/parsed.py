@@ -19,11 +19,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from warehouse.db import sql_literal
+from warehouse.db import memory_limit, sql_literal
 
 # Files parsed (and held in pandas) together for spreadsheet sources.
 FILES_PER_GROUP = 500
-MEMORY_LIMIT = "2GB"  # DuckDB's own cap while parsing; it spills to disk beyond it
 
 _DUCKDB_TYPES = {"float64": "DOUBLE", "int32": "INTEGER", "int64": "BIGINT", "bool": "BOOLEAN"}
 
@@ -98,13 +97,12 @@ class ParsedSink:
     worker processes, then writes each table's one sorted Parquet file (`finish`). `con` is open
     for parsers that build their tables in SQL."""
 
-    def __init__(self, directory: Path, memory_limit: str = MEMORY_LIMIT):
+    def __init__(self, directory: Path):
         if directory.exists():
             shutil.rmtree(directory)  # a previous attempt's leftovers
         directory.mkdir(parents=True, mode=0o700)
         self.directory = directory
         self.con = quiet_connect(directory / "parse.duckdb")
-        self.con.execute(f"set memory_limit = '{memory_limit}'")
         self.con.execute("set preserve_insertion_order = false")
         self.tables: list[str] = []  # in the order they came
         self.temp: set[str] = set()  # those with a temporary table
@@ -189,8 +187,13 @@ def write_frame(df: pd.DataFrame, path: Path) -> Path:
 
 
 def quiet_connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that prints no progress bars (they would fill run logs)."""
-    con = duckdb.connect(str(path) if path else ":memory:")
+    """A DuckDB connection that prints no progress bars (they would fill run logs). A scratch
+    file's memory is capped as the warehouse's (it spills beside the file); an in-memory one
+    holds a group of files at most."""
+    if path is None:
+        con = duckdb.connect(":memory:")
+    else:
+        con = duckdb.connect(str(path), config={"memory_limit": memory_limit()})
     con.execute("set enable_progress_bar = false")  # no progress bars in run logs
     return con
 
