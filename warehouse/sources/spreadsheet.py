@@ -351,14 +351,19 @@ def find_header(
     required columns, then the most columns; a one-row header wins a tie. None when no row
     names a required column. `area`: header_area(rows, merged), when already computed."""
     area = area if area is not None else header_area(rows, merged)
-    wanted = {norm_header(f): c.name for c in mapping.columns for f in c.fields}
+    wanted, prefixes = _header_names(mapping)
     required = [c for c in mapping.columns if c.required]
+    # a row naming no field (nor the first part of one, for a name split over two rows) cannot
+    # be the header: the table body under a short header is passed over at set speed
+    named = [not wanted.keys().isdisjoint(cells) for _, cells in area]
     best_key, best = None, None
     for i in range(min(len(area), HEADER_SCAN_ROWS)):
         top = area[i][1]
         for two in (False, True):
             if two and i + 1 >= len(area):
                 continue
+            if not named[i] and not (two and (named[i + 1] or not prefixes.isdisjoint(top))):
+                continue  # no cell (s, t or t + s below) is a field's name: nothing found
             sub = area[i + 1][1] if two else []
             found: dict[str, int] = {}
             for j in range(max(len(top), len(sub))):
@@ -386,6 +391,14 @@ def find_header(
         (j, text) for j, text in texts.items() if j not in found.values() and norm_header(text) not in _IGNORED_HEADERS
     ]
     return Header(i, i + 1 if two else i, found, texts, [c for c in required if c.name not in found], unrecognised)
+
+
+@lru_cache(maxsize=64)
+def _header_names(mapping: TableMapping) -> tuple[dict[str, str], frozenset[str]]:
+    """A table's field names as norm_header gives them (-> the canonical column), and every
+    non-empty proper prefix of them (a two-row header cell `t` over `s` names a field as `t + s`)."""
+    wanted = {norm_header(f): c.name for c in mapping.columns for f in c.fields}
+    return wanted, frozenset(k[:n] for k in wanted for n in range(1, len(k)))
 
 
 def _spread_across(row: list, i: int, merged: list) -> list:
@@ -454,21 +467,24 @@ def slice_table(rows: list[list], header: Header, sheet: str | None) -> SheetTab
     kept, numbers, after_footer, footer_row = [], [], [], None
     for idx in range(start, len(rows)):
         row = rows[idx]
-        first_at, first = next(((j, v) for j, v in enumerate(row) if _nonblank(v)), (None, None))
-        if first is None:
-            continue
-        line = _norm_line(first) if isinstance(first, str) else None
+        if row and _nonblank(row[0]):
+            first_at, first = 0, row[0]
+        else:
+            first_at, first = next(((j, v) for j, v in enumerate(row) if _nonblank(v)), (None, None))
+            if first is None:
+                continue
+        kind, as_header = _line_kind(first) if isinstance(first, str) else (None, None)
         if footer_row is not None:
-            if line is None or not _FOOTER.match(line):
+            if kind != _FOOTER_LINE:
                 after_footer.append(idx + 1)
             continue
-        if line is not None:
-            if _FOOTER.match(line):
+        if kind is not None:
+            if kind == _FOOTER_LINE:
                 footer_row = idx + 1
                 continue
-            if _TOTAL.match(line) or _EXAMPLE.match(line):
+            if kind == _NOT_A_RECORD:
                 continue
-            if header_cells.get(first_at) == norm_header(first) and _repeats_header(row, header_cells):
+            if header_cells.get(first_at) == as_header and _repeats_header(row, header_cells):
                 continue
         kept.append(row)
         numbers.append(idx + 1)
@@ -502,6 +518,22 @@ def slice_table(rows: list[list], header: Header, sheet: str | None) -> SheetTab
             )
         )
     return table
+
+
+_FOOTER_LINE, _NOT_A_RECORD, _A_RECORD = 1, 2, 0
+
+
+@lru_cache(maxsize=1 << 14)  # first cells repeat (a session's id on each attendance row)
+def _line_kind(first: str) -> tuple[int, str]:
+    """What a row is, by its first non-blank cell (text): a footer line, a total or example row
+    (not a record), or a record (or a repeated header: judged by the whole row); and the cell
+    as norm_header gives it."""
+    line = _norm_line(first)
+    if _FOOTER.match(line):
+        kind = _FOOTER_LINE
+    else:
+        kind = _NOT_A_RECORD if _TOTAL.match(line) or _EXAMPLE.match(line) else _A_RECORD
+    return kind, norm_header(first)
 
 
 def _repeats_header(row: list, header_cells: dict[int, str]) -> bool:
