@@ -20,6 +20,7 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,6 +31,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from warehouse.sources.mapping import Column, SourceError, TableMapping
 from warehouse.sources.parsed import quiet_connect
@@ -114,8 +116,7 @@ def read_workbook(path: Path, source: str) -> Sheets:
     """Every visible sheet as a list of rows of cell values; a CSV is one sheet named after the
     file. Refused with a message a clerk can act on: empty, HTML or XML saved as .xls, encrypted,
     damaged, not a spreadsheet."""
-    check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
-    data = path.read_bytes()
+    data = check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
     if not data.strip():
         raise SourceError(source, path.name, "文件为空", "the file is empty", "file-empty")
     if data[:4] == b"PK\x03\x04" or data[:8] == _OLE:
@@ -638,7 +639,11 @@ def _normal(v) -> str | None:
 def normalise_text(s: pd.Series) -> pd.Series:
     """NFKC (full-width digits and spaces), trimmed, blank as missing. Ledger columns repeat few
     distinct values: each distinct value is normalised once (factorize), not every cell."""
-    return _map_distinct(s, _normal).astype("string")
+    codes, distinct = pd.factorize(s.astype(object), use_na_sentinel=True)
+    values = pa.array([*(_normal(v) for v in distinct), None], type=pa.large_string())
+    # each cell's text taken from the distinct values' in Arrow: no Python string per cell
+    taken = values.take(np.where(codes < 0, len(distinct), codes))
+    return pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index)
 
 
 def normal_text(cells: pd.Series) -> pd.Series:
@@ -657,7 +662,14 @@ def normalise_dates(s: pd.Series) -> pd.Series:
 
 
 def _dates(text: pd.Series) -> pd.Series:
-    """normalise_dates of text already normalised."""
+    """normalise_dates of text already normalised (a column repeats few dates: each distinct
+    value is read once)."""
+    codes, distinct = pd.factorize(text, use_na_sentinel=True)
+    out = _dates_of(pd.Series(pd.array([*distinct, None], dtype="string")))
+    return pd.Series(out.array.take(codes), index=text.index)  # code -1 (missing): the last, None's
+
+
+def _dates_of(text: pd.Series) -> pd.Series:
     parts = text.str.extract(_DATE_TEXT)
     digits = text.str.extract(_DATE_DIGITS)
     parts = parts.fillna(digits)
@@ -728,35 +740,57 @@ def canonicalise(
     call per table for a whole batch (all files together), not per file. A number column `x`
     gets a companion `_unreadable_x`: the text as written where it is not a number (validated,
     echoed in the quarantine message; never loaded)."""
-    out = df[["_source_file", "_row_number", *passthrough]].copy()
-    for col in mapping.kept_columns:
-        s = df[col.name]
-        if col.type == "date":
-            out[col.name] = _dates(s)
-        elif col.type == "number":
-            numbers = read_numbers(s, qualified=False)
-            out[col.name] = numbers["value"]
-            out[UNREADABLE + col.name] = numbers["unreadable"]
-        else:
-            out[col.name] = s
-    hashed = [c.name for c in mapping.kept_columns if c.type == "pseudonym"]
-    if hashed and len(out):
+    return canonicalise_tables([(df, mapping, passthrough)], key)[0]
+
+
+def canonicalise_tables(
+    tables: Iterable[tuple[pd.DataFrame, TableMapping, tuple[str, ...]]], key: bytes
+) -> list[pd.DataFrame]:
+    """canonicalise of several tables (frame, mapping, passthrough) of the same files: an
+    identifier named in several of them (a person on the staff roster and in the attendance)
+    is hashed once."""
+    out, hashed = [], []
+    for df, mapping, passthrough in tables:
+        frame = df[["_source_file", "_row_number", *passthrough]].copy()
+        for col in mapping.kept_columns:
+            s = df[col.name]
+            if col.type == "date":
+                frame[col.name] = _dates(s)
+            elif col.type == "number":
+                numbers = read_numbers(s, qualified=False)
+                frame[col.name] = numbers["value"]
+                frame[UNREADABLE + col.name] = numbers["unreadable"]
+            else:
+                frame[col.name] = s
+            if col.type == "pseudonym" and len(frame):
+                hashed.append((frame, col.name))
+        out.append(frame)
+    if hashed:
         con = quiet_connect()
         try:
             install_pseudonym_macro(con, key)
-            for name in hashed:
-                out[name] = _pseudonyms(con, out[name])
+            for (frame, name), keys in zip(hashed, _pseudonyms(con, [f[n] for f, n in hashed]), strict=True):
+                frame[name] = keys
         finally:
             con.close()
     return out
 
 
-def _pseudonyms(con: duckdb.DuckDBPyConnection, s: pd.Series) -> pd.Series:
-    """The keyed hash of each value, computed once per distinct value (a ledger names the same
-    person on every session they attend) in one DuckDB statement."""
-    codes, distinct = pd.factorize(s, use_na_sentinel=True)
+def _pseudonyms(con: duckdb.DuckDBPyConnection, columns: list[pd.Series]) -> list[pd.Series]:
+    """The keyed hash of each value of the columns, computed once per distinct value (a ledger
+    names the same person on every session they attend, and on its staff roster) in one
+    DuckDB statement."""
+    values = np.concatenate([s.to_numpy(dtype=object, na_value=None) for s in columns])
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
     con.register("distinct_values", pd.DataFrame({"v": pd.Series(distinct, dtype=object)}))
-    hashes = [h for (h,) in con.execute("select pseudonym(v) from distinct_values").fetchall()]
+    hashes = con.sql("select pseudonym(v) from distinct_values").to_arrow_table().column(0)
     con.unregister("distinct_values")
-    values = np.array([*hashes, None], dtype=object)  # code -1: missing
-    return pd.Series(values[codes], index=s.index, dtype="string")
+    # code -1 (missing): the null after the hashes; each cell's hash taken in Arrow
+    hashes = pa.concat_arrays([*hashes.cast(pa.large_string()).chunks, pa.nulls(1, pa.large_string())])
+    codes = np.where(codes < 0, len(distinct), codes)
+    out, start = [], 0
+    for s in columns:
+        taken = hashes.take(codes[start : start + len(s)])
+        out.append(pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index))
+        start += len(s)
+    return out
