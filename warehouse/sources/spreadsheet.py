@@ -352,10 +352,9 @@ def find_header(
     required columns, then the most columns; a one-row header wins a tie. None when no row
     names a required column. `area`: header_area(rows, merged), when already computed."""
     area = area if area is not None else header_area(rows, merged)
-    wanted, prefixes = _header_names(mapping)
-    required = [c for c in mapping.columns if c.required]
-    # a row naming no field (nor the first part of one, for a name split over two rows) cannot
-    # be the header: the table body under a short header is passed over at set speed
+    wanted, split, required = _header_names(mapping)
+    # rows naming no field (nor, over the row below, a field split in two) cannot be the header:
+    # the table body under a short header is passed over at set speed
     named = [not wanted.keys().isdisjoint(cells) for _, cells in area]
     best_key, best = None, None
     for i in range(min(len(area), HEADER_SCAN_ROWS)):
@@ -363,7 +362,7 @@ def find_header(
         for two in (False, True):
             if two and i + 1 >= len(area):
                 continue
-            if not named[i] and not (two and (named[i + 1] or not prefixes.isdisjoint(top))):
+            if not named[i] and not (two and (named[i + 1] or _names_split(split, top, area[i + 1][1]))):
                 continue  # no cell (s, t or t + s below) is a field's name: nothing found
             sub = area[i + 1][1] if two else []
             found: dict[str, int] = {}
@@ -395,11 +394,19 @@ def find_header(
 
 
 @lru_cache(maxsize=64)
-def _header_names(mapping: TableMapping) -> tuple[dict[str, str], frozenset[str]]:
-    """A table's field names as norm_header gives them (-> the canonical column), and every
-    non-empty proper prefix of them (a two-row header cell `t` over `s` names a field as `t + s`)."""
+def _header_names(mapping: TableMapping) -> tuple[dict[str, str], frozenset[tuple[str, str]], tuple[Column, ...]]:
+    """A table's field names as norm_header gives them (-> the canonical column), each name cut
+    in two in every way (a two-row header's cell `t` over `s` names a field as `t + s`), and the
+    required columns."""
     wanted = {norm_header(f): c.name for c in mapping.columns for f in c.fields}
-    return wanted, frozenset(k[:n] for k in wanted for n in range(1, len(k)))
+    split = frozenset((k[:n], k[n:]) for k in wanted for n in range(1, len(k)))
+    return wanted, split, tuple(c for c in mapping.columns if c.required)
+
+
+def _names_split(split: frozenset[tuple[str, str]], top: list[str], sub: list[str]) -> bool:
+    """Does a cell of `top` and the one under it name a field together? (Past the shorter row,
+    a cell over nothing is itself, which `named` covers.)"""
+    return not split.isdisjoint(zip(top, sub, strict=False))
 
 
 def _spread_across(row: list, i: int, merged: list) -> list:
