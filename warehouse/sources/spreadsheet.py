@@ -340,8 +340,15 @@ def header_area(rows: list[list], merged: list | None = None) -> list[tuple[list
     area = []
     for i, row in enumerate(rows[: HEADER_SCAN_ROWS + 1]):
         cells = _spread_across(row, i, merged or [])
-        area.append((cells, [norm_header(c) if _nonblank(c) else "" for c in cells]))
+        area.append((cells, [_header_text(c) for c in cells]))
     return area
+
+
+def _header_text(cell) -> str:
+    """A header area's cell as norm_header gives it, blank as ''."""
+    if isinstance(cell, str):
+        return _norm_header(cell) if cell.strip() else ""
+    return "" if cell is None else norm_header(cell)
 
 
 def find_header(
@@ -475,8 +482,8 @@ def slice_table(rows: list[list], header: Header, sheet: str | None) -> SheetTab
     kept, numbers, after_footer, footer_row = [], [], [], None
     for idx in range(start, len(rows)):
         row = rows[idx]
-        if row and _nonblank(row[0]):
-            first_at, first = 0, row[0]
+        if row and (first := row[0]) is not None and (not isinstance(first, str) or first.strip()):
+            first_at = 0  # _nonblank(row[0]), inline: once per row of every table
         else:
             first_at, first = next(((j, v) for j, v in enumerate(row) if _nonblank(v)), (None, None))
             if first is None:
