@@ -633,7 +633,8 @@ def footer_value(rows: list[list], label: str) -> str | None:
     `填报日期：` (text or an Excel date)."""
     for row in rows:
         for j, cell in enumerate(row):
-            text = _cell_text(cell)
+            # _cell_text(cell), text inline: every cell of the sheet is looked at
+            text = (cell if cell.strip() else None) if isinstance(cell, str) else _cell_text(cell)
             if text and norm_header(text.split("：")[0].split(":")[0]) == label:
                 rest = re.split(r"[:：]", text, maxsplit=1)
                 if len(rest) > 1 and rest[1].strip():
