@@ -53,7 +53,6 @@ def parse_batch(
     in SQL, spreadsheets `files_per_group` files at a time (by `workers` processes when there
     are several groups), so memory does not grow with the batch."""
     sink = ParsedSink(directory)
-    pool = None
     try:
         sql_parser = sql_parser_for(batch.source)
         parser = None if sql_parser else parser_for(batch.source)
@@ -75,15 +74,14 @@ def parse_batch(
                 ) from None
         elif workers > 1 and len(groups) > 1:
             context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(min(workers, len(groups)), mp_context=context)
-            parts = [
-                pool.submit(_parse_group, parser, group, key, directory / f"group-{i:05d}")
-                for i, group in enumerate(groups)
-            ]
-            for part in parts:  # in file order, whichever worker finishes first
-                for table, path in part.result().items():
-                    sink.add_parquet(table, path)
-            pool.shutdown(wait=False)  # the workers exit while the tables are sorted (joined below)
+            with ProcessPoolExecutor(min(workers, len(groups)), mp_context=context) as pool:
+                parts = [
+                    pool.submit(_parse_group, parser, group, key, directory / f"group-{i:05d}")
+                    for i, group in enumerate(groups)
+                ]
+                for part in parts:  # in file order, whichever worker finishes first
+                    for table, path in part.result().items():
+                        sink.add_parquet(table, path)
         else:
             for group in groups:
                 for table, df in parser(group, key).items():
@@ -91,12 +89,8 @@ def parse_batch(
         parsed = sink.finish()
         for part in directory.glob("group-*"):
             remove_parsed(part)
-        if pool:
-            pool.shutdown()
         return parsed
     except BaseException:
-        if pool:  # no further group is started; the running ones end before their files are removed
-            pool.shutdown(cancel_futures=True)
         sink.close()
         remove_parsed(directory)
         raise
