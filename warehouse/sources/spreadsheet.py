@@ -794,18 +794,18 @@ def canonicalise_tables(
 def _pseudonyms(con: duckdb.DuckDBPyConnection, columns: list[pd.Series]) -> list[pd.Series]:
     """The keyed hash of each value of the columns, computed once per distinct value (a ledger
     names the same person on every session they attend, and on its staff roster) in one
-    DuckDB statement."""
-    values = np.concatenate([s.to_numpy(dtype=object, na_value=None) for s in columns])
-    codes, distinct = pd.factorize(values, use_na_sentinel=True)
-    con.register("distinct_values", pd.DataFrame({"v": pd.Series(distinct, dtype=object)}))
+    DuckDB statement; the values stay in Arrow (no Python string per cell)."""
+    values = pa.concat_arrays([pa.array(s, type=pa.large_string(), from_pandas=True) for s in columns])
+    values = values.dictionary_encode()  # the distinct values, and each cell's position among them
+    con.register("distinct_values", pa.table({"v": values.dictionary}))
     hashes = con.sql("select pseudonym(v) from distinct_values").to_arrow_table().column(0)
     con.unregister("distinct_values")
-    # code -1 (missing): the null after the hashes; each cell's hash taken in Arrow
+    # a missing value (null position): the null after the hashes
     hashes = pa.concat_arrays([*hashes.cast(pa.large_string()).chunks, pa.nulls(1, pa.large_string())])
-    codes = np.where(codes < 0, len(distinct), codes)
+    codes = values.indices.fill_null(len(values.dictionary))
     out, start = [], 0
     for s in columns:
-        taken = hashes.take(codes[start : start + len(s)])
+        taken = hashes.take(codes.slice(start, len(s)))
         out.append(pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index))
         start += len(s)
     return out
