@@ -653,10 +653,11 @@ def _normal(v) -> str | None:
 
 def normalise_text(s: pd.Series) -> pd.Series:
     """NFKC (full-width digits and spaces), trimmed, blank as missing. Ledger columns repeat few
-    distinct values: each distinct value is normalised once (factorize), not every cell."""
+    distinct values: each distinct value is normalised once (factorize), not every cell, and the
+    column built in Arrow (pandas' "string" dtype)."""
     codes, distinct = pd.factorize(s.astype(object), use_na_sentinel=True)
     values = pa.array([*(_normal(v) for v in distinct), None], type=pa.large_string())
-    # each cell's text taken from the distinct values' in Arrow: no Python string per cell
+    # each cell's text taken by position from the distinct values' Arrow array: no Python string per cell
     taken = values.take(np.where(codes < 0, len(distinct), codes))
     return pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index)
 
@@ -681,7 +682,7 @@ def _dates(text: pd.Series) -> pd.Series:
     value is read once)."""
     codes, distinct = pd.factorize(text, use_na_sentinel=True)
     out = _dates_of(pd.Series(pd.array([*distinct, None], dtype="string")))
-    return pd.Series(out.array.take(codes), index=text.index)  # code -1 (missing): the last, None's
+    return pd.Series(out.array.take(codes), index=text.index)  # code -1 (missing) takes the last: None's
 
 
 def _dates_of(text: pd.Series) -> pd.Series:

@@ -37,9 +37,9 @@ def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
                 warnings += t.warnings
         log.parsed(f.name, township, year, rows, warnings)
     frames = canonicalise_tables(
-        (  # a generator: one raw frame at a time
+        (  # a generator: one raw frame at a time, each table's gathered cells let go once framed
             (
-                raw[name].frame(),
+                raw.pop(name).frame(),
                 mapping,
                 ("township_code", "roster_year") if name == "training_staff" else ("township_code",),
             )
