@@ -42,8 +42,11 @@ def test_a_column_is_hashed_once_per_distinct_value_with_the_same_result():
     con = duckdb.connect()
     install_pseudonym_macro(con, b"k" * 10)
     values = ["张三", None, " 李四 ", "张三", "", "350481198001011234", "李四"]
-    got = _pseudonyms(con, pd.Series(values, dtype="string", index=range(10, 17)))
+    got, other = _pseudonyms(
+        con, [pd.Series(values, dtype="string", index=range(10, 17)), pd.Series(["李四", None], dtype="string")]
+    )
     assert list(got.index) == list(range(10, 17))
     assert [None if pd.isna(g) else g for g in got] == [
         pseudonym(v, b"k" * 10) if v and v.strip() else None for v in values
     ]
+    assert [None if pd.isna(g) else g for g in other] == [pseudonym("李四", b"k" * 10), None]

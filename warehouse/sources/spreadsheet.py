@@ -20,6 +20,7 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,6 +31,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from warehouse.sources.mapping import Column, SourceError, TableMapping
 from warehouse.sources.parsed import quiet_connect
@@ -114,8 +116,7 @@ def read_workbook(path: Path, source: str) -> Sheets:
     """Every visible sheet as a list of rows of cell values; a CSV is one sheet named after the
     file. Refused with a message a clerk can act on: empty, HTML or XML saved as .xls, encrypted,
     damaged, not a spreadsheet."""
-    check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
-    data = path.read_bytes()
+    data = check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
     if not data.strip():
         raise SourceError(source, path.name, "文件为空", "the file is empty", "file-empty")
     if data[:4] == b"PK\x03\x04" or data[:8] == _OLE:
@@ -339,8 +340,15 @@ def header_area(rows: list[list], merged: list | None = None) -> list[tuple[list
     area = []
     for i, row in enumerate(rows[: HEADER_SCAN_ROWS + 1]):
         cells = _spread_across(row, i, merged or [])
-        area.append((cells, [norm_header(c) if _nonblank(c) else "" for c in cells]))
+        area.append((cells, [_header_text(c) for c in cells]))
     return area
+
+
+def _header_text(cell) -> str:
+    """A header area's cell as norm_header gives it, blank as ''."""
+    if isinstance(cell, str):
+        return _norm_header(cell) if cell.strip() else ""
+    return "" if cell is None else norm_header(cell)
 
 
 def find_header(
@@ -351,14 +359,18 @@ def find_header(
     required columns, then the most columns; a one-row header wins a tie. None when no row
     names a required column. `area`: header_area(rows, merged), when already computed."""
     area = area if area is not None else header_area(rows, merged)
-    wanted = {norm_header(f): c.name for c in mapping.columns for f in c.fields}
-    required = [c for c in mapping.columns if c.required]
+    wanted, split, required = _header_names(mapping)
+    # rows naming no field (nor, over the row below, a field split in two) cannot be the header:
+    # the table body under a short header is passed over at set speed
+    named = [not wanted.keys().isdisjoint(cells) for _, cells in area]
     best_key, best = None, None
     for i in range(min(len(area), HEADER_SCAN_ROWS)):
         top = area[i][1]
         for two in (False, True):
             if two and i + 1 >= len(area):
                 continue
+            if not named[i] and not (two and (named[i + 1] or _names_split(split, top, area[i + 1][1]))):
+                continue  # no cell (s, t or t + s below) is a field's name: nothing found
             sub = area[i + 1][1] if two else []
             found: dict[str, int] = {}
             for j in range(max(len(top), len(sub))):
@@ -386,6 +398,22 @@ def find_header(
         (j, text) for j, text in texts.items() if j not in found.values() and norm_header(text) not in _IGNORED_HEADERS
     ]
     return Header(i, i + 1 if two else i, found, texts, [c for c in required if c.name not in found], unrecognised)
+
+
+@lru_cache(maxsize=64)
+def _header_names(mapping: TableMapping) -> tuple[dict[str, str], frozenset[tuple[str, str]], tuple[Column, ...]]:
+    """A table's field names as norm_header gives them (-> the canonical column), each name cut
+    in two in every way (a two-row header's cell `t` over `s` names a field as `t + s`), and the
+    required columns."""
+    wanted = {norm_header(f): c.name for c in mapping.columns for f in c.fields}
+    split = frozenset((k[:n], k[n:]) for k in wanted for n in range(1, len(k)))
+    return wanted, split, tuple(c for c in mapping.columns if c.required)
+
+
+def _names_split(split: frozenset[tuple[str, str]], top: list[str], sub: list[str]) -> bool:
+    """Does a cell of `top` and the one under it name a field together? (Past the shorter row,
+    a cell over nothing is itself, which `named` covers.)"""
+    return not split.isdisjoint(zip(top, sub, strict=False))
 
 
 def _spread_across(row: list, i: int, merged: list) -> list:
@@ -454,21 +482,24 @@ def slice_table(rows: list[list], header: Header, sheet: str | None) -> SheetTab
     kept, numbers, after_footer, footer_row = [], [], [], None
     for idx in range(start, len(rows)):
         row = rows[idx]
-        first_at, first = next(((j, v) for j, v in enumerate(row) if _nonblank(v)), (None, None))
-        if first is None:
-            continue
-        line = _norm_line(first) if isinstance(first, str) else None
+        if row and (first := row[0]) is not None and (not isinstance(first, str) or first.strip()):
+            first_at = 0  # _nonblank(row[0]), inline: once per row of every table
+        else:
+            first_at, first = next(((j, v) for j, v in enumerate(row) if _nonblank(v)), (None, None))
+            if first is None:
+                continue
+        kind, as_header = _line_kind(first) if isinstance(first, str) else (None, None)
         if footer_row is not None:
-            if line is None or not _FOOTER.match(line):
+            if kind != _FOOTER_LINE:
                 after_footer.append(idx + 1)
             continue
-        if line is not None:
-            if _FOOTER.match(line):
+        if kind is not None:
+            if kind == _FOOTER_LINE:
                 footer_row = idx + 1
                 continue
-            if _TOTAL.match(line) or _EXAMPLE.match(line):
+            if kind == _NOT_A_RECORD:
                 continue
-            if header_cells.get(first_at) == norm_header(first) and _repeats_header(row, header_cells):
+            if header_cells.get(first_at) == as_header and _repeats_header(row, header_cells):
                 continue
         kept.append(row)
         numbers.append(idx + 1)
@@ -502,6 +533,22 @@ def slice_table(rows: list[list], header: Header, sheet: str | None) -> SheetTab
             )
         )
     return table
+
+
+_FOOTER_LINE, _NOT_A_RECORD, _A_RECORD = 1, 2, 0
+
+
+@lru_cache(maxsize=1 << 14)  # first cells repeat (a session's id on each attendance row)
+def _line_kind(first: str) -> tuple[int, str]:
+    """What a row is, by its first non-blank cell (text): a footer line, a total or example row
+    (not a record), or a record (or a repeated header: judged by the whole row); and the cell
+    as norm_header gives it."""
+    line = _norm_line(first)
+    if _FOOTER.match(line):
+        kind = _FOOTER_LINE
+    else:
+        kind = _NOT_A_RECORD if _TOTAL.match(line) or _EXAMPLE.match(line) else _A_RECORD
+    return kind, norm_header(first)
 
 
 def _repeats_header(row: list, header_cells: dict[int, str]) -> bool:
@@ -586,7 +633,8 @@ def footer_value(rows: list[list], label: str) -> str | None:
     `填报日期：` (text or an Excel date)."""
     for row in rows:
         for j, cell in enumerate(row):
-            text = _cell_text(cell)
+            # _cell_text(cell), text inline: every cell of the sheet is looked at
+            text = (cell if cell.strip() else None) if isinstance(cell, str) else _cell_text(cell)
             if text and norm_header(text.split("：")[0].split(":")[0]) == label:
                 rest = re.split(r"[:：]", text, maxsplit=1)
                 if len(rest) > 1 and rest[1].strip():
@@ -605,8 +653,13 @@ def _normal(v) -> str | None:
 
 def normalise_text(s: pd.Series) -> pd.Series:
     """NFKC (full-width digits and spaces), trimmed, blank as missing. Ledger columns repeat few
-    distinct values: each distinct value is normalised once (factorize), not every cell."""
-    return _map_distinct(s, _normal).astype("string")
+    distinct values: each distinct value is normalised once (factorize), not every cell, and the
+    column built in Arrow (pandas' "string" dtype)."""
+    codes, distinct = pd.factorize(s.astype(object), use_na_sentinel=True)
+    values = pa.array([*(_normal(v) for v in distinct), None], type=pa.large_string())
+    # each cell's text taken by position from the distinct values' Arrow array: no Python string per cell
+    taken = values.take(np.where(codes < 0, len(distinct), codes))
+    return pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index)
 
 
 def normal_text(cells: pd.Series) -> pd.Series:
@@ -625,7 +678,14 @@ def normalise_dates(s: pd.Series) -> pd.Series:
 
 
 def _dates(text: pd.Series) -> pd.Series:
-    """normalise_dates of text already normalised."""
+    """normalise_dates of text already normalised (a column repeats few dates: each distinct
+    value is read once)."""
+    codes, distinct = pd.factorize(text, use_na_sentinel=True)
+    out = _dates_of(pd.Series(pd.array([*distinct, None], dtype="string")))
+    return pd.Series(out.array.take(codes), index=text.index)  # code -1 (missing) takes the last: None's
+
+
+def _dates_of(text: pd.Series) -> pd.Series:
     parts = text.str.extract(_DATE_TEXT)
     digits = text.str.extract(_DATE_DIGITS)
     parts = parts.fillna(digits)
@@ -696,35 +756,57 @@ def canonicalise(
     call per table for a whole batch (all files together), not per file. A number column `x`
     gets a companion `_unreadable_x`: the text as written where it is not a number (validated,
     echoed in the quarantine message; never loaded)."""
-    out = df[["_source_file", "_row_number", *passthrough]].copy()
-    for col in mapping.kept_columns:
-        s = df[col.name]
-        if col.type == "date":
-            out[col.name] = _dates(s)
-        elif col.type == "number":
-            numbers = read_numbers(s, qualified=False)
-            out[col.name] = numbers["value"]
-            out[UNREADABLE + col.name] = numbers["unreadable"]
-        else:
-            out[col.name] = s
-    hashed = [c.name for c in mapping.kept_columns if c.type == "pseudonym"]
-    if hashed and len(out):
+    return canonicalise_tables([(df, mapping, passthrough)], key)[0]
+
+
+def canonicalise_tables(
+    tables: Iterable[tuple[pd.DataFrame, TableMapping, tuple[str, ...]]], key: bytes
+) -> list[pd.DataFrame]:
+    """canonicalise of several tables (frame, mapping, passthrough) of the same files: an
+    identifier named in several of them (a person on the staff roster and in the attendance)
+    is hashed once."""
+    out, hashed = [], []
+    for df, mapping, passthrough in tables:
+        frame = df[["_source_file", "_row_number", *passthrough]].copy()
+        for col in mapping.kept_columns:
+            s = df[col.name]
+            if col.type == "date":
+                frame[col.name] = _dates(s)
+            elif col.type == "number":
+                numbers = read_numbers(s, qualified=False)
+                frame[col.name] = numbers["value"]
+                frame[UNREADABLE + col.name] = numbers["unreadable"]
+            else:
+                frame[col.name] = s
+            if col.type == "pseudonym" and len(frame):
+                hashed.append((frame, col.name))
+        out.append(frame)
+    if hashed:
         con = quiet_connect()
         try:
             install_pseudonym_macro(con, key)
-            for name in hashed:
-                out[name] = _pseudonyms(con, out[name])
+            for (frame, name), keys in zip(hashed, _pseudonyms(con, [f[n] for f, n in hashed]), strict=True):
+                frame[name] = keys
         finally:
             con.close()
     return out
 
 
-def _pseudonyms(con: duckdb.DuckDBPyConnection, s: pd.Series) -> pd.Series:
-    """The keyed hash of each value, computed once per distinct value (a ledger names the same
-    person on every session they attend) in one DuckDB statement."""
-    codes, distinct = pd.factorize(s, use_na_sentinel=True)
-    con.register("distinct_values", pd.DataFrame({"v": pd.Series(distinct, dtype=object)}))
-    hashes = [h for (h,) in con.execute("select pseudonym(v) from distinct_values").fetchall()]
+def _pseudonyms(con: duckdb.DuckDBPyConnection, columns: list[pd.Series]) -> list[pd.Series]:
+    """The keyed hash of each value of the columns, computed once per distinct value (a ledger
+    names the same person on every session they attend, and on its staff roster) in one
+    DuckDB statement; the values stay in Arrow (no Python string per cell)."""
+    values = pa.concat_arrays([pa.array(s, type=pa.large_string(), from_pandas=True) for s in columns])
+    values = values.dictionary_encode()  # the distinct values, and each cell's position among them
+    con.register("distinct_values", pa.table({"v": values.dictionary}))
+    hashes = con.sql("select pseudonym(v) from distinct_values").to_arrow_table().column(0)
     con.unregister("distinct_values")
-    values = np.array([*hashes, None], dtype=object)  # code -1: missing
-    return pd.Series(values[codes], index=s.index, dtype="string")
+    # a missing value (null position): the null after the hashes
+    hashes = pa.concat_arrays([*hashes.cast(pa.large_string()).chunks, pa.nulls(1, pa.large_string())])
+    codes = values.indices.fill_null(len(values.dictionary))
+    out, start = [], 0
+    for s in columns:
+        taken = hashes.take(codes.slice(start, len(s)))
+        out.append(pd.Series(pd.arrays.ArrowStringArray(taken), index=s.index))
+        start += len(s)
+    return out

@@ -8,7 +8,7 @@ import pandas as pd
 from warehouse.sources import registry
 from warehouse.sources.landing import LandedBatch
 from warehouse.sources.mapping import SourceError
-from warehouse.sources.spreadsheet import TableRows, canonicalise, read_workbook
+from warehouse.sources.spreadsheet import TableRows, canonicalise_tables, read_workbook
 from warehouse.sources.township_files import FileLog, name_parts, no_records, tables_in, township_and_year, years_of
 
 SOURCE = "training"
@@ -36,15 +36,18 @@ def parse_training(batch: LandedBatch, key: bytes) -> dict[str, pd.DataFrame]:
                 raw[name].extend(t, f.name, township_code=township, roster_year=year)
                 warnings += t.warnings
         log.parsed(f.name, township, year, rows, warnings)
-    parsed = {
-        name: canonicalise(
-            raw[name].frame(),
-            mapping,
-            key,
-            ("township_code", "roster_year") if name == "training_staff" else ("township_code",),
-        )
-        for name, mapping in tables.items()
-    }
+    frames = canonicalise_tables(
+        (  # a generator: one raw frame at a time, each table's gathered cells let go once framed
+            (
+                raw.pop(name).frame(),
+                mapping,
+                ("township_code", "roster_year") if name == "training_staff" else ("township_code",),
+            )
+            for name, mapping in tables.items()
+        ),
+        key,
+    )
+    parsed = dict(zip(tables, frames, strict=True))
     sessions = pd.MultiIndex.from_frame(parsed["training_session"][["township_code", "session_id"]])
     att = parsed["training_attendance"]
     att["session_found"] = pd.MultiIndex.from_frame(att[["township_code", "session_id"]]).isin(sessions)

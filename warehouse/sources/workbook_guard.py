@@ -19,7 +19,7 @@ refused as a file like any unreadable workbook.
 
 from __future__ import annotations
 
-import copy
+import io
 import re
 import zipfile
 import zlib
@@ -37,11 +37,12 @@ _CHUNK = 1 << 20
 _MAX_PART_BYTES = 1 << 20  # workbook.xml and its relationships, read to name the sheets
 
 
-def check_workbook(path: Path, source: str) -> None:
-    """Raise SourceError if the file is too large or, when it is a zip package, is not an intact
-    xlsx, unpacks to too much, or has a sheet whose grid is too large."""
+def check_workbook(path: Path, source: str) -> bytes:
+    """The file's bytes (read once, for the reader too); raise SourceError if the file is too
+    large or, when it is a zip package, is not an intact xlsx, unpacks to too much, or has a
+    sheet whose grid is too large."""
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
+    if size > MAX_FILE_BYTES:  # before it is read
         raise SourceError(
             source,
             path.name,
@@ -49,11 +50,11 @@ def check_workbook(path: Path, source: str) -> None:
             f"the file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,}); not read",
             "file-too-large",
         )
-    with path.open("rb") as fh:
-        if fh.read(2) != b"PK":
-            return  # not a zip package: CSV, or not a spreadsheet at all (read_workbook says which)
+    data = path.read_bytes()
+    if data[:2] != b"PK":
+        return data  # not a zip package: CSV, or not a spreadsheet at all (read_workbook says which)
     try:
-        with zipfile.ZipFile(path) as package:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
             _check_package(package, path.name, source)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise SourceError(
@@ -63,6 +64,7 @@ def check_workbook(path: Path, source: str) -> None:
             f"the xlsx file is damaged or incomplete (cut short in transfer?): {_describe(exc)}; not read",
             "file-format",
         ) from None
+    return data
 
 
 def _describe(exc: BaseException) -> str:
@@ -114,9 +116,13 @@ def _check_package(package: zipfile.ZipFile, file: str, source: str) -> None:
 def _unpacked(package: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int):
     """The entry's bytes as decompressed, in chunks, until its compressed stream ends or `limit`
     bytes came out. The declared size is not trusted: zipfile would stop at it, calamine not."""
-    unbounded = copy.copy(info)
-    unbounded.file_size = 1 << 62  # read on to the end of the compressed stream (then its CRC is checked)
-    with package.open(unbounded) as stream:
+    declared = info.file_size
+    info.file_size = 1 << 62  # read on to the end of the compressed stream (then its CRC is checked)
+    try:
+        stream = package.open(info)
+    finally:
+        info.file_size = declared  # the stream took its own copy; the entry is left as declared
+    with stream:
         out = 0
         while out < limit and (chunk := stream.read(_CHUNK)):
             out += len(chunk)
