@@ -1,5 +1,6 @@
-"""Publish the analyst database: build it beside the published one, swap it in, then its
-Parquet copy (warehouse/parquet_export.py), then record the publication.
+"""Publish the analyst database: build it beside the published one, swap it in, then switch in
+its Parquet copy (warehouse/parquet_export.py: written from the working database while the
+analyst database is built), then record the publication.
 
 The new file is written completely (in a storage version DuckDB 1.4+ tools can open), closed,
 fsynced and renamed over `published/fazhi.duckdb` in one atomic step, so readers and crashes
@@ -19,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.db import rollback, sql_literal
-from warehouse.parquet_export import export_parquet
+from warehouse.parquet_export import ParquetExport
 from warehouse.sources import registry
 from warehouse.sources.fields import published_comments
 
@@ -70,28 +71,35 @@ def publish(
     wal = building.with_name(building.name + ".wal")
     if wal.exists():
         wal.unlink()
-    con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
+    # the Parquet copy is written from the working database while the same tables are copied
+    # into the analyst database: the two at once keep both cores busy (docs/performance.md)
+    export = ParquetExport(con, published.parent, published_tables())
     try:
-        con.execute("begin transaction")  # one commit for the ~300 statements, not one each
+        con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
         try:
-            _write_tables(con)
-            con.execute("commit")
-        except BaseException:
-            rollback(con)
-            raise
-        con.execute("checkpoint pub")
-    finally:
-        con.execute("detach pub")
-    step("publish:built")
-    fd = os.open(building, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(building, published)
-    _fsync_dir(published.parent)
-    step("publish:swapped")
-    link = export_parquet(published, published_tables(), on_step=step)
+            con.execute("begin transaction")  # one commit for the ~300 statements, not one each
+            try:
+                _write_tables(con)
+                con.execute("commit")
+            except BaseException:
+                rollback(con)
+                raise
+            con.execute("checkpoint pub")
+        finally:
+            con.execute("detach pub")
+        step("publish:built")
+        fd = os.open(building, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(building, published)
+        _fsync_dir(published.parent)
+        step("publish:swapped")
+    except BaseException:
+        export.abandon()
+        raise
+    link = export.finish(on_step=step)
     _fsync_dir(published.parent)
     step("parquet:switched")
     now = datetime.now(UTC).replace(tzinfo=None)
