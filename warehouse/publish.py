@@ -127,19 +127,25 @@ def _fsync_dir(directory: Path) -> None:
 
 def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The published tables and views into the attached `pub`, with their comments (the field
-    dictionary: warehouse/sources/fields.py)."""
+    dictionary: warehouse/sources/fields.py); the ~300 comments go to DuckDB as one string, not
+    one call each (docs/performance.md)."""
     tables = published_tables()
     comments = published_comments()
+    notes = []
+
+    def describe(kind: str, name: str) -> None:
+        if comments.table(name):
+            notes.append(f"comment on {kind} pub.{name} is {sql_literal(comments.table(name))}")
+        for col in [r[0] for r in con.execute(f"select * from pub.{name} limit 0").description]:
+            note = comments.column(name, col)
+            if note:
+                notes.append(f'comment on column pub.{name}."{col}" is {sql_literal(note)}')
+
     for schema in sorted({t.split(".")[0] for t in tables}):
         con.execute(f"create schema pub.{schema}")
     for table in tables:
         con.execute(f"create table pub.{table} as select * from {table}")
-        if comments.table(table):
-            con.execute(f"comment on table pub.{table} is {sql_literal(comments.table(table))}")
-        for col in [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]:
-            note = comments.column(table, col)
-            if note:
-                con.execute(f'comment on column pub.{table}."{col}" is {sql_literal(note)}')
+        describe("table", table)
     for view in PUBLISHED_VIEWS:
         schema, name = view.split(".")
         (text,) = con.execute(
@@ -148,12 +154,9 @@ def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
             [schema, name],
         ).fetchone()
         con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
-        if comments.table(view):
-            con.execute(f"comment on view pub.{view} is {sql_literal(comments.table(view))}")
-        for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
-            note = comments.column(view, col)
-            if note:
-                con.execute(f'comment on column pub.{view}."{col}" is {sql_literal(note)}')
+        describe("view", view)
+    if notes:
+        con.execute(";\n".join(notes))
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
