@@ -213,16 +213,25 @@ def check_reads(
 
 
 def check_grain(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """Unique and not null on the model's declared grain."""
+    """Unique and not null on the model's declared grain.
+
+    One pass counts the NULLs and the distinct hashes of the grain: as many distinct hashes as
+    rows proves every key unique (equal keys hash alike). Only when they fall short (a duplicate,
+    or two keys whose hashes collide) is the key itself grouped, to find a duplicate or clear it:
+    grouping the wide key of mart.indicator_evidence costs ~4× the hashes (docs/performance.md)."""
     if not model.grain:
         return
     quoted = [f'"{c}"' for c in model.grain]
     cols = ", ".join(quoted)
     counts = ", ".join(f"count(*) filter (where {c} is null)" for c in quoted)
-    nulls = con.execute(f"select {counts} from {model.name}").fetchone()
+    *nulls, rows, hashes = con.execute(
+        f"select {counts}, count(*), count(distinct hash({cols})) from {model.name}"
+    ).fetchone()
     empty = [f"{c} ({n} rows)" for c, n in zip(model.grain, nulls, strict=True) if n]
     if empty:
         raise GrainViolation(f"模型 {model} 的粒度列有空值 / model {model}: grain column(s) NULL: {', '.join(empty)}")
+    if hashes == rows:
+        return
     duplicate = con.execute(
         f"select count(*) over (), count(*), {cols} from {model.name} group by all having count(*) > 1 "
         f"order by {cols} limit 1"

@@ -55,8 +55,8 @@ CRASH_POINTS = (
     "rebuild:built",  # a rebuild's scratch database built, before its edition
     "rebuild:edition_committed",  # a rebuild's edition recorded, before it is published
     "publish:built",  # the analyst database built, before the swap
-    "publish:swapped",  # the analyst database swapped in, before its Parquet copy
-    "parquet:table_written",  # during the Parquet export
+    "publish:swapped",  # the analyst database swapped in, before its Parquet copy is switched in
+    "parquet:table_written",  # the Parquet export under way (written while the database was built)
     "parquet:switched",  # the Parquet link switched, before the publication is recorded
 )
 

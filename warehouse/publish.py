@@ -1,5 +1,6 @@
-"""Publish the analyst database: build it beside the published one, swap it in, then its
-Parquet copy (warehouse/parquet_export.py), then record the publication.
+"""Publish the analyst database: build it beside the published one, swap it in, then switch in
+its Parquet copy (warehouse/parquet_export.py: written from the working database while the
+analyst database is built), then record the publication.
 
 The new file is written completely (in a storage version DuckDB 1.4+ tools can open), closed,
 fsynced and renamed over `published/fazhi.duckdb` in one atomic step, so readers and crashes
@@ -19,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.db import rollback, sql_literal
-from warehouse.parquet_export import export_parquet
+from warehouse.parquet_export import ParquetExport
 from warehouse.sources import registry
 from warehouse.sources.fields import published_comments
 
@@ -70,28 +71,35 @@ def publish(
     wal = building.with_name(building.name + ".wal")
     if wal.exists():
         wal.unlink()
-    con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
+    # the Parquet copy is written from the working database while the same tables are copied
+    # into the analyst database: the two at once keep both cores busy (docs/performance.md)
+    export = ParquetExport(con, published.parent, published_tables())
     try:
-        con.execute("begin transaction")  # one commit for the ~300 statements, not one each
+        con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
         try:
-            _write_tables(con)
-            con.execute("commit")
-        except BaseException:
-            rollback(con)
-            raise
-        con.execute("checkpoint pub")
-    finally:
-        con.execute("detach pub")
-    step("publish:built")
-    fd = os.open(building, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(building, published)
-    _fsync_dir(published.parent)
-    step("publish:swapped")
-    link = export_parquet(published, published_tables(), on_step=step)
+            con.execute("begin transaction")  # one commit for the ~300 statements, not one each
+            try:
+                _write_tables(con)
+                con.execute("commit")
+            except BaseException:
+                rollback(con)
+                raise
+            con.execute("checkpoint pub")
+        finally:
+            con.execute("detach pub")
+        step("publish:built")
+        fd = os.open(building, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(building, published)
+        _fsync_dir(published.parent)
+        step("publish:swapped")
+    except BaseException:
+        export.abandon()
+        raise
+    link = export.finish(on_step=step)
     _fsync_dir(published.parent)
     step("parquet:switched")
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -119,19 +127,25 @@ def _fsync_dir(directory: Path) -> None:
 
 def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The published tables and views into the attached `pub`, with their comments (the field
-    dictionary: warehouse/sources/fields.py)."""
+    dictionary: warehouse/sources/fields.py); the ~300 comments go to DuckDB as one string, not
+    one call each (docs/performance.md)."""
     tables = published_tables()
     comments = published_comments()
+    notes = []
+
+    def describe(kind: str, name: str) -> None:
+        if comments.table(name):
+            notes.append(f"comment on {kind} pub.{name} is {sql_literal(comments.table(name))}")
+        for col in [r[0] for r in con.execute(f"select * from pub.{name} limit 0").description]:
+            note = comments.column(name, col)
+            if note:
+                notes.append(f'comment on column pub.{name}."{col}" is {sql_literal(note)}')
+
     for schema in sorted({t.split(".")[0] for t in tables}):
         con.execute(f"create schema pub.{schema}")
     for table in tables:
         con.execute(f"create table pub.{table} as select * from {table}")
-        if comments.table(table):
-            con.execute(f"comment on table pub.{table} is {sql_literal(comments.table(table))}")
-        for col in [r[0] for r in con.execute(f"select * from pub.{table} limit 0").description]:
-            note = comments.column(table, col)
-            if note:
-                con.execute(f'comment on column pub.{table}."{col}" is {sql_literal(note)}')
+        describe("table", table)
     for view in PUBLISHED_VIEWS:
         schema, name = view.split(".")
         (text,) = con.execute(
@@ -140,12 +154,9 @@ def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
             [schema, name],
         ).fetchone()
         con.execute(text.replace(f"CREATE VIEW {view} ", f"CREATE VIEW pub.{view} ", 1))
-        if comments.table(view):
-            con.execute(f"comment on view pub.{view} is {sql_literal(comments.table(view))}")
-        for col in [r[0] for r in con.execute(f"select * from pub.{view} limit 0").description]:
-            note = comments.column(view, col)
-            if note:
-                con.execute(f'comment on column pub.{view}."{col}" is {sql_literal(note)}')
+        describe("view", view)
+    if notes:
+        con.execute(";\n".join(notes))
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:

@@ -180,3 +180,34 @@ def test_a_failed_parquet_export_keeps_the_previous_files(tmp_path):
     assert (tmp_path / "parquet").resolve() == before
     assert sorted(p.name for p in before.iterdir()) == ["mart.figures.parquet", "mart.more.parquet"]
     assert list(tmp_path.glob("parquet-*")) == [before]  # the unfinished folder is removed
+
+
+def test_a_publish_failing_before_its_swap_leaves_the_last_publication_and_no_parquet_folder(mini_run, tmp_path):
+    """The Parquet copy is written while the analyst database is built: a publish that fails
+    before the swap removes its half-written folder and leaves the last publication whole."""
+    from warehouse.db import open_work_db
+    from warehouse.publish import publish
+
+    published = tmp_path / "published" / "fazhi.duckdb"
+    shutil.copytree(mini_run.settings.published_db.parent, published.parent, symlinks=True)
+    work = tmp_path / "work.duckdb"
+    shutil.copyfile(mini_run.settings.work_db, work)
+    before = (published.parent / "parquet").resolve()
+    figures = published.read_bytes()
+
+    def fail_when_built(step: str) -> None:
+        if step == "publish:built":
+            raise OSError("disk went away")
+
+    con = open_work_db(work)
+    try:
+        con.execute("delete from mart.indicator_value")  # what a publish would show, were it completed
+        with pytest.raises(OSError, match="disk went away"):
+            publish(con, published, on_step=fail_when_built)
+    finally:
+        con.close()
+    assert published.read_bytes() == figures
+    assert (published.parent / "parquet").resolve() == before
+    assert sorted(published.parent.glob("parquet-*")) == [before]
+    count = duckdb.connect().execute(f"select count(*) from '{before / 'mart.indicator_value.parquet'}'").fetchone()[0]
+    assert count > 0
