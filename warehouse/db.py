@@ -31,14 +31,17 @@ def statements(text: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-# DuckDB's memory cap per connection, the warehouse's and the parse's (it spills to disk beyond
-# it): peak memory is bounded by it, not by the input (its default, 80 % of RAM, grew with the
-# input: docs/performance.md, "What the constants rest on"). FAZHI_DUCKDB_MEMORY_LIMIT overrides.
-MEMORY_LIMIT = "1GB"
+# DuckDB's memory cap per connection (it spills to disk beyond it); its default, 80 % of RAM,
+# would let one national load take the whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides it
+# for the warehouse and the parse alike. Not lower by default: compute's evidence build does not
+# spill enough (under 256MB it ran out of memory at province, under 512MB at 2x province), so a
+# cap that keeps memory flat would stop large runs (docs/performance.md).
+MEMORY_LIMIT = "4GB"
+PARSE_MEMORY_LIMIT = "2GB"  # the parse's scratch file (warehouse/sources/parsed.py)
 
 
-def memory_limit() -> str:
-    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
+def memory_limit(default: str = MEMORY_LIMIT) -> str:
+    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", default)
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from warehouse.db import memory_limit, sql_literal
+from warehouse.db import PARSE_MEMORY_LIMIT, memory_limit, sql_literal
 
 # Files parsed (and held in pandas) together for spreadsheet sources.
 FILES_PER_GROUP = 500
@@ -188,12 +188,12 @@ def write_frame(df: pd.DataFrame, path: Path) -> Path:
 
 def quiet_connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that prints no progress bars (they would fill run logs). A scratch
-    file's memory is capped as the warehouse's (it spills beside the file); an in-memory one
-    holds a group of files at most."""
+    file's memory is capped (it spills beside the file); an in-memory one holds a group of
+    files at most."""
     if path is None:
         con = duckdb.connect(":memory:")
     else:
-        con = duckdb.connect(str(path), config={"memory_limit": memory_limit()})
+        con = duckdb.connect(str(path), config={"memory_limit": memory_limit(PARSE_MEMORY_LIMIT)})
     con.execute("set enable_progress_bar = false")  # no progress bars in run logs
     return con
 
