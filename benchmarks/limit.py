@@ -166,7 +166,7 @@ def read_json_pages(con: duckdb.DuckDBPyConnection, source: str, paths: list[Pat
     con.execute(
         f"create or replace table {source} as {json_select(source, method)}",
         # maximum_object_size sized to the largest page, as the parse sizes it (DuckDB allocates
-        # buffers of twice that size: a fixed 256 MB needed 512 MB under a 1 GB memory cap)
+        # buffers of twice that size: a fixed 256 MB made it allocate 512 MB and read slower)
         {"paths": [str(p) for p in paths], "object_size": json_object_size(paths)},
     )
     return con.execute(f"select count(*) from {source}").fetchone()[0]

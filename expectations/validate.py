@@ -111,7 +111,7 @@ def _context():
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # none in run logs
     # GX fingerprints every dataframe batch under 1 GB (pandas' hash of every cell, md5) into
-    # a batch marker nothing here reads: ~15 % of the validation stage (docs/performance.md)
+    # a batch marker nothing here reads: ~12 % of the validation stage (docs/performance.md)
     pandas_execution_engine.HASH_THRESHOLD = 0
     return context
 
