@@ -8,12 +8,20 @@ A model's header (its first comment lines; warehouse/models/README.md):
     -- reads: mart.indicator_evidence, ref.township, ref.indicator_catalogue
     -- grain: year, township_code, indicator_code     unique and not null, checked after the build
     -- tags: evidence
+    -- sorted_in_pieces: year, township_code   (a table: see below)
 
 `reads` is checked against the SQL itself (DuckDB's parser): a relation the SQL reads and the
 header does not declare, or the other way round, is an error naming the file; so is a read that
 is neither a model of the run nor a table or view of the database, a cycle, and a parameter
 (`$name`) the run does not give. `tag:evidence` in `reads` stands for every model tagged
 `evidence`, and `{{ tagged('evidence') }}` in the SQL for their union (all rows, by column name).
+
+A table whose SQL ends in `order by` and whose order begins with the `sorted_in_pieces` columns
+is built piece by piece: rows of one value of the leading columns and a range of the last one,
+at most PIECE_ROWS rows each, sorted and appended in order. The table's rows and their order are
+those of the whole statement, but DuckDB's sort of a large table does not spill enough (the
+evidence table ran out of memory under 256 MB at province scale: docs/performance.md), while a
+piece's sort needs memory for its rows only.
 
 Temp models (`temp.<name>`) hand data to the models after them and are dropped once the last of
 their readers is built. `statement` models are parameterised statements run by their callers
@@ -34,7 +42,9 @@ from warehouse.db import WAREHOUSE_DIR
 
 MODELS_DIR = WAREHOUSE_DIR / "models"
 MATERIALIZATIONS = ("table", "view", "temp", "statement")
-_HEADER = re.compile(r"^--\s*(model|materialized|reads|grain|tags)\s*:\s*(.*?)\s*$")
+_HEADER = re.compile(r"^--\s*(model|materialized|reads|grain|tags|sorted_in_pieces)\s*:\s*(.*?)\s*$")
+_ORDER_BY = re.compile(r"\border\s+by\s+([^()]*?)\s*;?\s*$", re.I | re.S)
+PIECE_ROWS = 1_000_000  # rows sorted at once by a model built in pieces
 _TAGGED = re.compile(r"\{\{\s*tagged\(\s*'(\w+)'\s*\)\s*\}\}")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
@@ -57,6 +67,7 @@ class Model:
     grain: tuple[str, ...]
     tags: tuple[str, ...]
     text: str  # the whole file
+    sorted_in_pieces: tuple[str, ...] = ()
 
     @property
     def relation(self) -> str:
@@ -103,6 +114,7 @@ def parse_model(path: Path) -> Model:
         grain=_list(header.get("grain")),
         tags=_list(header.get("tags")),
         text=text,
+        sorted_in_pieces=_list(header.get("sorted_in_pieces")),
     )
 
 
@@ -165,11 +177,56 @@ def build(
         if m.materialized == "temp"
     }
     for i, (m, body, used) in enumerate(plan):
-        con.execute(f"{_CREATE[m.materialized]} {m.relation} as\n{body}", used or None)
+        if m.sorted_in_pieces:
+            _build_in_pieces(con, m, body, used)
+        else:
+            con.execute(f"{_CREATE[m.materialized]} {m.relation} as\n{body}", used or None)
         check_grain(con, m)
         for name in [name for name, last in drop_after.items() if last == i]:
             con.execute(f"drop table {name}")
     return ordered
+
+
+def _build_in_pieces(con: duckdb.DuckDBPyConnection, m: Model, body: str, params: Mapping[str, object]) -> None:
+    """The table of `body` (ending in `order by`), its rows sorted and appended a piece at a time
+    (module docstring): the same rows in the same order as one sorted statement."""
+    match = _ORDER_BY.search(body)
+    order = [c.strip() for c in match[1].split(",")] if match else []
+    keys = list(m.sorted_in_pieces)
+    if m.materialized != "table" or order[: len(keys)] != keys:
+        raise ModelError(f"{m}: sorted_in_pieces needs a table whose order by begins with {', '.join(keys)}")
+    rows = body[: match.start()]
+    cols = ", ".join(f'"{k}"' for k in keys)
+    counts = con.execute(f"select {cols}, count(*) from ({rows}) group by all order by all", params or None).fetchall()
+    if any(v is None for *key, _ in counts for v in key):  # no range holds NULL: built whole, the grain check says it
+        con.execute(f"create or replace table {m.relation} as\n{body}", params or None)
+        return
+    con.execute(f"create or replace table {m.relation} as select * from ({rows}) limit 0", params or None)
+    *leading, last = [f'"{k}"' for k in keys]
+    where = " and ".join([f"{c} = $__lead{j}" for j, c in enumerate(leading)] + [f"{last} between $__lo and $__hi"])
+    for lead, lo, hi in _pieces(counts):
+        piece = dict(params) | {f"__lead{j}": v for j, v in enumerate(lead)} | {"__lo": lo, "__hi": hi}
+        con.execute(f"insert into {m.relation} select * from ({rows}) where {where} order by {match[1]}", piece)
+    (built,) = con.execute(f"select count(*) from {m.relation}").fetchone()
+    if built != sum(n for *_, n in counts):  # every row in exactly one piece
+        raise RuntimeError(f"{m}: built {built} rows in pieces, the statement gives {sum(n for *_, n in counts)}")
+
+
+def _pieces(counts: list[tuple]) -> list[tuple[tuple, object, object]]:
+    """(leading values, first and last value of the last key) of consecutive pieces of at most
+    PIECE_ROWS rows (one value of every key more, if it alone is larger), from `counts`: the
+    keys' values in order, each with its rows. A piece never spans two values of the leading keys."""
+    pieces: list[tuple[tuple, object, object]] = []
+    size = 0
+    for *key, n in counts:
+        lead, last = tuple(key[:-1]), key[-1]
+        if pieces and pieces[-1][0] == lead and size + n <= PIECE_ROWS:
+            pieces[-1] = (lead, pieces[-1][1], last)
+            size += n
+        else:
+            pieces.append((lead, last, last))
+            size = n
+    return pieces
 
 
 _CREATE = {"table": "create or replace table", "view": "create or replace view", "temp": "create or replace temp table"}

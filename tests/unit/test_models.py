@@ -139,6 +139,77 @@ def test_a_null_in_the_grain_is_caught(tmp_path, con):
     assert "mart.pairs" in str(err.value) and "half (1 rows)" in str(err.value)
 
 
+def _facts(con) -> None:
+    # three years, townships with 1 to 7 rows each, rows written in no particular order
+    con.execute(
+        """
+        create table src.facts as
+        select 2021 + (i % 3) as year, 't' || lpad(((i * 7) % 11)::varchar, 2, '0') as township_code,
+               i as record_id, 'r' || (i * 13 % 97) as note
+        from range(200) t(i)
+        """
+    )
+
+
+def test_a_table_sorted_in_pieces_has_the_rows_and_order_of_one_sort(tmp_path, con, monkeypatch):
+    from warehouse import dag
+
+    _facts(con)
+    body = "select * from src.facts order by year, township_code, record_id"
+    whole = con.execute(body).fetchall()
+    model = _model(
+        tmp_path,
+        "mart.facts",
+        {"materialized": "table", "reads": "src.facts", "sorted_in_pieces": "year, township_code"},
+        body,
+    )
+    pieces = dag._pieces(con.execute(
+        "select year, township_code, count(*) from src.facts group by all order by all"
+    ).fetchall())  # fmt: skip
+    monkeypatch.setattr(dag, "PIECE_ROWS", 10)
+    small = dag._pieces(con.execute(
+        "select year, township_code, count(*) from src.facts group by all order by all"
+    ).fetchall())  # fmt: skip
+    assert len(pieces) == 3 and len(small) > 2 * len(pieces)  # one per year, then many per year
+    dag.build(con, dag.load_models(model))
+    assert con.execute("select * from mart.facts").fetchall() == whole
+
+
+def test_a_piece_never_silently_drops_a_row_with_a_null_key(tmp_path, con):
+    from warehouse import dag
+
+    _facts(con)
+    con.execute("update src.facts set township_code = null where record_id = 5")
+    model = _model(
+        tmp_path,
+        "mart.facts",
+        {
+            "materialized": "table",
+            "reads": "src.facts",
+            "grain": "year, township_code, record_id",
+            "sorted_in_pieces": "year, township_code",
+        },
+        "select * from src.facts order by year, township_code, record_id",
+    )
+    with pytest.raises(dag.GrainViolation) as err:
+        dag.build(con, dag.load_models(model))
+    assert "township_code (1 rows)" in str(err.value)
+
+
+def test_pieces_need_an_order_that_begins_with_their_columns(tmp_path, con):
+    from warehouse import dag
+
+    _facts(con)
+    model = _model(
+        tmp_path,
+        "mart.facts",
+        {"materialized": "table", "reads": "src.facts", "sorted_in_pieces": "year, township_code"},
+        "select * from src.facts order by township_code, year",
+    )
+    with pytest.raises(dag.ModelError, match="order by begins with year, township_code"):
+        dag.build(con, dag.load_models(model))
+
+
 @pytest.fixture
 def work(mini_run, tmp_path) -> Path:
     """A copy of the mini county's computed working database."""
