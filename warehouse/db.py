@@ -33,9 +33,8 @@ def statements(text: str) -> list[str]:
 
 # DuckDB's memory cap per connection (it spills to disk beyond it); its default, 80 % of RAM,
 # would let one national load take the whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides it
-# for the warehouse and the parse alike. Not lower by default: compute's evidence build does not
-# spill enough (under 256MB it ran out of memory at province, under 512MB at 2x province), so a
-# cap that keeps memory flat would stop large runs (docs/performance.md).
+# for the warehouse and the parse alike. Not lower by default until a national run confirms it:
+# 1GB kept memory within 1.25x from province to 2x province (docs/performance.md).
 MEMORY_LIMIT = "4GB"
 PARSE_MEMORY_LIMIT = "2GB"  # the parse's scratch file (warehouse/sources/parsed.py)
 
