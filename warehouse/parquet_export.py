@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import connect, rollback
+from warehouse.db import rollback
 
 # zstd at level 1, not DuckDB's default 3: the files stay compressed for analysts, are written
 # faster and come out no larger (docs/performance.md).
@@ -107,13 +107,3 @@ class ParquetExport:
             rollback(cursor)  # read only: nothing to keep
             cursor.close()
         self._all.clear()
-
-
-def export_parquet(published_db: Path, tables: tuple[str, ...], on_step: Callable[[str], None] | None = None) -> Path:
-    """Write `tables` of a DuckDB file (a published database) as Parquet beside it and switch the
-    link; returns the link."""
-    con = connect(published_db, read_only=True)
-    try:
-        return ParquetExport(con, published_db.parent, tables).finish(on_step)
-    finally:
-        con.close()

@@ -135,8 +135,18 @@ def test_the_data_dictionary_document_is_current(mini_run):
     )
 
 
+def export_parquet(db: Path, tables: tuple[str, ...]) -> Path:
+    """The publish's Parquet export (warehouse/parquet_export.py) of a database file's tables."""
+    from warehouse.parquet_export import ParquetExport
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return ParquetExport(con, db.parent, tables).finish()
+    finally:
+        con.close()
+
+
 def test_a_reader_that_resolved_the_parquet_link_keeps_its_files_until_the_next_publish(tmp_path):
-    from warehouse.parquet_export import export_parquet
     from warehouse.province import county_partition
 
     db = tmp_path / "published.duckdb"
@@ -165,8 +175,6 @@ def test_a_reader_that_resolved_the_parquet_link_keeps_its_files_until_the_next_
 
 
 def test_a_failed_parquet_export_keeps_the_previous_files(tmp_path):
-    from warehouse.parquet_export import export_parquet
-
     db = tmp_path / "published.duckdb"
     con = duckdb.connect(str(db))
     con.execute("create schema mart")
