@@ -61,17 +61,7 @@ def parse_batch(
         size = _group_size(len(batch.files), files_per_group, workers)
         groups = [replace(batch, files=batch.files[i : i + size]) for i in range(0, len(batch.files), size)]
         if sql_parser:
-            try:
-                for table, select in sql_parser(sink.con, batch, key).items():
-                    sink.add_sql(table, select)
-            except duckdb.Error as exc:  # its text may quote a record's value: withheld
-                raise SourceError(
-                    batch.source,
-                    None,
-                    f"导出页解析失败({type(exc).__name__})",
-                    f"the export pages could not be parsed: {withhold_values(str(exc))}",
-                    "page-parse",
-                ) from None
+            parsed = _parse_in_sql(sink, sql_parser, batch, key)
         elif workers > 1 and len(groups) > 1:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(min(workers, len(groups)), mp_context=context) as pool:
@@ -82,11 +72,12 @@ def parse_batch(
                 for part in parts:  # in file order, whichever worker finishes first
                     for table, path in part.result().items():
                         sink.add_parquet(table, path)
+            parsed = sink.finish()
         else:
             for group in groups:
                 for table, df in parser(group, key).items():
                     sink.add_frame(table, df)
-        parsed = sink.finish()
+            parsed = sink.finish()
         for part in directory.glob("group-*"):
             remove_parsed(part)
         return parsed
@@ -94,6 +85,22 @@ def parse_batch(
         sink.close()
         remove_parsed(directory)
         raise
+
+
+def _parse_in_sql(sink: ParsedSink, sql_parser: SqlParser, batch: LandedBatch, key: bytes) -> dict[str, ParsedTable]:
+    """The batch's tables by its SQL parser, written by `finish` (where the queries run)."""
+    try:
+        for table, select in sql_parser(sink.con, batch, key).items():
+            sink.add_sql(table, select)
+        return sink.finish()
+    except duckdb.Error as exc:  # its text may quote a record's value: withheld
+        raise SourceError(
+            batch.source,
+            None,
+            f"导出页解析失败({type(exc).__name__})",
+            f"the export pages could not be parsed: {withhold_values(str(exc))}",
+            "page-parse",
+        ) from None
 
 
 def _group_size(files: int, files_per_group: int, workers: int) -> int:

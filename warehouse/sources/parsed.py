@@ -93,9 +93,9 @@ def _empty_frame(path: Path) -> pd.DataFrame:
 
 class ParsedSink:
     """Collects a batch's parsed rows per table in temporary tables of a scratch DuckDB file
-    (in memory up to the limit, spilled beside it beyond) or as Parquet files of groups parsed by
-    worker processes, then writes each table's one sorted Parquet file (`finish`). `con` is open
-    for parsers that build their tables in SQL."""
+    (in memory up to the limit, spilled beside it beyond), as Parquet files of groups parsed by
+    worker processes, or as a query on `con` (parsers that work in SQL), then writes each table's
+    one sorted Parquet file (`finish`)."""
 
     def __init__(self, directory: Path):
         if directory.exists():
@@ -107,12 +107,14 @@ class ParsedSink:
         self.tables: list[str] = []  # in the order they came
         self.temp: set[str] = set()  # those with a temporary table
         self.parts: dict[str, list[Path]] = {}  # those with groups parsed elsewhere
+        self.queries: dict[str, str] = {}  # those given as a query on `con`
 
-    def add_sql(self, table: str, select_sql: str, params: dict | None = None) -> None:
-        """The rows of a query on `con` become the table (parsers that work in SQL)."""
-        self.con.execute(f'create temp table "{table}" as {select_sql}', params or {})
+    def add_sql(self, table: str, select_sql: str) -> None:
+        """The rows of a query on `con` are the table (parsers that work in SQL). The query runs
+        once, in `finish`, straight into the sorted Parquet file (not stored first in a temporary
+        table: one write of the rows fewer); what it reads must stay on `con` until then."""
+        self.queries[table] = select_sql
         self.tables.append(table)
-        self.temp.add(table)
 
     def add_frame(self, table: str, df: pd.DataFrame) -> None:
         """Append a group's rows; the first group fixes the columns and their types."""
@@ -159,6 +161,8 @@ class ParsedSink:
     def _rows(self, table: str) -> str:
         """The table's rows: its temporary table and the groups parsed elsewhere (read directly,
         not copied into the scratch file first)."""
+        if table in self.queries:
+            return f"({self.queries[table]})"
         sources = [f'select * from "{table}"'] if table in self.temp else []
         if table in self.parts:
             files = ", ".join(sql_literal(str(p)) for p in self.parts[table])
