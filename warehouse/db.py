@@ -31,16 +31,16 @@ def statements(text: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-# DuckDB's memory cap per connection (it spills to disk beyond it); its default, 80 % of RAM,
-# would let one national load take the whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides it
-# for the warehouse and the parse alike. Not lower by default until a national run confirms it:
-# 1GB kept memory within 1.25x from province to 2x province (docs/performance.md).
-MEMORY_LIMIT = "4GB"
-PARSE_MEMORY_LIMIT = "2GB"  # the parse's scratch file (warehouse/sources/parsed.py)
+# DuckDB's memory cap per connection, the warehouse's and each parse's scratch file alike (it
+# spills to disk beyond it); its default, 80 % of RAM, would let one national load take the
+# whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides it. At 768MB peak memory is flat from
+# province to 2x province (1.06x; under 4GB 1.55x: DuckDB took what the input asked) and a
+# province run is as fast (docs/performance.md).
+MEMORY_LIMIT = "768MB"
 
 
-def memory_limit(default: str = MEMORY_LIMIT) -> str:
-    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", default)
+def memory_limit() -> str:
+    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

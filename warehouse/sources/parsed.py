@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from warehouse.db import PARSE_MEMORY_LIMIT, memory_limit, sql_literal
+from warehouse.db import memory_limit, sql_literal
 
 # Files parsed (and held in pandas) together for spreadsheet sources.
 FILES_PER_GROUP = 500
@@ -197,7 +197,7 @@ def quiet_connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
     if path is None:
         con = duckdb.connect(":memory:")
     else:
-        con = duckdb.connect(str(path), config={"memory_limit": memory_limit(PARSE_MEMORY_LIMIT)})
+        con = duckdb.connect(str(path), config={"memory_limit": memory_limit()})
     con.execute("set enable_progress_bar = false")  # no progress bars in run logs
     return con
 
