@@ -68,6 +68,22 @@ def test_chunked_validation_equals_whole_frame_validation(batches, source):
         assert chunked.batch_errors == whole.batch_errors
 
 
+def test_identifier_lists_gathered_in_pieces_equal_one_piece(batches, tmp_path, monkeypatch):
+    """The officers' certificate numbers, hashed once per distinct value and gathered back into
+    each record's list a piece of records at a time (bounded memory at national scale), give
+    the same lists in the same order as one piece."""
+    import warehouse.sources.json_pages
+
+    root, landed = batches
+    whole = parse_batch(landed["enforcement"], KEY, tmp_path / "whole")["enforcement_act"].frame()
+    monkeypatch.setattr(warehouse.sources.json_pages, "LIST_PIECE_ROWS", 1)
+    pieces = parse_batch(landed["enforcement"], KEY, tmp_path / "pieces")["enforcement_act"].frame()
+    pd.testing.assert_frame_equal(whole, pieces)
+    lists = whole["officer_certificate_keys"].dropna()
+    assert len(whole) > 3 and (lists.map(len) >= 2).sum() > 3  # several records, several officers each
+    assert lists.map(lambda keys: len(set(keys)) == len(keys)).all()
+
+
 def test_duplicates_within_a_township_are_caught_across_chunks(batches, tmp_path):
     from warehouse.sources.parsed import ParsedSink
 

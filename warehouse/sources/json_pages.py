@@ -220,35 +220,55 @@ def json_pages_select(
     return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
 
 
-def _in_ranges(con: duckdb.DuckDBPyConnection, query: str) -> str:
-    """`query` (over `pages`, ending in `from pages`) as a union of rowid ranges, two per thread:
-    a table of fewer than 122,880 rows is one row group, which DuckDB scans on one thread, so
-    the per-record work (JSON extraction, hashing) would use one core (docs/performance.md)."""
+def _in_ranges(con: duckdb.DuckDBPyConnection, query: str, start: int = 0, stop: int | None = None) -> str:
+    """`query` (over `pages`, ending in `from pages`) as a union of rowid ranges, two per thread
+    (over rowids start..stop-1; stop None: to the end): a table of fewer than 122,880 rows is one
+    row group, which DuckDB scans on one thread, so the per-record work (JSON extraction, hashing)
+    would use one core (docs/performance.md)."""
     (rows, parts) = con.execute(
         "select coalesce(max(rowid) + 1, 0), 2 * current_setting('threads') from pages"
     ).fetchone()
-    bounds = [rows * k // parts for k in range(parts + 1)]
+    stop = rows if stop is None else min(stop, rows)
+    bounds = [start + (stop - start) * k // parts for k in range(parts + 1)]
     return " union all ".join(f"{query} where rowid >= {lo} and rowid < {hi}" for lo, hi in pairwise(bounds))
+
+
+# Records whose identifier lists are gathered back in one statement: the ordered list aggregate
+# holds every record's list in memory (it does not spill); at national (3.5 million enforcement
+# records) all at once ran out of memory under a 768MB cap (docs/performance.md).
+LIST_PIECE_ROWS = 500_000
 
 
 def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
     """The table (`_rid`: the page row's rowid, `keys`) of an array of identifiers (officers'
     certificate numbers) hashed element by element, each distinct value once: the same officers
     appear on thousands of records. NULL stays NULL, [] stays [], elements keep their order; a
-    value that is not an array is NULL here (and a type error of the row)."""
+    value that is not an array is NULL here (and a type error of the row). The lists are gathered
+    back LIST_PIECE_ROWS records at a time."""
     field = _quote(col.fields[0])
     in_list = f"case when json_type(rec->{field}) = 'ARRAY' then cast(rec->{field} as varchar[]) end"
+    lists = f"select rowid as _rid, {in_list} as l from pages"
+    elements = "select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists"
     con.execute(
         f"""
-        create or replace temp table {table} as
-        with lists as ({_in_ranges(con, f"select rowid as _rid, {in_list} as l from pages")}),
-        elements as (select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists),
-        hashes as (select x, pseudonym(x) as h from (select distinct x from elements where x is not null)),
-        hashed as (select _rid, list(h order by i) as keys from elements left join hashes using (x) group by _rid)
-        select _rid, case when l is not null then coalesce(keys, []) end as keys
-        from lists left join hashed using (_rid)
+        create or replace temp table {table}_hashes as
+        with lists as ({_in_ranges(con, lists)})
+        select x, pseudonym(x) as h from (select distinct x from ({elements}) where x is not null)
         """
     )
+    con.execute(f"create or replace temp table {table} (_rid bigint, keys varchar[])")
+    (rows,) = con.execute("select coalesce(max(rowid) + 1, 0) from pages").fetchone()
+    for start in range(0, rows, LIST_PIECE_ROWS):
+        con.execute(
+            f"""
+            insert into {table}
+            with lists as ({_in_ranges(con, lists, start, start + LIST_PIECE_ROWS)}),
+            hashed as (select _rid, list(h order by i) as keys
+                       from ({elements}) left join {table}_hashes using (x) group by _rid)
+            select _rid, case when l is not null then coalesce(keys, []) end as keys
+            from lists left join hashed using (_rid)
+            """
+        )
 
 
 def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
