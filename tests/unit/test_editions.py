@@ -156,3 +156,39 @@ def test_comparisons_rank_change_and_traffic_light(home):
     # a NULL value (安砂镇 LIT02, zero denominator) has no rank and no light
     assert got[(mini.B, "LIT02")][0] is None and got[(mini.B, "LIT02")][5] is None
     assert got[(mini.COUNTY, "ENF09")][0] is None  # the county is not ranked among its townships
+
+
+def test_a_county_row_lists_the_changed_records_of_all_its_townships():
+    """Township A's records changed without changing its value, B's value changed: the county's
+    changed value lists A's records too (only the changed values' evidence is compared, record by
+    record: a county row's townships' evidence is compared with it)."""
+    import duckdb
+
+    from warehouse.db import migrate, sql
+
+    con = duckdb.connect()
+    migrate(con)
+    # the nightly tables (built by compute), read only for edition 1
+    con.execute("create table mart.indicator_value as select * from mart.indicator_edition_value limit 0")
+    con.execute("create table mart.indicator_evidence as select * from mart.indicator_edition_evidence limit 0")
+    values = {1: {"A": 1.0, "B": 1.0, "C": 2.0}, 2: {"A": 1.0, "B": 2.0, "C": 3.0}}
+    evidence = {1: [("A", "r1"), ("B", "r3")], 2: [("A", "r2"), ("B", "r3"), ("B", "r4")]}
+    for edition in (1, 2):
+        for township, value in values[edition].items():
+            con.execute(
+                "insert into mart.indicator_edition_value (edition, year, township_code, indicator_code, value) "
+                "values (?, 2023, ?, 'X', ?)",
+                [edition, township, value],
+            )
+        for township, record in evidence[edition]:
+            con.execute(
+                "insert into mart.indicator_edition_evidence (edition, year, county_code, township_code, "
+                "indicator_code, record_table, record_id, numerator) values (?, 2023, 'C', ?, 'X', 't', ?, 1)",
+                [edition, township, record],
+            )
+    changes = con.execute(
+        f"select township_code, previous_value, value, records from "
+        f"({sql('models/marts/indicator_edition_change.sql')}) order by 1",
+        {"year": 2023, "edition": 2},
+    ).fetchall()
+    assert changes == [("B", 1.0, 2.0, ["t:r4"]), ("C", 2.0, 3.0, ["t:r1", "t:r2", "t:r4"])]

@@ -34,13 +34,26 @@ changed as (
     full join previous_values p on p.township_code = n.township_code and p.indicator_code = n.indicator_code
     where n.value is distinct from p.value or n.qualifier is distinct from p.qualifier
 ),
+-- the township-indicator pairs whose records are listed: the changed values' own, and for a
+-- county row its townships'. Only their evidence is compared record by record (a record's two
+-- sides share its pair, so a pair is compared whole): the whole year's evidence at national
+-- scale (tens of millions of rows a side) ran out of memory under a 768MB cap.
+listed as (
+    select township_code, indicator_code from changed
+    union
+    select e.township_code, e.indicator_code
+    from (select county_code, township_code, indicator_code from new_evidence
+          union all
+          select county_code, township_code, indicator_code from previous_evidence) e
+    join changed c on c.township_code = e.county_code and c.indicator_code = e.indicator_code
+),
 record_changes as (
     select coalesce(n.county_code, p.county_code) as county_code,
            coalesce(n.township_code, p.township_code) as township_code,
            coalesce(n.indicator_code, p.indicator_code) as indicator_code,
            coalesce(n.record_table, p.record_table) || ':' || coalesce(n.record_id, p.record_id) as record
-    from new_evidence n
-    full join previous_evidence p
+    from (select * from new_evidence semi join listed using (township_code, indicator_code)) n
+    full join (select * from previous_evidence semi join listed using (township_code, indicator_code)) p
       on p.township_code = n.township_code and p.indicator_code = n.indicator_code
      and p.record_table = n.record_table and p.record_id = n.record_id
     where n.record_id is null or p.record_id is null
