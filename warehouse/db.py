@@ -34,7 +34,7 @@ def statements(text: str) -> list[str]:
 # DuckDB's memory cap per connection, the warehouse's and each parse's scratch file alike (it
 # spills to disk beyond it); its default, 80 % of RAM, would let one national load take the
 # whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides it. At 768MB peak memory is flat from
-# province to 2x province (1.06x; under 4GB 1.55x: DuckDB took what the input asked) and a
+# province to 2x province (1.08x; under 4GB 1.55x: DuckDB took what the input asked) and a
 # province run is as fast (docs/performance.md).
 MEMORY_LIMIT = "768MB"
 

@@ -159,8 +159,8 @@ class ParsedSink:
         return out
 
     def _rows(self, table: str) -> str:
-        """The table's rows: its temporary table and the groups parsed elsewhere (read directly,
-        not copied into the scratch file first)."""
+        """The table's rows: its query, or its temporary table and the groups parsed elsewhere
+        (read directly, not copied into the scratch file first)."""
         if table in self.queries:
             return f"({self.queries[table]})"
         sources = [f'select * from "{table}"'] if table in self.temp else []
