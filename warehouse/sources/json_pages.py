@@ -17,6 +17,7 @@ trailing 元 or leading ¥; anything else (1.5万, abc) is a type error, never N
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from itertools import pairwise
@@ -34,8 +35,6 @@ TYPE_ERRORS = "_type_errors"
 JSON_OBJECT_SIZE = 16 * 2**20  # DuckDB's default maximum_object_size; raised to the batch's largest page
 # an amount as text once normalised: digits, optionally grouped by thousands, optional decimals
 _AMOUNT = r"[-+]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?"
-# a number as JSON writes it without an exponent: read alike as a number or as text (_select)
-_DIGITS = r"-?\d+(\.\d+)?"
 
 
 def batch_latest_allowed_at(batch: LandedBatch) -> str:
@@ -62,48 +61,43 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _select(col: Column, i: int, list_type: str | None = None, hashed: str | None = None) -> tuple[str, str]:
-    """The column's expression, and the condition under which its value has the wrong type,
-    over `v` (every kept field as text, extracted in one pass: a list or an object as its JSON
-    text; `i` is the column's position), the record (a scalar field's JSON type, only where `v`
-    cannot tell it: a second parse of every record costs as much as the first), `list_type`
-    (a list field's JSON type) or the table `hashed` (a list of identifiers, hashed)."""
-    value, json_type = f"v[{i}]", f"json_type(rec, {_quote(col.fields[0])})"
-    # a list or an object where one value belongs (only their text, or a string, starts with [ or {)
-    structure = f"case when left({value}, 1) in ('[', '{{') then {json_type} in ('ARRAY', 'OBJECT') else false end"
-    not_a_list = f"{list_type} not in ('ARRAY', 'NULL')"
-    # the type of a number field: a text of digits reads the same whether sent as a number or a string
-    digits = f"regexp_full_match({value}, '{_DIGITS}')"
-    t = f"case when {value} is null then null when {digits} then 'DOUBLE' else {json_type} end"
-    amount = f"fazhi_amount(v[{i}])"
+def _text(j: str) -> str:
+    """A field's value as text, from its JSON text `j`, as json_extract_string gives it: a string
+    unquoted (unescaped only when it holds an escape: most hold none), anything else its JSON text."""
+    string = f"case when contains({j}, '\\') then {j}::json->>'$' else {j}[2:-2] end"
+    return f"case when left({j}, 1) = '\"' then {string} else {j} end"
+
+
+def _select(col: Column, j: str, hashed: str | None = None) -> tuple[str, str]:
+    """The column's expression, and the condition under which its value has the wrong type, over
+    `j` (the field's JSON text: its first character tells its JSON type) or the table `hashed`
+    (a list of identifiers, hashed)."""
+    first, value = f"left({j}, 1)", _text(j)
+    structure = f"{first} in ('[', '{{')"  # a list or an object where one value belongs
+    amount = f"fazhi_amount({value})"
     match col.type:
         case "text" | "date" | "timestamp" | "bool":
-            expr, wrong = f"case when not {structure} then nullif(trim(v[{i}]), '') end", structure
+            expr, wrong = f"case when not {structure} then nullif(trim({value}), '') end", structure
         case "pseudonym":
-            expr, wrong = f"case when not {structure} then pseudonym(v[{i}]) end", structure
+            expr, wrong = f"case when not {structure} then pseudonym({value}) end", structure
         case "number":
+            # a number, or a text of an amount as people type it (in JSON a string starts with ")
             expr = (
-                f"case when {t} in ('BIGINT', 'UBIGINT', 'DOUBLE') then try_cast(v[{i}] as double) "
-                f"when {t} = 'VARCHAR' and regexp_full_match({amount}, '{_AMOUNT}') "
-                f"then cast(replace({amount}, ',', '') as double) end"
+                f"case when {first} = '\"' then case when regexp_full_match({amount}, '{_AMOUNT}') "
+                f"then cast(replace({amount}, ',', '') as double) end "
+                f"when {first} not in ('[', '{{', 't', 'f') then try_cast({j} as double) end"
             )
             wrong = (
-                f"{t} in ('ARRAY', 'OBJECT', 'BOOLEAN') "
-                f"or {t} = 'VARCHAR' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
+                f"{first} in ('[', '{{', 't', 'f') "
+                f"or {first} = '\"' and {amount} <> '' and not regexp_full_match({amount}, '{_AMOUNT}')"
             )
         case "text_list":
-            expr, wrong = (
-                f"case when {list_type} = 'ARRAY' then cast(cast(v[{i}] as json) as varchar[]) end",
-                not_a_list,
-            )
+            expr, wrong = f"case when {first} = '[' then cast({j}::json as varchar[]) end", f"{first} <> '['"
         case "pseudonym_list":
-            expr, wrong = f"{hashed}.keys", not_a_list
+            expr, wrong = f"{hashed}.keys", f"{first} <> '['"
         case _:
             raise ValueError(col.type)
     return f'{expr} as "{col.name}"', wrong
-
-
-_LISTS = ("text_list", "pseudonym_list")
 
 
 def page_mapping(batch: LandedBatch) -> TableMapping:
@@ -156,27 +150,71 @@ def json_pages_select(
     """Read the batch's pages into the table `pages` on `con` (checked for drift, de-duplicated)
     and return the query giving the canonical rows; `derived` adds columns computed in SQL from
     the canonical ones (name -> expression)."""
-    paths = [str(f.path) for f in batch.files]
     install_pseudonym_macro(con, key)
     # an amount as typed, normalised: full-width digits and punctuation, spaces, ¥ and 元 removed
     con.execute(
         "create or replace temp macro fazhi_amount(s) as regexp_replace(translate(trim(replace(s, '　', ' ')), "
         "'０１２３４５６７８９．，－＋', '0123456789.,-+'), '^[¥￥]\\s*|\\s*元$', '', 'g')"
     )
-    object_size = json_object_size(paths)
+    columns = _read_pages(con, batch, mapping)
+    _check_drift(con, batch, mapping, columns)
+    _deduplicate(con, batch, mapping, columns)
+    hashed = {
+        c.name: f"hashed_list_{k}" for k, c in enumerate(c for c in mapping.kept_columns if c.type == "pseudonym_list")
+    }
+    for col in mapping.kept_columns:
+        if col.name in hashed:
+            _hash_list(con, columns[col.fields[0]], hashed[col.name])
+    selected = [_select(c, columns[c.fields[0]], hashed.get(c.name)) for c in mapping.kept_columns]
+    cols = ", ".join(expr for expr, _ in selected)
+    wrong = ", ".join(
+        f"case when {cond} then '{c.name}' end" for c, (_, cond) in zip(mapping.kept_columns, selected, strict=True)
+    )
+    joins = "".join(f" left join {table} using (_rid)" for table in hashed.values())
+    select = (
+        f"select _source_file, _row_number::integer as _row_number, {cols}, "
+        f"nullif(concat_ws(' ', {wrong}), '') as {TYPE_ERRORS} "
+        f"from ({_in_ranges(con, 'select rowid as _rid, * from pages')}){joins}"
+    )
+    if not derived:
+        return select
+    extra = ", ".join(f'{expr} as "{name}"' for name, expr in derived.items())
+    return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
+
+
+def _read_pages(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> dict[str, str]:
+    """Read every page of the batch once into the temp table `pages` (in memory, spilled to disk
+    beyond the memory limit): a row per record (`_source_file`, `_row_number`) and a column per
+    field read, holding the field's JSON text (NULL when absent or null); returns {field: column}.
+    The fields read are the kept columns' and the de-duplication's; a required field that is not
+    kept (a personal one) is only marked present (true) or not (NULL), for the drift check.
+    from_json with the records' structure reads each page once into these columns, where records
+    kept as JSON text were parsed again by every later step (docs/performance.md)."""
+    by_name = {c.name: c for c in mapping.columns}
+    dedup = [by_name[n].fields[0] for n in (*mapping.key, "source_modified_at") if n in by_name]
+    read = list(dict.fromkeys([c.fields[0] for c in mapping.kept_columns] + dedup))
+    marked = [c.fields[0] for c in mapping.columns if c.required and c.fields[0] not in read]
+    fields = read + list(dict.fromkeys(marked))
+    columns = {f: f"j{k}" for k, f in enumerate(fields)}
+    values = ", ".join(
+        f"r[{_quote(f)}]::varchar as {columns[f]}"
+        if f in read
+        else f"r[{_quote(f)}] is not null or null as {columns[f]}"
+        for f in fields
+    )
+    shape = json.dumps({"records": [dict.fromkeys(fields, "JSON")]}, ensure_ascii=False)
+    paths = [str(f.path) for f in batch.files]
     try:
-        # read_json_objects + from_json, faster than read_json with a JSON[] column (docs/performance.md);
-        # each page is read and parsed once (temp table: in memory, spilled to disk beyond the
-        # memory limit)
         con.execute(
             f"""
             create or replace temp table pages as
-            select _source_file, unnest(records) as rec, generate_subscripts(records, 1) as _row_number
-            from (select parse_filename(filename) as _source_file,
-                         from_json(json, '{{"records": ["JSON"]}}').records as records
-                  from read_json_objects($paths, filename = true, format = 'auto',
-                                         maximum_object_size = {int(object_size)}))
-            where records is not null or error(_source_file || ' has no records array')
+            select _source_file, _row_number, {values}
+            from (select _source_file, unnest(records) as r, generate_subscripts(records, 1) as _row_number
+                  from (select parse_filename(filename) as _source_file,
+                               from_json(json, {_quote(shape)}).records as records
+                        from read_json_objects($paths, filename = true, format = 'auto',
+                                               maximum_object_size = {int(json_object_size(paths))}))
+                  where records is not null or error(_source_file || ' has no records array'))
             """,
             {"paths": paths},
         )
@@ -188,36 +226,7 @@ def json_pages_select(
             f"an export page is not valid JSON or has no records array: {withhold_values(str(exc))}",
             "page-json",
         ) from None
-    _check_drift(con, batch, mapping)
-    _deduplicate(con, batch, mapping)
-    scalars = [c for c in mapping.kept_columns if c.type not in _LISTS]
-    lists = [c for c in mapping.kept_columns if c.type in _LISTS]
-    hashed = [c for c in lists if c.type == "pseudonym_list"]
-    index = {c.name: i for i, c in enumerate(scalars + lists, 1)}
-    list_types = {c.name: f"lt[{k}]" for k, c in enumerate(lists, 1)}
-    for k, col in enumerate(hashed):
-        _hash_list(con, col, f"hashed_list_{k}")
-    every_field = "[" + ", ".join(_quote(c.fields[0]) for c in scalars + lists) + "]"
-    tables = {c.name: f"hashed_list_{k}" for k, c in enumerate(hashed)}
-    selected = [_select(c, index[c.name], list_types.get(c.name), tables.get(c.name)) for c in mapping.kept_columns]
-    cols = ", ".join(expr for expr, _ in selected)
-    wrong = ", ".join(
-        f"case when {cond} then '{c.name}' end" for c, (_, cond) in zip(mapping.kept_columns, selected, strict=True)
-    )
-    joins = "".join(f" left join hashed_list_{k} using (_rid)" for k in range(len(hashed)))
-    # the lists' JSON types in one more pass (an array's text and a string's can look alike)
-    list_fields = "[" + ", ".join(_quote(c.fields[0]) for c in lists) + "]"
-    typed = f", json_type(rec, {list_fields}) as lt" if lists else ""
-    records = f"select rowid as _rid, *, json_extract_string(rec, {every_field}) as v{typed} from pages"
-    select = (
-        f"select _source_file, _row_number::integer as _row_number, {cols}, "
-        f"nullif(concat_ws(' ', {wrong}), '') as {TYPE_ERRORS} "
-        f"from ({_in_ranges(con, records)}){joins}"
-    )
-    if not derived:
-        return select
-    extra = ", ".join(f'{expr} as "{name}"' for name, expr in derived.items())
-    return f"select _source_file, _row_number, {extra}, * exclude (_source_file, _row_number) from ({select})"
+    return columns
 
 
 def _in_ranges(con: duckdb.DuckDBPyConnection, query: str, start: int = 0, stop: int | None = None) -> str:
@@ -239,15 +248,13 @@ def _in_ranges(con: duckdb.DuckDBPyConnection, query: str, start: int = 0, stop:
 LIST_PIECE_ROWS = 500_000
 
 
-def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
+def _hash_list(con: duckdb.DuckDBPyConnection, j: str, table: str) -> None:
     """The table (`_rid`: the page row's rowid, `keys`) of an array of identifiers (officers'
-    certificate numbers) hashed element by element, each distinct value once: the same officers
-    appear on thousands of records. NULL stays NULL, [] stays [], elements keep their order; a
-    value that is not an array is NULL here (and a type error of the row). The lists are gathered
-    back LIST_PIECE_ROWS records at a time."""
-    field = _quote(col.fields[0])
-    in_list = f"case when json_type(rec->{field}) = 'ARRAY' then cast(rec->{field} as varchar[]) end"
-    lists = f"select rowid as _rid, {in_list} as l from pages"
+    certificate numbers; `j`: the field's JSON text) hashed element by element, each distinct
+    value once: the same officers appear on thousands of records. NULL stays NULL, [] stays [],
+    elements keep their order; a value that is not an array is NULL here (and a type error of
+    the row). The lists are gathered back LIST_PIECE_ROWS records at a time."""
+    lists = f"select rowid as _rid, case when left({j}, 1) = '[' then cast({j}::json as varchar[]) end as l from pages"
     elements = "select _rid, unnest(l) as x, generate_subscripts(l, 1) as i from lists"
     con.execute(
         f"""
@@ -271,26 +278,26 @@ def _hash_list(con: duckdb.DuckDBPyConnection, col: Column, table: str) -> None:
         )
 
 
-def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
+def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping, columns: dict) -> None:
     """A record counts once as received: per id, the version with the latest 更新时间 (a page
-    served twice, or a record modified between two pages of one pull, arrives twice). Record
-    versions the warehouse already holds (set by the HTTP connector: `already_loaded`, the ids
-    loaded at the previous watermark; `already_quarantined`, [id, 更新时间] pairs) are not
-    received again."""
+    served twice, or a record modified between two pages of one pull, arrives twice); without
+    更新时间, the last received. Record versions the warehouse already holds (set by the HTTP
+    connector: `already_loaded`, the ids loaded at the previous watermark; `already_quarantined`,
+    [id, 更新时间] pairs) are not received again."""
     by_name = {c.name: c for c in mapping.columns}
     if len(mapping.key) != 1 or mapping.key[0] not in by_name:
         return
-    id_f = _quote(by_name[mapping.key[0]].fields[0])
+    record_id = _text(columns[by_name[mapping.key[0]].fields[0]])
     ts = by_name.get("source_modified_at")
-    ts_f = _quote(ts.fields[0]) if ts else "''"
-    if _repeats(con, f"rec->>{id_f}"):  # the window (a sort of every record) only when there are duplicates
+    modified = _text(columns[ts.fields[0]]) if ts else "null"
+    if _repeats(con, record_id):  # the window (a sort of every record) only when there are duplicates
         con.execute(
             f"""
             create or replace temp table pages as
             select * from pages
-            qualify rec->>{id_f} is null
-                 or row_number() over (partition by rec->>{id_f}
-                                       order by rec->>{ts_f} desc nulls last, _source_file desc, _row_number desc) = 1
+            qualify {record_id} is null
+                 or row_number() over (partition by {record_id}
+                                       order by {modified} desc nulls last, _source_file desc, _row_number desc) = 1
             """
         )
     if not ts:
@@ -301,7 +308,7 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
     if held:
         con.execute(
             f"""
-            delete from pages where (rec->>{id_f}, trim(rec->>{ts_f})) in
+            delete from pages where ({record_id}, trim({modified})) in
                 (select (h[1], h[2]) from (select unnest($held::varchar[][]) as h))
             """,
             {"held": held},
@@ -314,15 +321,34 @@ def _repeats(con: duckdb.DuckDBPyConnection, expr: str) -> bool:
     return con.execute(f"select count(v) > count(distinct v) from ({values})").fetchone()[0]
 
 
-def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping) -> None:
+def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping, columns: dict) -> None:
     """A required field absent from every record is schema drift: the whole batch stops.
-    The first record of each page is looked at first; only when one of them lacks a required
-    field are all records read (a field absent from all records is absent from those too)."""
+    When the first record of every page... each required field found with a value in the first
+    record of some page is present; only when one is not are the pages' field names read: those
+    of the first records, then (when one of them lacks a required field) of all records."""
+    required = [c for c in mapping.columns if c.required]
+    found = (
+        con.execute(
+            "select "
+            + ", ".join(f"count({columns[c.fields[0]]}) > 0" for c in required)
+            + " from pages where _row_number = 1"
+        ).fetchone()
+        if required
+        else ()
+    )
+    if all(found):
+        return
+    paths = [str(f.path) for f in batch.files]
+    records = (
+        "select unnest(records) as rec, generate_subscripts(records, 1) as _row_number "
+        'from (select from_json(json, \'{"records": ["JSON"]}\').records as records '
+        f"from read_json_objects($paths, format = 'auto', maximum_object_size = {int(json_object_size(paths))}))"
+    )
 
     def absent(where: str) -> list:
-        keys = f"select distinct unnest(json_keys(rec)) from pages {where}"
-        present = {r[0] for r in con.execute(keys).fetchall()}
-        return [c for c in mapping.columns if present and c.required and not any(f in present for f in c.fields)]
+        keys = f"select distinct unnest(json_keys(rec)) from ({records}) {where}"
+        present = {r[0] for r in con.execute(keys, {"paths": paths}).fetchall()}
+        return [c for c in required if present and not any(f in present for f in c.fields)]
 
     if not absent("where _row_number = 1"):
         return
