@@ -275,6 +275,26 @@ def test_amounts_are_read_exactly_in_chinese_formats_or_flagged(tmp_path):
     assert _amounts(tmp_path, wrong) == [(None, "fine_amount_yuan")] * len(wrong)
 
 
+@pytest.mark.parametrize("ensure_ascii", [False, True])
+def test_text_is_read_as_written_escapes_and_brackets_included(tmp_path, ensure_ascii):
+    """A string is read unescaped whether or not it holds an escape (the page writer's
+    ensure_ascii escapes every Chinese character); one that merely looks like a list stays text;
+    a number or a flag in a text field reads as its JSON text; a real list there is a type error."""
+    from tests.fixtures import mini
+
+    good, _ = mini.enforcement_records()
+    results = ['责令"整改"', "C:\\罚没\\清单", "第一行\n第二行", "[待补充]", "[1,2]", "{备注", 1e3, True, ["整改"]]
+    records = [dict(good[3], 行为编号=f"A{n}", 检查结果=v) for n, v in enumerate(results)]
+    page = tmp_path / "page-000001.json"
+    page.write_text(json.dumps({"records": records}, ensure_ascii=ensure_ascii), encoding="utf-8")
+    batch = LandedBatch(
+        "enforcement", "b1", tmp_path, [LandedFile(page.name, page, sha256_file(page), 1)], "2024-01-01"
+    )
+    df = parse_json_pages(batch, table_mapping("enforcement", "enforcement_act"), b"k")
+    assert list(df["inspection_result"].fillna("NULL")) == [*results[:6], "1000.0", "true", "NULL"]
+    assert list(df["_type_errors"].fillna("")) == [""] * 8 + ["inspection_result"]
+
+
 def test_error_texts_withhold_record_values():
     from warehouse.sources.json_pages import withhold_values
 
