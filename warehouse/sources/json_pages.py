@@ -1,10 +1,11 @@
 """Parse JSON export pages (the HTTP systems: enforcement, mediation, and any source registered
 without a parser) into canonical rows.
 
-One DuckDB statement reads every page of a batch, unnests the records, maps the Chinese field
-names to canonical columns (the field dictionary, warehouse/fields.yaml), adds the columns it
-derives (`derived`: township_code from the division code), hashes identifiers and drops personal
-fields. Values stay as delivered (dates as text) so validation can see exactly what the source sent.
+One DuckDB statement reads every page of a batch once into a row per record and a column per
+field it needs (personal fields that are dropped are never read); one more maps them to canonical
+columns (the field dictionary, warehouse/fields.yaml), adds the columns it derives (`derived`:
+township_code from the division code) and hashes identifiers. Values stay as delivered (dates
+as text) so validation can see exactly what the source sent.
 
 A value of the wrong JSON type is a row error, never a batch error: a list where one value is
 expected, a single value where a list is expected (执法证号 "FJ123"), an amount that is not a
@@ -323,9 +324,9 @@ def _repeats(con: duckdb.DuckDBPyConnection, expr: str) -> bool:
 
 def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: TableMapping, columns: dict) -> None:
     """A required field absent from every record is schema drift: the whole batch stops.
-    When the first record of every page... each required field found with a value in the first
-    record of some page is present; only when one is not are the pages' field names read: those
-    of the first records, then (when one of them lacks a required field) of all records."""
+    A required field with a value in the first record of some page is present. Only when one has
+    none are the pages read again for their field names: those of each page's first record, then
+    (when one of them lacks a required field) those of all records."""
     required = [c for c in mapping.columns if c.required]
     found = (
         con.execute(
