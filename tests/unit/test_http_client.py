@@ -213,6 +213,11 @@ def test_a_landed_page_without_records_stops_the_batch_naming_the_page(tmp_path)
     with pytest.raises(SourceError) as err:
         parse_json_pages(batch, table_mapping("enforcement", "enforcement_act"), b"k")
     assert err.value.rule == "page-json" and "page-000002.json has no records array" in str(err.value)
+    assert err.value.file == "page-000002.json"  # the page at fault, not every page of the batch
+    batch.files[1].path.write_text('{"records": [{"行为编号": "A1"', encoding="utf-8")  # cut off
+    with pytest.raises(SourceError) as err:
+        parse_json_pages(batch, table_mapping("enforcement", "enforcement_act"), b"k")
+    assert err.value.rule == "page-json" and err.value.file == "page-000002.json", str(err.value)
 
 
 def test_the_page_cap_ends_a_source_that_never_stops_paging():

@@ -220,9 +220,11 @@ def _read_pages(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Tab
             {"paths": paths},
         )
     except duckdb.Error as exc:
+        # the page DuckDB names (a malformed page, one without records), else every page of the batch
+        named = [f.name for f in batch.files if f.name in str(exc)] or [f.name for f in batch.files]
         raise SourceError(
             batch.source,
-            ", ".join(f.name for f in batch.files),
+            ", ".join(named),
             "导出页不是有效的JSON或缺少records字段",
             f"an export page is not valid JSON or has no records array: {withhold_values(str(exc))}",
             "page-json",
