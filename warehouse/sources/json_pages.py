@@ -160,12 +160,10 @@ def json_pages_select(
     columns = _read_pages(con, batch, mapping)
     _check_drift(con, batch, mapping, columns)
     _deduplicate(con, batch, mapping, columns)
-    hashed = {
-        c.name: f"hashed_list_{k}" for k, c in enumerate(c for c in mapping.kept_columns if c.type == "pseudonym_list")
-    }
-    for col in mapping.kept_columns:
-        if col.name in hashed:
-            _hash_list(con, columns[col.fields[0]], hashed[col.name])
+    identifier_lists = [c for c in mapping.kept_columns if c.type == "pseudonym_list"]
+    hashed = {c.name: f"hashed_list_{k}" for k, c in enumerate(identifier_lists)}
+    for col in identifier_lists:
+        _hash_list(con, columns[col.fields[0]], hashed[col.name])
     selected = [_select(c, columns[c.fields[0]], hashed.get(c.name)) for c in mapping.kept_columns]
     cols = ", ".join(expr for expr, _ in selected)
     wrong = ", ".join(
