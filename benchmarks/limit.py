@@ -82,7 +82,7 @@ def _from_json(mapping: TableMapping) -> str:
 
 def _extract_list(mapping: TableMapping) -> str:
     """Records unnested as JSON values; the scalar fields extracted as text in one call per
-    record (json_extract_string with a list of paths, as the pipeline's parse does), numbers
+    record (json_extract_string with a list of paths, as the pipeline's parse did until 2026-12-01), numbers
     and lists cast."""
     cols = mapping.kept_columns
     paths = "[" + ", ".join(_literal(c.fields[0]) for c in cols) + "]"
