@@ -157,11 +157,11 @@ def test_field_overrides_replace_the_export_names():
         check_overrides("enforcement", {"act_kind": "行为种类"})
 
 
-def _batch(tmp_path, pages: list[list[dict]], extra: dict | None = None) -> LandedBatch:
+def _batch(tmp_path, pages: list[list[dict]], extra: dict | None = None, ensure_ascii: bool = False) -> LandedBatch:
     files = []
     for n, records in enumerate(pages, 1):
         p = tmp_path / f"page-{n:06d}.json"
-        p.write_text(json.dumps({"records": records}, ensure_ascii=False), encoding="utf-8")
+        p.write_text(json.dumps({"records": records}, ensure_ascii=ensure_ascii), encoding="utf-8")
         files.append(LandedFile(p.name, p, sha256_file(p), p.stat().st_size))
     return LandedBatch("enforcement", "b1", tmp_path, files, "2024-01-01", extra=extra or {})
 
@@ -290,11 +290,7 @@ def test_text_is_read_as_written_escapes_and_brackets_included(tmp_path, ensure_
     good, _ = mini.enforcement_records()
     results = ['责令"整改"', "C:\\罚没\\清单", "第一行\n第二行", "[待补充]", "[1,2]", "{备注", 1e3, True, ["整改"]]
     records = [dict(good[3], 行为编号=f"A{n}", 检查结果=v) for n, v in enumerate(results)]
-    page = tmp_path / "page-000001.json"
-    page.write_text(json.dumps({"records": records}, ensure_ascii=ensure_ascii), encoding="utf-8")
-    batch = LandedBatch(
-        "enforcement", "b1", tmp_path, [LandedFile(page.name, page, sha256_file(page), 1)], "2024-01-01"
-    )
+    batch = _batch(tmp_path, [records], ensure_ascii=ensure_ascii)
     df = parse_json_pages(batch, table_mapping("enforcement", "enforcement_act"), b"k")
     assert list(df["inspection_result"].fillna("NULL")) == [*results[:6], "1000.0", "true", "NULL"]
     assert list(df["_type_errors"].fillna("")) == [""] * 8 + ["inspection_result"]

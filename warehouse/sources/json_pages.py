@@ -201,21 +201,12 @@ def _read_pages(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Tab
         else f"r[{_quote(f)}] is not null or null as {columns[f]}"
         for f in fields
     )
-    shape = json.dumps({"records": [dict.fromkeys(fields, "JSON")]}, ensure_ascii=False)
-    paths = [str(f.path) for f in batch.files]
+    shape = {"records": [dict.fromkeys(fields, "JSON")]}
     try:
         con.execute(
-            f"""
-            create or replace temp table pages as
-            select _source_file, _row_number, {values}
-            from (select _source_file, unnest(records) as r, generate_subscripts(records, 1) as _row_number
-                  from (select parse_filename(filename) as _source_file,
-                               from_json(json, {_quote(shape)}).records as records
-                        from read_json_objects($paths, filename = true, format = 'auto',
-                                               maximum_object_size = {int(json_object_size(paths))}))
-                  where records is not null or error(_source_file || ' has no records array'))
-            """,
-            {"paths": paths},
+            f"create or replace temp table pages as select _source_file, _row_number, {values} "
+            f"from ({_records(batch, shape)})",
+            {"paths": [str(f.path) for f in batch.files]},
         )
     except duckdb.Error as exc:
         # the page DuckDB names (a malformed page, one without records), else every page of the batch
@@ -228,6 +219,20 @@ def _read_pages(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Tab
             "page-json",
         ) from None
     return columns
+
+
+def _records(batch: LandedBatch, shape: dict) -> str:
+    """The query giving every record of the batch's pages (parameter `$paths`) as `r`, parsed by
+    from_json with `shape`, with `_source_file` and `_row_number`; a page without a records array
+    is an error naming it. read_json_objects + from_json parse each page once, faster than
+    read_json with a JSON[] column (docs/performance.md)."""
+    object_size = json_object_size([f.path for f in batch.files])
+    return f"""
+        select _source_file, unnest(records) as r, generate_subscripts(records, 1) as _row_number
+        from (select parse_filename(filename) as _source_file,
+                     from_json(json, {_quote(json.dumps(shape, ensure_ascii=False))}).records as records
+              from read_json_objects($paths, filename = true, format = 'auto', maximum_object_size = {object_size}))
+        where records is not null or error(_source_file || ' has no records array')"""
 
 
 def _in_ranges(con: duckdb.DuckDBPyConnection, query: str, start: int = 0, stop: int | None = None) -> str:
@@ -328,27 +333,14 @@ def _check_drift(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Ta
     none are the pages read again for their field names: those of each page's first record, then
     (when one of them lacks a required field) those of all records."""
     required = [c for c in mapping.columns if c.required]
-    found = (
-        con.execute(
-            "select "
-            + ", ".join(f"count({columns[c.fields[0]]}) > 0" for c in required)
-            + " from pages where _row_number = 1"
-        ).fetchone()
-        if required
-        else ()
-    )
-    if all(found):
+    with_value = ", ".join(f"count({columns[c.fields[0]]}) > 0" for c in required)
+    if not required or all(con.execute(f"select {with_value} from pages where _row_number = 1").fetchone()):
         return
-    paths = [str(f.path) for f in batch.files]
-    records = (
-        "select unnest(records) as rec, generate_subscripts(records, 1) as _row_number "
-        'from (select from_json(json, \'{"records": ["JSON"]}\').records as records '
-        f"from read_json_objects($paths, format = 'auto', maximum_object_size = {int(json_object_size(paths))}))"
-    )
+    params = {"paths": [str(f.path) for f in batch.files]}
 
     def absent(where: str) -> list:
-        keys = f"select distinct unnest(json_keys(rec)) from ({records}) {where}"
-        present = {r[0] for r in con.execute(keys, {"paths": paths}).fetchall()}
+        keys = f"select distinct unnest(json_keys(r)) from ({_records(batch, {'records': ['JSON']})}) {where}"
+        present = {row[0] for row in con.execute(keys, params).fetchall()}
         return [c for c in required if present and not any(f in present for f in c.fields)]
 
     if not absent("where _row_number = 1"):
