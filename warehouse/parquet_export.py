@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import rollback
+from warehouse.db import rollback, use_catalog_of
 
 # zstd at level 1, not DuckDB's default 3: the files stay compressed for analysts, are written
 # faster and come out no larger (docs/performance.md).
@@ -53,6 +53,7 @@ class ParquetExport:
         try:
             for _ in range(min(WRITERS, len(tables))):
                 cursor = con.cursor()  # a connection is not for use from several threads at once
+                use_catalog_of(con, cursor)
                 self._all.append(cursor)
                 cursor.execute("begin transaction")
                 cursor.execute(f"select 1 from {tables[0]} limit 0").fetchall()  # the snapshot starts here

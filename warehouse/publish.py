@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import rollback, sql_literal
+from warehouse.db import ROW_GROUP_SIZE, rollback, sql_literal
 from warehouse.parquet_export import ParquetExport
 from warehouse.sources import registry
 from warehouse.sources.fields import published_comments
@@ -75,7 +75,9 @@ def publish(
     # into the analyst database: the two at once keep both cores busy (docs/performance.md)
     export = ParquetExport(con, published.parent, published_tables())
     try:
-        con.execute(f"attach ? as pub (storage_version '{STORAGE_VERSION}')", [str(building)])
+        con.execute(
+            f"attach ? as pub (storage_version '{STORAGE_VERSION}', row_group_size {ROW_GROUP_SIZE})", [str(building)]
+        )
         try:
             con.execute("begin transaction")  # one commit for the ~300 statements, not one each
             try:

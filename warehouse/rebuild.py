@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.compute import compute_indicators
-from warehouse.db import migrate, rollback, sql
+from warehouse.db import ROW_GROUP_SIZE, migrate, rollback, sql
 from warehouse.load import merge_into_core
 from warehouse.publish import unpublished_editions
 from warehouse.sources import registry
@@ -57,7 +57,7 @@ def rebuild_year(
     work = con.execute("select current_database()").fetchone()[0]
     for leftover in (scratch, scratch.with_name(scratch.name + ".wal")):  # a killed rebuild's
         leftover.unlink(missing_ok=True)
-    con.execute("attach ? as build", [str(scratch)])
+    con.execute(f"attach ? as build (row_group_size {ROW_GROUP_SIZE})", [str(scratch)])
     try:
         con.execute("use build")
         migrate(con)
