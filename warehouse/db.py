@@ -45,13 +45,13 @@ def memory_limit() -> str:
     return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
 
 
-# Rows per row group in the files this project writes (the working and the analyst database),
-# where DuckDB's default is 122,880. A row group is one unit of parallel work: a batch under
-# 122,880 rows (enforcement's 100,170 at province) was inserted, hashed and written at commit on
-# one core, and the analyst database's copy of a table re-cut 122,880-row groups out of smaller
-# ones. Under this size the province's load is 1.2 s faster and its publish 0.4 s
-# (docs/performance.md). DuckDB keeps it per attached database, not in the file: every writer
-# attaches with it.
+# Rows per row group in the files this project writes (the working and the analyst database, a
+# rebuild's scratch), where DuckDB's default is 122,880. A row group is one unit of parallel
+# work: a batch under 122,880 rows (enforcement's 100,170 at province) was inserted, hashed and
+# written at commit on one core. The province's four loads take 3.4-3.6 s instead of 4.3-4.5,
+# compute and publish as before; the analyst database uses the same size, or its copy of a
+# table re-cuts the groups (slower: docs/performance.md). DuckDB keeps the size per attached
+# database, not in the file: every writer attaches with it.
 ROW_GROUP_SIZE = 32_768
 
 
