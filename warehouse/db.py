@@ -55,6 +55,9 @@ def memory_limit() -> str:
 ROW_GROUP_SIZE = 32_768
 
 
+_ATTACHING = threading.Lock()  # two threads' first connections to a file: one attaches it
+
+
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the database file at `path` (or ":memory:"), its default catalog named
     as DuckDB names it (the file's stem). A writer attaches the file to an in-memory database to
@@ -81,9 +84,6 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             con.close()
             raise
     return con
-
-
-_ATTACHING = threading.Lock()  # two threads' first connections to a file: one attaches it
 
 
 def use_catalog_of(con: duckdb.DuckDBPyConnection, cursor: duckdb.DuckDBPyConnection) -> None:
