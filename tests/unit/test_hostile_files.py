@@ -97,6 +97,56 @@ def test_a_truncated_workbook_is_refused_as_damaged(tmp_path):
     assert "损坏或不完整" in err.message_zh
 
 
+def _repacked(path: Path, whole: Path, compression: int) -> Path:
+    """`whole`'s entries written again with another compression method."""
+    with zipfile.ZipFile(whole) as src, zipfile.ZipFile(path, "w", compression) as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info.filename))
+    return path
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_LZMA])
+def test_stored_and_other_methods_are_measured_as_deflate_is(tmp_path, compression):
+    """Stored entries are read from the package's bytes, other methods through zipfile: the
+    sparse sheet is refused either way, a ledger passes with the same bytes."""
+    sparse = _repacked(
+        tmp_path / "350481101_2023_学法培训台账.xlsx", hostile.sparse_workbook(tmp_path / "s"), compression
+    )
+    assert _refusal(sparse).rule == "file-sheet-too-large"
+    mini.write_training(tmp_path / "t")
+    ledger = _repacked(
+        tmp_path / "350481102_2023_学法培训台账.xlsx", next((tmp_path / "t").glob("*.xlsx")), compression
+    )
+    assert check_workbook(ledger, "training") == ledger.read_bytes()
+
+
+def test_an_entry_whose_bytes_were_altered_is_refused_by_its_crc(tmp_path):
+    path = tmp_path / "350481101_2023_学法培训台账.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr(
+            "xl/worksheets/sheet1.xml", '<worksheet><sheetData><row r="1"><c r="A1"/></row></sheetData></worksheet>'
+        )
+    data = bytearray(path.read_bytes())
+    data[data.index(b'c r="A1"') + 5] = ord("B")  # the same length, another cell: only the CRC tells
+    path.write_bytes(bytes(data))
+    err = _refusal(path)
+    assert err.rule == "file-format" and "CRC" in err.message_en
+
+
+def test_an_encrypted_zip_entry_is_refused_as_a_file_not_a_crash(tmp_path):
+    path = tmp_path / "350481101_2023_学法培训台账.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    data = bytearray(path.read_bytes())
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # the encrypted flag in both headers
+        at = data.index(header)
+        flag_at = at + (6 if header == b"PK\x03\x04" else 8)
+        struct.pack_into("<H", data, flag_at, struct.unpack_from("<H", data, flag_at)[0] | 0x1)
+    path.write_bytes(bytes(data))
+    assert _refusal(path).rule == "file-format"
+
+
 def test_a_zip_that_is_not_an_xlsx_workbook_is_refused(tmp_path):
     path = tmp_path / "350481101_2023_学法培训台账.xlsx"
     with zipfile.ZipFile(path, "w") as z:
