@@ -70,8 +70,10 @@ def _values(rows: Path, positions, columns: list[str]) -> dict[tuple[int, str], 
             return {}
         con.register("wanted", pd.DataFrame({"_row": pd.Series(positions, dtype="int64")}))
         select = ", ".join(f'"{c}"' for c in columns)
-        df = con.execute(
-            f"select _row, {select} from read_parquet(?) where _row in (select _row from wanted)", [str(rows)]
+        df = con.execute(  # a row's `_row` is its position in the file (warehouse/sources/parsed.py)
+            f"select file_row_number as _row, {select} from read_parquet(?, file_row_number = true) "
+            "where file_row_number in (select _row from wanted)",
+            [str(rows)],
         ).df()
     finally:
         con.close()

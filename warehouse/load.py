@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from warehouse.db import rollback, sql, statements
+from warehouse.sources.parsed import ROW_POSITION
 from warehouse.sources.schema import staging_select
 from warehouse.supersede import close_superseded
 from warehouse.watermark import advance_watermark
@@ -44,7 +45,7 @@ class BatchInfo:
 @dataclass(frozen=True)
 class TableLoad:
     table: str
-    rows_path: Path  # parsed rows as Parquet: `_row` (position) then the canonical columns
+    rows_path: Path  # parsed rows as Parquet (warehouse/sources/parsed.py): a row's position is its `_row`
     row_count: int
     failures: pd.DataFrame  # _row, rule, message_zh, message_en (row-level only)
     results: pd.DataFrame  # per-expectation validation results
@@ -196,7 +197,7 @@ def _load_table(
     # and quoted in the quarantine message, warehouse/sources/spreadsheet.py), not a raw column
     con.execute(
         f"insert into raw.{t.table} by name select $batch_id as _batch_id, "
-        "columns(lambda c: c not in ('_row', '_type_errors') and not starts_with(c, '_unreadable_')) "
+        "columns(lambda c: c <> '_type_errors' and not starts_with(c, '_unreadable_')) "
         "from read_parquet($path)",
         {"batch_id": batch.batch_id, "path": path},
     )
@@ -226,7 +227,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, 
             select $batch_id, $source, $table, d._source_file, d._row_number, d.township_code,
                    {_key_expr(t.key, "d")}, f.rules, f.message_zh, f.message_en,
                    to_json(d), $now, null, null
-            from (select * from read_parquet($path) where _row in (select _row from failures)) d
+            from (select * from {ROW_POSITION} where _row in (select _row from failures)) d
             join (select _row, list(distinct rule order by rule) as rules,
                          string_agg(distinct message_zh, '；' order by message_zh) as message_zh,
                          string_agg(distinct message_en, '; ' order by message_en) as message_en

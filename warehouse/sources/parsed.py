@@ -2,10 +2,13 @@
 
 A batch is parsed into a scratch DuckDB file (`parsed/<batch_id>/parse.duckdb`, memory capped,
 spilling to disk), never into one pandas frame: JSON pages in one SQL statement, spreadsheets a
-group of files at a time. Each table is then written as one Parquet file sorted by township,
-with `_row` (0-based position) as its first column. Validation reads it back in chunks that
-never split a township (the uniqueness rules are per township; record ids are already unique
-per batch), the load reads it with SQL. Memory stays bounded whatever the batch's size.
+group of files at a time. Each table is then written as one Parquet file sorted by township
+(then file and row). A row is known by its 0-based position in that file, `_row`: it is not
+stored (numbering the rows in the sort took a second sort: docs/performance.md) but read back as
+the position (ParsedTable.read; DuckDB's `file_row_number`: ROW_POSITION). Validation reads the
+file in chunks that never split a township (the uniqueness rules are per township; record ids
+are already unique per batch), the load reads it with SQL. Memory stays bounded whatever the
+batch's size.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from warehouse.db import memory_limit, sql_literal
@@ -38,7 +40,7 @@ class ParsedTable:
     rows: int
 
     def frame(self) -> pd.DataFrame:
-        """The whole table (small batches and tests); `_row` becomes the index."""
+        """The whole table (small batches and tests), indexed by `_row` (the rows' positions)."""
         return self.read(0, self.rows) if self.rows else _empty_frame(self.path)
 
     def chunk_ranges(self, chunk_rows: int | None) -> list[tuple[int, int]]:
@@ -67,16 +69,22 @@ class ParsedTable:
         return ranges
 
     def read(self, start: int, stop: int) -> pd.DataFrame:
-        """Rows start..stop-1 (row groups outside the range are skipped), indexed by `_row`.
+        """Rows start..stop-1 (only the row groups holding them are read), indexed by `_row`.
         Read with pyarrow: its conversion to pandas is faster than DuckDB's `.df()` for the text
         columns, with the same dtypes (docs/performance.md)."""
         import pyarrow.parquet as pq
 
-        rows = pq.read_table(self.path, filters=[("_row", ">=", start), ("_row", "<", stop)])
-        if np.any(np.diff(rows.column("_row").to_numpy()) < 0):
-            rows = rows.sort_by("_row")
-        df = rows.to_pandas().set_index("_row")
-        df.index.name = None
+        parquet = pq.ParquetFile(self.path)
+        groups, first, offset = [], start, 0  # the row groups holding the rows; the first one's first row
+        for i in range(parquet.metadata.num_row_groups):
+            n = parquet.metadata.row_group(i).num_rows
+            if offset < stop and offset + n > start:
+                first = offset if not groups else first
+                groups.append(i)
+            offset += n
+        rows = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
+        df = rows.slice(start - first, stop - start).to_pandas()
+        df.index = pd.RangeIndex(start, start + len(df))
         return df
 
     def chunks(self, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
@@ -88,7 +96,7 @@ class ParsedTable:
 def _empty_frame(path: Path) -> pd.DataFrame:
     con = quiet_connect()
     try:
-        return con.execute("select * exclude (_row) from read_parquet(?) limit 0", [str(path)]).df()
+        return con.execute("select * from read_parquet(?) limit 0", [str(path)]).df()
     finally:
         con.close()
 
@@ -140,7 +148,7 @@ class ParsedSink:
         self.con.execute(f'insert into "{table}" by name {select_sql}')
 
     def finish(self) -> dict[str, ParsedTable]:
-        """Every table as Parquet sorted by township (then file and row), `_row` first."""
+        """Every table as Parquet sorted by township (then file and row): a row's position is its `_row`."""
         out = {}
         for table in self.tables:
             source = self._rows(table)
@@ -151,8 +159,7 @@ class ParsedSink:
             path = self.directory / f"{table}.parquet"
             # snappy: scratch files, read twice and deleted; written faster than zstd (docs/performance.md)
             (rows,) = self.con.execute(
-                f"copy (select row_number() over (order by {order}) - 1 as _row, * from {source} order by _row) "
-                "to ? (format parquet, compression snappy)",
+                f"copy (select * from {source} order by {order}) to ? (format parquet, compression snappy)",
                 [str(path)],
             ).fetchone()
             out[table] = ParsedTable(table, path, int(rows))
@@ -219,6 +226,13 @@ def _scratch_database() -> duckdb.DuckDBPyConnection:
         if _SCRATCH is None or _SCRATCH[0] != os.getpid():
             _SCRATCH = (os.getpid(), duckdb.connect(":memory:"))
         return _SCRATCH[1]
+
+
+# The parsed rows of a Parquet file with their `_row` (position) first, as DuckDB reads them; the
+# file's path is the parameter `path` (ParsedTable: the rows are not numbered in the file).
+ROW_POSITION = (
+    "(select file_row_number as _row, * exclude (file_row_number) from read_parquet($path, file_row_number = true))"
+)
 
 
 def remove_parsed(directory: Path) -> None:
