@@ -272,3 +272,23 @@ def test_in_memory_scratch_connections_keep_their_frames_and_keys_apart():
             con.execute("select pseudonym(v) from incoming")
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 100), (5, 23), (14, 21), (98, 100), (0, 1), (20, 20)])
+def test_a_range_of_rows_is_read_by_position_across_row_groups(tmp_path, start, stop):
+    """A parsed table does not store `_row`: a row's position in the file is its number, and a
+    range is read from the row groups that hold it (here 7 rows each)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from warehouse.sources.parsed import ParsedTable
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"n": range(100), "text": [f"r{i}" for i in range(100)]}), path, row_group_size=7)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 15
+    table = ParsedTable("t", path, 100)
+    got = table.read(start, stop)
+    assert list(got.index) == list(range(start, stop))
+    assert got["n"].tolist() == list(range(start, stop)) and got["text"].tolist() == [
+        f"r{i}" for i in range(start, stop)
+    ]
