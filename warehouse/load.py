@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from warehouse.db import rollback, sql, statements
-from warehouse.sources.parsed import ROW_POSITION
+from warehouse.sources.parsed import PARSED_ROWS
 from warehouse.sources.schema import staging_select
 from warehouse.supersede import close_superseded
 from warehouse.watermark import advance_watermark
@@ -227,7 +227,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, batch: BatchInfo, t: TableLoad, 
             select $batch_id, $source, $table, d._source_file, d._row_number, d.township_code,
                    {_key_expr(t.key, "d")}, f.rules, f.message_zh, f.message_en,
                    to_json(d), $now, null, null
-            from (select * from {ROW_POSITION} where _row in (select _row from failures)) d
+            from (select * from {PARSED_ROWS} where _row in (select _row from failures)) d
             join (select _row, list(distinct rule order by rule) as rules,
                          string_agg(distinct message_zh, '；' order by message_zh) as message_zh,
                          string_agg(distinct message_en, '; ' order by message_en) as message_en

@@ -244,9 +244,8 @@ def test_spreadsheet_groups_balance_over_the_workers(files, per_group, workers, 
 
 
 def test_in_memory_scratch_connections_keep_their_frames_and_keys_apart():
-    """quiet_connect() hands out cursors on one in-memory database per process: what one
-    registers or defines (a frame, the pseudonym macro with its key) is its own, also on threads
-    at once, and goes with it."""
+    """What an in-memory quiet_connect() registers or defines (a frame, the pseudonym macro with
+    its key) is its own, also on threads at once, and goes with it."""
     from concurrent.futures import ThreadPoolExecutor
 
     from warehouse.sources.parsed import quiet_connect

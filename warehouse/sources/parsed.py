@@ -5,7 +5,7 @@ spilling to disk), never into one pandas frame: JSON pages in one SQL statement,
 group of files at a time. Each table is then written as one Parquet file sorted by township
 (then file and row). A row is known by its 0-based position in that file, `_row`: it is not
 stored (numbering the rows in the sort took a second sort: docs/performance.md) but read back as
-the position (ParsedTable.read; DuckDB's `file_row_number`: ROW_POSITION). Validation reads the
+the position (ParsedTable.read; DuckDB's `file_row_number`: PARSED_ROWS). Validation reads the
 file in chunks that never split a township (the uniqueness rules are per township; record ids
 are already unique per batch), the load reads it with SQL. Memory stays bounded whatever the
 batch's size.
@@ -13,9 +13,7 @@ batch's size.
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,15 +73,16 @@ class ParsedTable:
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(self.path)
-        groups, first, offset = [], start, 0  # the row groups holding the rows; the first one's first row
+        holding, offset = [], 0  # (row group, its first row) of the groups holding rows start..stop-1
         for i in range(parquet.metadata.num_row_groups):
             n = parquet.metadata.row_group(i).num_rows
             if offset < stop and offset + n > start:
-                first = offset if not groups else first
-                groups.append(i)
+                holding.append((i, offset))
             offset += n
-        rows = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
-        df = rows.slice(start - first, stop - start).to_pandas()
+        if not holding:
+            return parquet.schema_arrow.empty_table().to_pandas()
+        rows = parquet.read_row_groups([i for i, _ in holding])
+        df = rows.slice(start - holding[0][1], stop - start).to_pandas()
         df.index = pd.RangeIndex(start, start + len(df))
         return df
 
@@ -202,35 +201,19 @@ def write_frame(df: pd.DataFrame, path: Path) -> Path:
 def quiet_connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that prints no progress bars (they would fill run logs). A scratch
     file's memory is capped (it spills beside the file); an in-memory one holds a group of
-    files at most, and is a cursor on the process's one in-memory database: starting a DuckDB
-    database takes ~25 ms, a cursor well under 1 ms, and a parse opened several for each group of
-    files (docs/performance.md). A cursor's registered frames, temporary tables and settings are
-    its own, and go when it is closed."""
+    files at most, and is a database of its own: closing it returns its memory (cursors on one
+    database per process kept ~100 MB more in a province's training parse: docs/performance.md)."""
     if path is None:
-        con = _scratch_database().cursor()
+        con = duckdb.connect(":memory:")
     else:
         con = duckdb.connect(str(path), config={"memory_limit": memory_limit()})
     con.execute("set enable_progress_bar = false")  # no progress bars in run logs
     return con
 
 
-_SCRATCH: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (process id, its in-memory database)
-_SCRATCH_LOCK = threading.Lock()
-
-
-def _scratch_database() -> duckdb.DuckDBPyConnection:
-    """This process's in-memory DuckDB database, started on first use (a child process starts
-    its own)."""
-    global _SCRATCH
-    with _SCRATCH_LOCK:
-        if _SCRATCH is None or _SCRATCH[0] != os.getpid():
-            _SCRATCH = (os.getpid(), duckdb.connect(":memory:"))
-        return _SCRATCH[1]
-
-
-# The parsed rows of a Parquet file with their `_row` (position) first, as DuckDB reads them; the
+# A parsed table's rows with their `_row` (position in the file) first, as DuckDB reads them; the
 # file's path is the parameter `path` (ParsedTable: the rows are not numbered in the file).
-ROW_POSITION = (
+PARSED_ROWS = (
     "(select file_row_number as _row, * exclude (file_row_number) from read_parquet($path, file_row_number = true))"
 )
 

@@ -139,7 +139,7 @@ def _unpacked(package: zipfile.ZipFile, data: bytes, info: zipfile.ZipInfo, limi
         raise EOFError("the package ends inside an entry")
     out = crc = 0
     chunks = (
-        (compressed[i : i + _CHUNK] for i in range(0, len(compressed), _CHUNK))
+        (bytes(compressed[i : i + _CHUNK]) for i in range(0, len(compressed), _CHUNK))
         if info.compress_type == zipfile.ZIP_STORED
         else _inflated(compressed)
     )
