@@ -243,36 +243,6 @@ def test_spreadsheet_groups_balance_over_the_workers(files, per_group, workers, 
     assert [min(size, files - start) for start in range(0, files, size)] == sizes
 
 
-def test_in_memory_scratch_connections_keep_their_frames_and_keys_apart():
-    """What an in-memory quiet_connect() registers or defines (a frame, the pseudonym macro with
-    its key) is its own, also on threads at once, and goes with it."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from warehouse.sources.parsed import quiet_connect
-    from warehouse.sources.pseudonym import install_pseudonym_macro, pseudonym
-
-    def hashes(key: bytes) -> list[str]:
-        con = quiet_connect()
-        try:
-            install_pseudonym_macro(con, key)
-            con.register("incoming", pd.DataFrame({"v": [f"35010{i}" for i in range(2000)]}))
-            return [r[0] for r in con.execute("select pseudonym(v) from incoming order by v").fetchall()]
-        finally:
-            con.close()
-
-    keys = [f"key-{k}".encode() for k in range(8)]
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(hashes, keys))
-    for key, got in zip(keys, results, strict=True):
-        assert got == [pseudonym(v, key) for v in sorted(f"35010{i}" for i in range(2000))]
-    con = quiet_connect()
-    try:
-        with pytest.raises(Exception, match="incoming|pseudonym"):
-            con.execute("select pseudonym(v) from incoming")
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize(("start", "stop"), [(0, 100), (5, 23), (14, 21), (98, 100), (0, 1), (20, 20)])
 def test_a_range_of_rows_is_read_by_position_across_row_groups(tmp_path, start, stop):
     """A parsed table does not store `_row`: a row's position in the file is its number, and a

@@ -39,7 +39,7 @@ class ParsedTable:
 
     def frame(self) -> pd.DataFrame:
         """The whole table (small batches and tests), indexed by `_row` (the rows' positions)."""
-        return self.read(0, self.rows) if self.rows else _empty_frame(self.path)
+        return self.read(0, self.rows)
 
     def chunk_ranges(self, chunk_rows: int | None) -> list[tuple[int, int]]:
         """`_row` ranges [start, stop) of at least `chunk_rows` rows (None: one range), cut only
@@ -79,8 +79,8 @@ class ParsedTable:
             if offset < stop and offset + n > start:
                 holding.append((i, offset))
             offset += n
-        if not holding:
-            return parquet.schema_arrow.empty_table().to_pandas()
+        if not holding:  # an empty table: its columns, typed as DuckDB types them
+            return _empty_frame(self.path)
         rows = parquet.read_row_groups([i for i, _ in holding])
         df = rows.slice(start - holding[0][1], stop - start).to_pandas()
         df.index = pd.RangeIndex(start, start + len(df))
