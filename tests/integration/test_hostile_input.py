@@ -1,8 +1,9 @@
 """Hostile input end to end, as a user runs it (`fazhi` subprocesses on the session's Prefect
-test server): a drop folder holding a sparse-grid workbook, a zip bomb, links, lock and hidden
-files, under a memory cap; and the whole demo in a home whose path holds `'`, spaces, `;` and
-Chinese. The run ends, the other sources publish, the figures the bad input does not feed equal
-the clean run's, and the refusal names the file."""
+test server): a drop folder holding a sparse-grid workbook, a zip bomb, a workbook whose zip
+entry is flagged encrypted, links, lock and hidden files, under a memory cap; and the whole demo
+in a home whose path holds `'`, spaces, `;` and Chinese. The run ends, the other sources
+publish, the figures the bad input does not feed equal the clean run's, and the refusal names
+the file."""
 
 from __future__ import annotations
 
@@ -52,8 +53,12 @@ def test_hostile_drop_files_are_refused_by_name_and_the_others_publish(tmp_path,
     (home / "secrets").mkdir()
     (home / "secrets" / "hmac.key").write_text("k" * 64)
     hostile.link(data / "training", f"{mini.B}_2022_学法培训台账.xlsx", home / "secrets" / "hmac.key")
-    # returns: a zip bomb (300 MB of XML, 20 million cells, in a 1.7 MB file)
+    # returns: a zip bomb (300 MB of XML, 20 million cells, in a 1.7 MB file), and a return whose
+    # zip entry is flagged encrypted (zipfile's bare RuntimeError went through the guard)
     bomb = hostile.zip_bomb_workbook(data / "returns" / f"{mini.B}_2022_年度报表.xlsx")
+    encrypted = hostile.encrypted_entry_workbook(
+        data / "returns" / f"{mini.A}_2022_年度报表.xlsx", data / "returns" / f"{mini.A}_2023_年度报表.xlsx"
+    )
     # enforcement: a link to pages outside the folder and a hidden page, each with an extra act
     good, _ = mini.enforcement_records()
     outside = tmp_path / "outside"
@@ -69,6 +74,7 @@ def test_hostile_drop_files_are_refused_by_name_and_the_others_publish(tmp_path,
     refused = _refused_files(home)
     assert "sheet 活动登记 spans A1:XFD1048576" in refused[sparse.name]
     assert "the workbook unpacks to more than 268,435,456 bytes" in refused[bomb.name]
+    assert "the xlsx file is damaged or incomplete" in refused[encrypted.name]
     published = home / "published" / "fazhi.duckdb"
     # the figures the refused files do not feed publish as in the clean run
     assert len(_figures(clean, PAGES_ONLY)) == 90  # 15 indicators × 2 years × 2 townships and the county

@@ -135,16 +135,10 @@ def test_an_entry_whose_bytes_were_altered_is_refused_by_its_crc(tmp_path):
 
 
 def test_an_encrypted_zip_entry_is_refused_as_a_file_not_a_crash(tmp_path):
-    path = tmp_path / "350481101_2023_学法培训台账.xlsx"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("xl/workbook.xml", "<workbook/>")
-    data = bytearray(path.read_bytes())
-    for header in (b"PK\x03\x04", b"PK\x01\x02"):  # the encrypted flag in both headers
-        at = data.index(header)
-        flag_at = at + (6 if header == b"PK\x03\x04" else 8)
-        struct.pack_into("<H", data, flag_at, struct.unpack_from("<H", data, flag_at)[0] | 0x1)
-    path.write_bytes(bytes(data))
-    assert _refusal(path).rule == "file-format"
+    mini.write_returns(tmp_path / "r")
+    whole = tmp_path / "r" / f"{mini.A}_2023_年度报表.xlsx"
+    err = _refusal(hostile.encrypted_entry_workbook(tmp_path / "350481101_2022_年度报表.xlsx", whole))
+    assert err.rule == "file-format" and "damaged or incomplete" in err.message_en
 
 
 def test_a_zip_that_is_not_an_xlsx_workbook_is_refused(tmp_path):
