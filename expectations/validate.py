@@ -19,9 +19,11 @@ position), so each failing element points back at its row. GX stays the engine f
 
 Cost at scale: the suite runs in parts, each on a frame of only the columns it reads; a part
 whose rules judge a row by its own values alone runs on the distinct value combinations
-(`_distinct`), its failures mapped back to every row; a large table is read in chunks of whole
-townships, by worker processes from POOL_MIN_CHUNKS chunks. The township list reaches GX as a
-named set (expectations/custom.py), not as a value_set GX would copy for every expectation.
+(`_distinct`), its failures mapped back to every row, and a run on a few distinct values is
+remembered for the next chunk that meets the same values (`_run_remembered`); a large table is
+read in chunks of whole townships, by worker processes from POOL_MIN_CHUNKS chunks. The township
+list reaches GX as a named set (expectations/custom.py), not as a value_set GX would copy for
+every expectation.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import multiprocessing
 import os
 import threading
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,6 +98,7 @@ def register_suite(table: str, path: Path) -> None:
         _SUITES[table] = path
         for cached in (_parts, _suite_and_batch_definition, _row_wise):
             cached.cache_clear()
+        _REMEMBERED.clear()
 
 
 def load_suite_doc(table: str) -> dict:
@@ -364,8 +368,9 @@ def _validate_frame(table: str, frame: pd.DataFrame, params: dict, context: dict
         else:
             data = frame[[c for c in columns if c in frame.columns and not _is_list_column(frame[c])]]
         if _row_wise(table, part) and len(data.columns):
-            distinct, of_row = _distinct(data)
-            fold.add(_run(table, part, distinct, params), len(data), context, (data.index.to_numpy(), of_row, distinct))
+            distinct, of_row, digest = _distinct(data)
+            outcomes = _run_remembered(table, part, distinct, digest, params)
+            fold.add(outcomes, len(data), context, (data.index.to_numpy(), of_row, distinct))
         else:
             fold.add(_run(table, part, data, params), len(data), context)
     return fold
@@ -414,10 +419,13 @@ def _selected(frame: pd.DataFrame | None, condition) -> np.ndarray | bool | None
     return chosen.to_numpy(dtype=bool)
 
 
-def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The distinct rows of `data` (indexed 0..k-1) and, for each row of `data`, the number of
-    its distinct row. Most columns hold few values (dates, codes, categories): GX's per-value
-    work then runs on hundreds of rows instead of hundreds of thousands."""
+def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, bytes | None]:
+    """The distinct rows of `data` (indexed 0..k-1), for each row of `data` the number of its
+    distinct row, and, when there are at most REMEMBERED_ROWS distinct rows, a digest of them
+    (_run_remembered). Most columns hold few values (dates, codes, categories): GX's per-value
+    work then runs on hundreds of rows instead of hundreds of thousands. A digested set of
+    distinct rows is put in the order of its rows' hashes, so the same values make the same
+    frame in every chunk, whichever order the chunk's rows came in."""
     if data.shape[1] == 1:  # most parts: one column, factorized without a groupby
         of_row, _ = pd.factorize(data.iloc[:, 0], use_na_sentinel=False)
     else:
@@ -425,9 +433,55 @@ def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     # numbered in order of first appearance: a row is its group's first when its number exceeds
     # every number before it (no sort)
     first = np.flatnonzero(np.r_[True, of_row[1:] > np.maximum.accumulate(of_row)[:-1]]) if len(of_row) else []
+    digest = None
+    if len(first) <= REMEMBERED_ROWS:
+        hashes = pd.util.hash_pandas_object(data.iloc[first], index=False).to_numpy()
+        order = np.argsort(hashes, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        first, of_row = np.asarray(first)[order], rank[of_row]
+        digest = hashes[order].tobytes()
     distinct = data.iloc[first]
     distinct.index = pd.RangeIndex(len(first))
-    return distinct, of_row
+    return distinct, of_row, digest
+
+
+# GX's fixed cost per run (~10 ms, and a few ms per expectation: docs/performance.md) is most of
+# a run on a few distinct values; the chunks of a table (and the tables of one source's batches)
+# repeat the same few values part after part, so a run on at most REMEMBERED_ROWS distinct rows
+# is remembered, and the last REMEMBERED_RUNS of them are reused when the same part meets the
+# same rows with the same parameters.
+REMEMBERED_ROWS = 2_000
+REMEMBERED_RUNS = 512
+_REMEMBERED: OrderedDict[tuple, tuple[pd.DataFrame, list]] = OrderedDict()
+_REMEMBERED_LOCK = threading.Lock()
+
+
+def _run_remembered(table: str, part: str, distinct: pd.DataFrame, digest: bytes | None, params: dict) -> list:
+    """_run on a frame of distinct rows, or the outcome of the same run remembered: the same
+    suite part, parameters, columns, types and rows (by digest, then compared)."""
+    if digest is None:
+        return _run(table, part, distinct, params)
+    key = (
+        table,
+        part,
+        str(suite_path(table)),
+        tuple(sorted((k, repr(v)) for k, v in params.items())),
+        tuple(distinct.columns),
+        tuple(str(t) for t in distinct.dtypes),
+        digest,
+    )
+    with _REMEMBERED_LOCK:
+        hit = _REMEMBERED.get(key)
+        if hit is not None and hit[0].equals(distinct):
+            _REMEMBERED.move_to_end(key)
+            return hit[1]
+    outcomes = _run(table, part, distinct, params)
+    with _REMEMBERED_LOCK:
+        _REMEMBERED[key] = (distinct, outcomes)
+        while len(_REMEMBERED) > REMEMBERED_RUNS:
+            _REMEMBERED.popitem(last=False)
+    return outcomes
 
 
 @dataclass

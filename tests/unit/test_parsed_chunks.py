@@ -68,6 +68,29 @@ def test_chunked_validation_equals_whole_frame_validation(batches, source):
         assert chunked.batch_errors == whole.batch_errors
 
 
+def test_chunks_repeating_values_reuse_remembered_runs_with_the_same_outcome(batches, monkeypatch):
+    """A GX run on the distinct values of a part is remembered (expectations/validate.py
+    _run_remembered): chunks meeting the same values with the same parameters run GX fewer
+    times, and the validation is what it is without remembering."""
+    from expectations import validate
+
+    root, landed = batches
+    (parsed,) = parse_batch(landed["enforcement"], KEY, root / "remembered").values()
+    assert len(parsed.chunk_ranges(1)) >= 3
+    calls = []
+    run = validate._run
+    monkeypatch.setattr(validate, "_run", lambda *args: calls.append(args[1]) or run(*args))
+    validate._REMEMBERED.clear()
+    remembered = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1)
+    remembered_calls, calls[:] = len(calls), []
+    monkeypatch.setattr(validate, "REMEMBERED_ROWS", -1)  # nothing remembered
+    every_run = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1)
+    assert remembered_calls < len(calls) - 10
+    assert not remembered.failures.empty
+    for a, b in zip(_comparable(remembered), _comparable(every_run), strict=True):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
 def test_identifier_lists_gathered_in_pieces_equal_one_piece(batches, tmp_path, monkeypatch):
     """The officers' certificate numbers, hashed once per distinct value and gathered back into
     each record's list a piece of records at a time (bounded memory at national scale), give
