@@ -18,10 +18,12 @@ is neither a model of the run nor a table or view of the database, a cycle, and 
 
 A table whose SQL ends in `order by` and whose order begins with the `sorted_in_pieces` columns
 is built piece by piece: rows of one value of the leading columns and a range of the last one,
-at most PIECE_ROWS rows each, sorted and appended in order. The table's rows and their order are
-those of the whole statement, but DuckDB's sort of a large table does not spill enough (the
-evidence table ran out of memory under 256 MB at province scale: docs/performance.md), while a
-piece's sort needs memory for its rows only.
+as many rows each as the connection's memory cap allows (PIECE_ROW_BYTES a row), sorted and
+appended in order. The table's rows and their order are those of the whole statement, but
+DuckDB's sort of a large table does not spill enough (the evidence table ran out of memory under
+256 MB at province scale: docs/performance.md), while a piece's sort needs memory for its rows
+only. Each piece reads the whole statement again (its rows are not clustered by the piece's
+keys), so pieces are as large as the memory allows, not smaller.
 
 Temp models (`temp.<name>`) hand data to the models after them and are dropped once the last of
 their readers is built. `statement` models are parameterised statements run by their callers
@@ -38,13 +40,18 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.db import WAREHOUSE_DIR
+from warehouse.db import WAREHOUSE_DIR, memory_limit_bytes
 
 MODELS_DIR = WAREHOUSE_DIR / "models"
 MATERIALIZATIONS = ("table", "view", "temp", "statement")
 _HEADER = re.compile(r"^--\s*(model|materialized|reads|grain|tags|sorted_in_pieces)\s*:\s*(.*?)\s*$")
 _ORDER_BY = re.compile(r"\border\s+by\s+([^()]*?)\s*;?\s*$", re.I | re.S)
-PIECE_ROWS = 1_000_000  # rows sorted at once by a model built in pieces
+# Memory a piece's sort may take per row: mart.indicator_evidence ran out of memory in pieces of
+# 8,000,000 rows under 768MB (~96 bytes a row) and in one sort of 3.7 million under 512MB (~138);
+# pieces of 1,000,000 rows complete under 256MB (docs/performance.md).
+PIECE_ROW_BYTES = 256
+PIECE_ROWS: int | None = None  # rows sorted at once, when set; else the memory cap / PIECE_ROW_BYTES
+MIN_PIECE_ROWS = 100_000
 _TAGGED = re.compile(r"\{\{\s*tagged\(\s*'(\w+)'\s*\)\s*\}\}")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
@@ -204,7 +211,7 @@ def _build_in_pieces(con: duckdb.DuckDBPyConnection, m: Model, body: str, params
     con.execute(f"create or replace table {m.relation} as select * from ({rows}) limit 0", params or None)
     *leading, last = [f'"{k}"' for k in keys]
     where = " and ".join([f"{c} = $__lead{j}" for j, c in enumerate(leading)] + [f"{last} between $__lo and $__hi"])
-    for lead, lo, hi in _pieces(counts):
+    for lead, lo, hi in _pieces(counts, piece_rows(con)):
         piece = dict(params) | {f"__lead{j}": v for j, v in enumerate(lead)} | {"__lo": lo, "__hi": hi}
         con.execute(f"insert into {m.relation} select * from ({rows}) where {where} order by {match[1]}", piece)
     (built,) = con.execute(f"select count(*) from {m.relation}").fetchone()
@@ -212,15 +219,24 @@ def _build_in_pieces(con: duckdb.DuckDBPyConnection, m: Model, body: str, params
         raise RuntimeError(f"{m}: built {built} rows in pieces, the statement gives {sum(n for *_, n in counts)}")
 
 
-def _pieces(counts: list[tuple]) -> list[tuple[tuple, object, object]]:
+def piece_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows sorted at once by a model built in pieces: PIECE_ROWS when set, else as many as the
+    connection's memory cap holds at PIECE_ROW_BYTES a row (at least MIN_PIECE_ROWS)."""
+    if PIECE_ROWS:
+        return PIECE_ROWS
+    cap = memory_limit_bytes(con)
+    return max(MIN_PIECE_ROWS, (cap or 0) // PIECE_ROW_BYTES)
+
+
+def _pieces(counts: list[tuple], limit: int) -> list[tuple[tuple, object, object]]:
     """(leading values, first and last value of the last key) of consecutive pieces of at most
-    PIECE_ROWS rows (one value of every key more, if it alone is larger), from `counts`: the
+    `limit` rows (one value of every key more, if it alone is larger), from `counts`: the
     keys' values in order, each with its rows. A piece never spans two values of the leading keys."""
     pieces: list[tuple[tuple, object, object]] = []
     size = 0
     for *key, n in counts:
         lead, last = tuple(key[:-1]), key[-1]
-        if pieces and pieces[-1][0] == lead and size + n <= PIECE_ROWS:
+        if pieces and pieces[-1][0] == lead and size + n <= limit:
             pieces[-1] = (lead, pieces[-1][1], last)
             size += n
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import threading
 from functools import cache
 from pathlib import Path
@@ -43,6 +44,22 @@ MEMORY_LIMIT = "768MB"
 
 def memory_limit() -> str:
     return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
+
+
+_SIZE = re.compile(r"^\s*([\d.]+)\s*(bytes|[KMGTP]i?B)\s*$", re.I)
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The connection's memory cap in bytes (DuckDB shows it as `732.4 MiB`), None when it
+    cannot be read."""
+    (shown,) = con.execute("select current_setting('memory_limit')").fetchone()
+    match = _SIZE.match(str(shown))
+    if not match:
+        return None
+    number, unit = float(match[1]), match[2].lower()
+    if unit == "bytes":
+        return int(number)
+    return int(number * (1024 if "i" in unit else 1000) ** ("kmgtp".index(unit[0]) + 1))
 
 
 # Rows per row group in the files this project writes (the working and the analyst database, a

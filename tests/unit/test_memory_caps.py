@@ -36,3 +36,20 @@ def test_the_warehouse_and_the_parse_are_capped(tmp_path, monkeypatch, override)
             assert _limit(con) == expected
         finally:
             con.close()
+
+
+@pytest.mark.parametrize(
+    "limit, cap_bytes", [("256MB", 256_000_000), ("768MB", 768_000_000), ("2GiB", 2 * 2**30), ("3GB", 3_000_000_000)]
+)
+def test_a_model_sorted_in_pieces_takes_as_many_rows_as_the_cap_holds(limit, cap_bytes):
+    """Each piece reads the whole statement again: pieces as large as the memory cap allows
+    (warehouse/dag.py piece_rows), from the cap as DuckDB shows it (`732.4 MiB`)."""
+    from warehouse import dag
+    from warehouse.db import memory_limit_bytes
+
+    con = duckdb.connect(config={"memory_limit": limit})
+    try:
+        assert memory_limit_bytes(con) == pytest.approx(cap_bytes, rel=0.05)  # shown to a tenth of its unit
+        assert dag.piece_rows(con) == pytest.approx(cap_bytes / dag.PIECE_ROW_BYTES, rel=0.05)
+    finally:
+        con.close()

@@ -163,14 +163,10 @@ def test_a_table_sorted_in_pieces_has_the_rows_and_order_of_one_sort(tmp_path, c
         {"materialized": "table", "reads": "src.facts", "sorted_in_pieces": "year, township_code"},
         body,
     )
-    pieces = dag._pieces(con.execute(
-        "select year, township_code, count(*) from src.facts group by all order by all"
-    ).fetchall())  # fmt: skip
-    monkeypatch.setattr(dag, "PIECE_ROWS", 10)
-    small = dag._pieces(con.execute(
-        "select year, township_code, count(*) from src.facts group by all order by all"
-    ).fetchall())  # fmt: skip
+    counts = con.execute("select year, township_code, count(*) from src.facts group by all order by all").fetchall()
+    pieces, small = dag._pieces(counts, dag.piece_rows(con)), dag._pieces(counts, 10)
     assert len(pieces) == 3 and len(small) > 2 * len(pieces)  # one per year, then many per year
+    monkeypatch.setattr(dag, "PIECE_ROWS", 10)
     dag.build(con, dag.load_models(model))
     assert con.execute("select * from mart.facts").fetchall() == whole
 
