@@ -447,14 +447,47 @@ def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, bytes | Non
 
 
 # GX's fixed cost per run (~10 ms, and a few ms per expectation: docs/performance.md) is most of
-# a run on a few distinct values; the chunks of a table (and the tables of one source's batches)
-# repeat the same few values part after part, so a run on at most REMEMBERED_ROWS distinct rows
-# is remembered, and the last REMEMBERED_RUNS of them are reused when the same part meets the
-# same rows with the same parameters.
+# a run on a few distinct values, and the chunks of a table repeat the same few values part after
+# part: a run on at most REMEMBERED_ROWS distinct rows is remembered (the latest runs, holding at
+# most REMEMBERED_TOTAL_ROWS rows in all), and reused when the same part meets the same rows with
+# the same parameters.
 REMEMBERED_ROWS = 2_000
-REMEMBERED_RUNS = 512
-_REMEMBERED: OrderedDict[tuple, tuple[pd.DataFrame, list]] = OrderedDict()
-_REMEMBERED_LOCK = threading.Lock()
+REMEMBERED_TOTAL_ROWS = 50_000
+
+
+class _Remembered:
+    """GX runs by key (_run_remembered) with the frame they ran on; the oldest are forgotten
+    beyond REMEMBERED_TOTAL_ROWS rows."""
+
+    def __init__(self):
+        self.runs: OrderedDict[tuple, tuple[pd.DataFrame, list]] = OrderedDict()
+        self.rows = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, frame: pd.DataFrame) -> list | None:
+        with self.lock:
+            hit = self.runs.get(key)
+            if hit is None or not hit[0].equals(frame):
+                return None
+            self.runs.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple, frame: pd.DataFrame, outcomes: list) -> None:
+        with self.lock:
+            if key in self.runs:
+                self.rows -= len(self.runs.pop(key)[0])
+            self.runs[key] = (frame, outcomes)
+            self.rows += len(frame)
+            while self.rows > REMEMBERED_TOTAL_ROWS:
+                self.rows -= len(self.runs.popitem(last=False)[1][0])
+
+    def clear(self) -> None:
+        with self.lock:
+            self.runs.clear()
+            self.rows = 0
+
+
+_REMEMBERED = _Remembered()
 
 
 def _run_remembered(table: str, part: str, distinct: pd.DataFrame, digest: bytes | None, params: dict) -> list:
@@ -471,16 +504,10 @@ def _run_remembered(table: str, part: str, distinct: pd.DataFrame, digest: bytes
         tuple(str(t) for t in distinct.dtypes),
         digest,
     )
-    with _REMEMBERED_LOCK:
-        hit = _REMEMBERED.get(key)
-        if hit is not None and hit[0].equals(distinct):
-            _REMEMBERED.move_to_end(key)
-            return hit[1]
-    outcomes = _run(table, part, distinct, params)
-    with _REMEMBERED_LOCK:
-        _REMEMBERED[key] = (distinct, outcomes)
-        while len(_REMEMBERED) > REMEMBERED_RUNS:
-            _REMEMBERED.popitem(last=False)
+    outcomes = _REMEMBERED.get(key, distinct)
+    if outcomes is None:
+        outcomes = _run(table, part, distinct, params)
+        _REMEMBERED.put(key, distinct, outcomes)
     return outcomes
 
 

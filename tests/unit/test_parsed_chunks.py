@@ -91,6 +91,22 @@ def test_chunks_repeating_values_reuse_remembered_runs_with_the_same_outcome(bat
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+def test_remembered_runs_hold_a_bounded_number_of_rows(monkeypatch):
+    """The oldest remembered runs are forgotten beyond REMEMBERED_TOTAL_ROWS rows; a run is
+    reused only on the rows it ran on."""
+    from expectations import validate
+
+    monkeypatch.setattr(validate, "REMEMBERED_TOTAL_ROWS", 10)
+    remembered = validate._Remembered()
+    frames = [pd.DataFrame({"x": range(k, k + 4)}) for k in range(3)]
+    for i, frame in enumerate(frames):
+        remembered.put(("part", i), frame, [i])
+    assert remembered.rows == 8 and list(remembered.runs) == [("part", 1), ("part", 2)]
+    assert remembered.get(("part", 2), frames[2].copy()) == [2]
+    assert remembered.get(("part", 2), frames[1]) is None  # the same key, other rows
+    assert remembered.get(("part", 0), frames[0]) is None  # forgotten
+
+
 def test_identifier_lists_gathered_in_pieces_equal_one_piece(batches, tmp_path, monkeypatch):
     """The officers' certificate numbers, hashed once per distinct value and gathered back into
     each record's list a piece of records at a time (bounded memory at national scale), give
