@@ -492,13 +492,13 @@ _REMEMBERED = _Remembered()
 
 def _run_remembered(table: str, part: str, distinct: pd.DataFrame, digest: bytes | None, params: dict) -> list:
     """_run on a frame of distinct rows, or the outcome of the same run remembered: the same
-    suite part, parameters, columns, types and rows (by digest, then compared)."""
+    suite part, parameters, columns, types and rows (by digest, then compared). A suite
+    registered anew forgets every run (register_suite)."""
     if digest is None:
         return _run(table, part, distinct, params)
     key = (
         table,
         part,
-        str(suite_path(table)),
         tuple(sorted((k, repr(v)) for k, v in params.items())),
         tuple(distinct.columns),
         tuple(str(t) for t in distinct.dtypes),
