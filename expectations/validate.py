@@ -44,6 +44,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from expectations import configuration_memo
 from expectations.clock import latest_allowed_at
 
 SUITES_DIR = Path(__file__).parent
@@ -117,6 +118,7 @@ def _context():
     # GX fingerprints every dataframe batch under 1 GB (pandas' hash of every cell, md5) into
     # a batch marker nothing here reads: ~12 % of the validation stage (docs/performance.md)
     pandas_execution_engine.HASH_THRESHOLD = 0
+    configuration_memo.install()  # each expectation's configuration built once per run, not per read
     return context
 
 
@@ -323,7 +325,8 @@ def _run(table: str, part: str, data: pd.DataFrame, params: dict) -> list:
     if not suite.expectations:
         return []
     batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
-    return batch.validate(suite, expectation_parameters=params, result_format=_RESULT_FORMAT).results
+    with configuration_memo.one_run():
+        return batch.validate(suite, expectation_parameters=params, result_format=_RESULT_FORMAT).results
 
 
 def _named_sets(params: dict) -> tuple[dict, dict[str, frozenset]]:

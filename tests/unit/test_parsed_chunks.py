@@ -91,6 +91,43 @@ def test_chunks_repeating_values_reuse_remembered_runs_with_the_same_outcome(bat
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+@pytest.mark.parametrize("source", ["enforcement", "training"])
+def test_configurations_built_once_per_run_give_the_same_validation(batches, source, monkeypatch):
+    """Within a GX run each expectation's configuration is built once (expectations/
+    configuration_memo.py), not on every read: far fewer built, the same results and failures."""
+    from contextlib import nullcontext
+
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    from expectations import configuration_memo, validate
+
+    root, landed = batches
+    built = []
+    init = ExpectationConfiguration.__init__
+    monkeypatch.setattr(
+        ExpectationConfiguration, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k)
+    )
+    outcomes = []
+    for memo in (configuration_memo.one_run, nullcontext):
+        monkeypatch.setattr(configuration_memo, "one_run", memo)
+        validate._REMEMBERED.clear()
+        built.clear()
+        tables = parse_batch(landed[source], KEY, root / "memo" / source / memo.__name__)
+        outcomes.append(
+            (
+                {t: validate_table(t, p, PARAMS) for t, p in tables.items() if t not in (FILES_TABLE, ISSUES_TABLE)},
+                len(built),
+            )
+        )
+    (memoised, built_once), (every_read, built_every_read) = outcomes
+    assert built_once * 3 < built_every_read
+    assert any(not v.failures.empty for v in memoised.values()) or source != "enforcement"
+    for table, v in memoised.items():
+        for a, b in zip(_comparable(v), _comparable(every_read[table]), strict=True):
+            pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+        assert v.batch_errors == every_read[table].batch_errors
+
+
 def test_remembered_runs_hold_a_bounded_number_of_rows(monkeypatch):
     """The oldest remembered runs are forgotten beyond REMEMBERED_TOTAL_ROWS rows; a run is
     reused only on the rows it ran on."""
