@@ -367,12 +367,13 @@ def main() -> None:
     import tempfile
 
     from benchmarks.__main__ import SCALES, sample_dir
+    from warehouse.sources.parsed import FILES_PER_GROUP
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.limit")
     ap.add_argument("--scale", choices=SCALES, default="county")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    ap.add_argument("--files-per-group", type=int, default=500)
+    ap.add_argument("--files-per-group", type=int, default=FILES_PER_GROUP)
     args = ap.parse_args()
     sample, _ = sample_dir(args.scale)
     runs: dict[tuple[str, str], list[float]] = {}

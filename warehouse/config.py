@@ -86,7 +86,7 @@ class PerformanceOptions:
 
     chunk_rows: int = field(default=200_000, metadata=_AT_LEAST_1)  # rows per validation chunk
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1), metadata=_AT_LEAST_1)
-    files_per_group: int = field(default=500, metadata=_AT_LEAST_1)  # spreadsheet files parsed together
+    files_per_group: int = field(default=200, metadata=_AT_LEAST_1)  # spreadsheet files parsed together
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,9 @@ def _parse_in_sql(sink: ParsedSink, sql_parser: SqlParser, batch: LandedBatch, k
 
 def _group_size(files: int, files_per_group: int, workers: int) -> int:
     """At most files_per_group files per group; when there are several groups, a multiple of the
-    workers of them, so that the workers finish together (1,100 files, 500 a group, 2 workers: 4
-    groups of 275, not 500 + 500 + 100). One group stays one group (parsed in this process)."""
+    workers of them, so that the workers finish together (1,100 files, 200 a group, 2 workers: 6
+    groups of 184, not 5 of 200 and one of 100). One group stays one group (parsed in this
+    process)."""
     groups = -(-files // max(files_per_group, 1))
     if workers > 1 and groups > 1:
         groups = -(-groups // workers) * workers

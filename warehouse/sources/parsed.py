@@ -23,8 +23,10 @@ import pandas as pd
 
 from warehouse.db import memory_limit, sql_literal
 
-# Files parsed (and held in pandas) together for spreadsheet sources.
-FILES_PER_GROUP = 500
+# Files parsed (and held in pandas) together for spreadsheet sources: a worker's memory grows with
+# its group, so groups of a fixed size keep it flat whatever the batch (groups of 500 files were
+# balanced to 275 at province, 367 at 2x province: docs/performance.md).
+FILES_PER_GROUP = 200
 
 _DUCKDB_TYPES = {"float64": "DOUBLE", "int32": "INTEGER", "int64": "BIGINT", "bool": "BOOLEAN"}
 
