@@ -23,9 +23,9 @@ import pandas as pd
 
 from warehouse.db import memory_limit, sql_literal
 
-# Files parsed (and held in pandas) together for spreadsheet sources: a worker's memory grows with
-# its group, so groups of a fixed size keep it flat whatever the batch (groups of 500 files were
-# balanced to 275 at province, 367 at 2x province: docs/performance.md).
+# Files parsed (and held in pandas) together for spreadsheet sources. A worker's memory grows with
+# its group: groups of at most 200 files bound it whatever the batch (at most 500 were balanced to
+# 275 files at province, 367 at 2x province, 500 at national: docs/performance.md).
 FILES_PER_GROUP = 200
 
 _DUCKDB_TYPES = {"float64": "DOUBLE", "int32": "INTEGER", "int64": "BIGINT", "bool": "BOOLEAN"}
