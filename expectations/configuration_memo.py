@@ -24,16 +24,14 @@ from contextlib import contextmanager
 _LOCAL = threading.local()  # .built: {id(expectation): (expectation, configuration)} during a run
 
 
-def install() -> bool:
-    """Wrap GX's `Expectation.configuration` (once per process); False when this GX has no such
-    property (then nothing is wrapped and GX builds every configuration as before)."""
+def install() -> None:
+    """Wrap GX's `Expectation.configuration` (a second call changes nothing). A GX without such
+    a property is left as it is: it builds every configuration as before."""
     from great_expectations.expectations.expectation import Expectation
 
     current = Expectation.__dict__.get("configuration")
-    if getattr(current, "fget", None) is not None and getattr(current.fget, "_fazhi_memo", False):
-        return True
-    if not isinstance(current, property) or current.fget is None:
-        return False
+    if not isinstance(current, property) or current.fget is None or getattr(current.fget, "_fazhi_memo", False):
+        return
     build = current.fget
 
     def configuration(self):
@@ -48,7 +46,6 @@ def install() -> bool:
     configuration._fazhi_memo = True
     configuration.__doc__ = current.__doc__
     Expectation.configuration = property(configuration)
-    return True
 
 
 @contextmanager
