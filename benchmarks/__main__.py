@@ -69,6 +69,11 @@ SCALES = {
 BASELINES = {"province2x": "province"}  # the scale a scale's peak memory is compared with by default
 FLAT = 0.20  # peak memory is flat when the ratio to the baseline is within ±20 %
 DEFAULT_SEED = 20231226
+# Each round's home (and the as-run's) is removed when the benchmark ends, not when the round
+# does: ext4 passes over the inodes freed in the last minutes when it allocates new ones
+# (recently_deleted, kernel CPU for every file created), so removing a round's thousands of
+# landed files made the next round's land 2-3x slower than a run's (docs/performance.md).
+HOMES: list[Path] = []
 
 
 class TreeMemory:
@@ -280,7 +285,7 @@ def one_round(sample: Path, incremental: bool) -> dict:
             nightly_steps(settings)
             incremental_s = time.perf_counter() - t
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        HOMES.append(home)
     pipeline_s = sum(s["seconds"] for s in stages.data.values())
     return {
         "load_average_1min": load_average,
@@ -316,7 +321,7 @@ def as_run(sample: Path) -> dict:
         out = run_nightly(LocalEngine(), str(home))
         seconds = time.perf_counter() - t
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        HOMES.append(home)
     rows = sum(s.get("received_rows") or 0 for s in out["sources"].values())
     return {"seconds": seconds, "peak_mb": MEMORY.peak(), "rows": rows, "load_average_1min": load_average}
 
@@ -492,7 +497,14 @@ def main() -> None:
         ap.error("--rounds must be 1 or more")
     global MEMORY
     MEMORY = TreeMemory()
+    try:
+        run(args)
+    finally:
+        for home in HOMES:
+            shutil.rmtree(home, ignore_errors=True)
 
+
+def run(args: argparse.Namespace) -> None:
     from warehouse import pipeline  # noqa: F401  (imports reported apart from the stages)
 
     imports_s = time.perf_counter() - T0
