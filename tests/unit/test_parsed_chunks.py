@@ -337,3 +337,49 @@ def test_a_range_of_rows_is_read_by_position_across_row_groups(tmp_path, start, 
     assert got["n"].tolist() == list(range(start, stop)) and got["text"].tolist() == [
         f"r{i}" for i in range(start, stop)
     ]
+
+
+_FRAME_COLUMNS = {  # the dtypes the parsers' frames hold, and what falls back to DuckDB's cast
+    "text_object": pd.Series(["a", None, "丙"], dtype=object),
+    "text_str": pd.Series(["x", None, "y"], dtype="str"),
+    "text_arrow": pd.Series(["１", None, "b"], dtype="string[pyarrow]"),
+    "nothing": pd.Series([None, None, None], dtype=object),
+    "integers_as_objects": pd.Series([2023, None, -5], dtype=object),
+    "nullable_integers": pd.Series([1, None, 3], dtype="Int64"),
+    "hours": pd.Series([1.5, float("nan"), 2.0], dtype="float64"),
+    "_row_number": pd.Series([3, 4, 5], dtype="int32"),
+    "report_year": pd.Series([2023, 2023, 2024], dtype="int64"),
+    "found": pd.Series([True, False, True], dtype="bool"),
+}
+_FALLBACKS = {  # a column Arrow would spell otherwise: DuckDB's cast decides, as before
+    "floats_as_objects": pd.Series([1.0, None, 2.5], dtype=object),
+    "mixed": pd.Series(["a", 1, None], dtype=object),
+    "flags_as_objects": pd.Series([True, None, False], dtype=object),
+}
+
+
+@pytest.mark.parametrize("fallback", [None, *_FALLBACKS])
+def test_a_frame_is_written_as_duckdb_types_and_spells_it(tmp_path, fallback):
+    """write_frame (a worker's group) and add_frame (a group parsed here) give each column the
+    type and text DuckDB's cast gives it, whether Arrow writes the frame or DuckDB does."""
+    import duckdb
+
+    from warehouse.sources.parsed import ParsedSink, _typed_arrow, _typed_columns, write_frame
+
+    df = pd.DataFrame(_FRAME_COLUMNS | ({fallback: _FALLBACKS[fallback]} if fallback else {}))
+    assert (_typed_arrow(df) is None) == bool(fallback)
+    con = duckdb.connect()
+    con.register("incoming", df)
+    expected_path = tmp_path / "expected.parquet"
+    con.execute(f"copy (select {_typed_columns(df)} from incoming) to '{expected_path}' (format parquet)")
+    sink = ParsedSink(tmp_path / "sink")
+    sink.add_frame("t", df)
+    sink.add_parquet("u", write_frame(df, tmp_path / "written.parquet"))
+    parsed = sink.finish()
+    expected = con.execute(f"select * from '{expected_path}' order by _row_number").fetchall()
+    expected_types = con.execute(f"describe select * from '{expected_path}'").fetchall()
+    assert len(expected) == 3 and expected[0][0] == "a" and expected[0][4] == "2023"
+    for table in ("t", "u"):
+        path = parsed[table].path
+        assert con.execute(f"describe select * from '{path}'").fetchall() == expected_types
+        assert con.execute(f"select * from '{path}' order by _row_number").fetchall() == expected

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from warehouse.db import memory_limit, sql_literal
 
@@ -29,6 +30,7 @@ from warehouse.db import memory_limit, sql_literal
 FILES_PER_GROUP = 200
 
 _DUCKDB_TYPES = {"float64": "DOUBLE", "int32": "INTEGER", "int64": "BIGINT", "bool": "BOOLEAN"}
+_ARROW_TYPES = {"float64": pa.float64(), "int32": pa.int32(), "int64": pa.int64(), "bool": pa.bool_()}
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,9 @@ class ParsedSink:
 
     def add_frame(self, table: str, df: pd.DataFrame) -> None:
         """Append a group's rows; the first group fixes the columns and their types."""
-        self.con.register("incoming", df)
-        self._append(table, f"select {_typed_columns(df)} from incoming")
+        typed = _typed_arrow(df)
+        self.con.register("incoming", df if typed is None else typed)
+        self._append(table, f"select {_typed_columns(df)} from incoming" if typed is None else "select * from incoming")
         self.con.unregister("incoming")
 
     def add_parquet(self, table: str, path: Path) -> None:
@@ -189,8 +192,38 @@ def _typed_columns(df: pd.DataFrame) -> str:
     return ", ".join(f'cast("{c}" as {_DUCKDB_TYPES.get(str(t), "VARCHAR")}) as "{c}"' for c, t in df.dtypes.items())
 
 
+def _typed_arrow(df: pd.DataFrame) -> pa.Table | None:
+    """The frame in Arrow with the types _typed_columns gives it: numbers and flags as they
+    are, every other column as text (text, integers spelled as DuckDB spells them, or nothing
+    but missing values). None when a column holds anything else (a float or a date in a text
+    column, mixed values): DuckDB's cast then decides its text. Arrow reads the frame's Arrow
+    text columns without a copy, where DuckDB's scan of a pandas frame converts them, and
+    needs no connection (docs/performance.md)."""
+    arrays = []
+    for name, dtype in df.dtypes.items():
+        try:
+            values = pa.array(df[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        wanted = _ARROW_TYPES.get(str(dtype))
+        if wanted is None:
+            kind = values.type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+                if not pa.types.is_integer(kind):
+                    return None
+            wanted = pa.string()
+        arrays.append(values.cast(wanted))
+    return pa.table(arrays, names=[str(c) for c in df.columns])
+
+
 def write_frame(df: pd.DataFrame, path: Path) -> Path:
     """A group's frame as Parquet with the sink's column types (parsed in a worker process)."""
+    typed = _typed_arrow(df)
+    if typed is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(typed, path, compression="snappy")  # as DuckDB's COPY writes it
+        return path
     con = quiet_connect()
     try:
         con.register("incoming", df)
