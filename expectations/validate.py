@@ -28,6 +28,7 @@ every expectation.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import multiprocessing
@@ -107,8 +108,27 @@ def load_suite_doc(table: str) -> dict:
 
 
 @cache
-def _context():
+def import_gx() -> None:
+    """Import GX and register the project's expectations (expectations/custom.py), once per
+    process, with Python's cyclic garbage collector paused: the import builds ~300,000 objects,
+    none of them garbage, and the full collections it triggered walked all of them, then as
+    often after it (~10 % of GX's fixed cost: docs/performance.md)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import great_expectations  # noqa: F401
+
+        import expectations.custom  # noqa: F401  (registers the project's expectations)
+    finally:
+        gc.freeze()  # what the import built is never walked again (refcounting still frees it)
+        if was_enabled:
+            gc.enable()
+
+
+@cache
+def _context():
+    import_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.execution_engine import pandas_execution_engine
@@ -174,12 +194,10 @@ def _condition_columns(condition) -> list[str]:
 def _suite_and_batch_definition(table: str, part: str):
     """One part of the table's suite (_parts), with its own dataframe asset; built on first use
     (warehouse/pipeline.py validates one table at a time in a process: GX is not thread-safe)."""
+    ctx = _context()  # GX imported, the project's expectations registered
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    import expectations.custom  # noqa: F401  (registers the project's expectations)
-
-    ctx = _context()
     doc = load_suite_doc(table)
     name = f"{doc['name']}__{[p for p, _ in _parts(table)].index(part)}"
     suite = gx.ExpectationSuite(name=name, meta=doc.get("meta", {}))
@@ -332,6 +350,7 @@ def _run(table: str, part: str, data: pd.DataFrame, params: dict) -> list:
 def _named_sets(params: dict) -> tuple[dict, dict[str, frozenset]]:
     """List-valued parameters (the township codes) become named sets (expectations/custom.py):
     GX gets each set's token, the values are registered in this process (and sent to workers)."""
+    import_gx()
     from expectations.custom import add_named_sets, named_set
 
     sets = {k: named_set(k, v) for k, v in params.items() if isinstance(v, list | tuple | set | frozenset)}
@@ -352,6 +371,7 @@ def _validate_range(
 ) -> _Fold:
     """One chunk (rows start..stop-1) of a parsed table; runs in a worker process or in this one
     (`suites`: the suites registered in the calling process)."""
+    import_gx()
     from expectations.custom import add_named_sets
 
     add_named_sets(named_sets)
