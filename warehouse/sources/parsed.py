@@ -208,9 +208,9 @@ def _typed_arrow(df: pd.DataFrame) -> pa.Table | None:
         wanted = _ARROW_TYPES.get(str(dtype))
         if wanted is None:
             kind = values.type
-            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
-                if not pa.types.is_integer(kind):
-                    return None
+            text = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+            if not (text or pa.types.is_integer(kind)):
+                return None
             wanted = pa.string()
         arrays.append(values.cast(wanted))
     return pa.table(arrays, names=[str(c) for c in df.columns])
