@@ -78,12 +78,14 @@ HOMES: list[Path] = []
 
 class TreeMemory:
     """Peak resident memory of this process and its children (worker processes), sampled every
-    0.2 s from /proc; `reset` starts a new peak."""
+    0.2 s from /proc; `reset` starts a new peak. Also the CPU time of the same processes
+    (`cpu_s`), the sampling's own left out."""
 
     def __init__(self):
         import threading
 
         self.peak_mb = 0.0
+        self.sampling_cpu_s = 0.0  # the sampling thread's CPU time, not the pipeline's
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -94,23 +96,34 @@ class TreeMemory:
         return max(self.peak_mb, self.current_mb())
 
     def current_mb(self) -> float:
-        me = os.getpid()
-        parents, rss = {}, {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                pid = int(stat.parent.name)
-                parents[pid] = int(fields[1])
-                rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        tree, changed = {me}, True
-        while changed:
-            grown = {pid for pid, ppid in parents.items() if ppid in tree} | tree
-            changed, tree = grown != tree, grown
-        return sum(rss.get(pid, 0) for pid in tree) / 2**20
+        return sum(int(fields[21]) for fields in _process_tree().values()) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by this process and its children: a live process's own (user +
+        system) and those of the children it has waited for, which covers worker processes that
+        have exited (a pool's, once shut down) and those still running."""
+        ticks = sum(sum(int(f) for f in fields[11:15]) for fields in _process_tree().values())
+        return ticks / os.sysconf("SC_CLK_TCK") - self.sampling_cpu_s
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
             self.peak_mb = max(self.peak_mb, self.current_mb())
+            self.sampling_cpu_s = time.thread_time()
+
+
+def _process_tree() -> dict[int, list[str]]:
+    """This process and its descendants: pid -> the fields of /proc/<pid>/stat after the command
+    name (index 1 the parent, 11-14 utime, stime, cutime, cstime in clock ticks, 21 rss in pages)."""
+    me = os.getpid()
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stats[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+    tree, changed = {me}, True
+    while changed:
+        grown = {pid for pid, fields in stats.items() if int(fields[1]) in tree} | tree
+        changed, tree = grown != tree, grown
+    return {pid: stats[pid] for pid in tree if pid in stats}
 
 
 MEMORY: TreeMemory | None = None
@@ -124,9 +137,10 @@ class Stages:
         self.data: dict[str, dict] = {}
         self.limit_s: float | None = None
 
-    def record(self, name: str, elapsed: float, peak_mb: float, part: str | None = None) -> None:
-        s = self.data.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0})
+    def record(self, name: str, elapsed: float, peak_mb: float, part: str | None = None, cpu_s: float = 0.0) -> None:
+        s = self.data.setdefault(name, {"seconds": 0.0, "peak_mb": 0.0, "cpu_s": 0.0})
         s["seconds"] += elapsed
+        s["cpu_s"] += cpu_s
         s["peak_mb"] = max(s["peak_mb"], peak_mb)
         if part:
             s.setdefault("parts", {})[part] = s.get("parts", {}).get(part, 0.0) + elapsed
@@ -138,9 +152,9 @@ class Stages:
 
     def run(self, name: str, fn, *args, part: str | None = None, **kwargs):
         MEMORY.reset()
-        t = time.perf_counter()
+        cpu, t = MEMORY.cpu_s(), time.perf_counter()
         out = fn(*args, **kwargs)
-        self.record(name, time.perf_counter() - t, MEMORY.peak(), part)
+        self.record(name, time.perf_counter() - t, MEMORY.peak(), part, MEMORY.cpu_s() - cpu)
         return out
 
 
@@ -226,7 +240,7 @@ def parse_and_validate(stages: Stages, settings, batch):
     def timed_parse(*args, **kwargs):
         out = stages.run("parse", parse_batch, *args, part=batch.source, **kwargs)
         MEMORY.reset()
-        validate_from.append(time.perf_counter())
+        validate_from.append((time.perf_counter(), MEMORY.cpu_s()))
         return out
 
     pipeline.parse_batch = timed_parse
@@ -235,7 +249,9 @@ def parse_and_validate(stages: Stages, settings, batch):
     finally:
         pipeline.parse_batch = parse_batch
     if validate_from:
-        stages.record("validate", time.perf_counter() - validate_from[0], MEMORY.peak(), batch.source)
+        (started, cpu) = validate_from[0]
+        elapsed = time.perf_counter() - started
+        stages.record("validate", elapsed, MEMORY.peak(), batch.source, MEMORY.cpu_s() - cpu)
     return prepared
 
 
@@ -287,13 +303,16 @@ def one_round(sample: Path, incremental: bool) -> dict:
     finally:
         HOMES.append(home)
     pipeline_s = sum(s["seconds"] for s in stages.data.values())
+    pipeline_cpu_s = sum(s["cpu_s"] for s in stages.data.values())
     return {
         "load_average_1min": load_average,
         "rows": rows,
         "stages": stages.data,
         "pipeline_s": pipeline_s,
+        "pipeline_cpu_s": pipeline_cpu_s,
         "peak_mb": max(s["peak_mb"] for s in stages.data.values()),
         "limit_s": limit.seconds,
+        "limit_cpu_s": limit.cpu_s,
         "limit": limit.sources,
         "one_json_column_limit_s": limit.one_json_column_s,
         "ratio": pipeline_s / limit.seconds,
@@ -338,6 +357,7 @@ def summarise(rounds: list[dict]) -> dict:
         per_round = [r["stages"][name] for r in rounds]
         stages[name] = {
             "seconds": median(s["seconds"] for s in per_round),
+            "cpu_s": median(s["cpu_s"] for s in per_round),
             "peak_mb": per_round[0]["peak_mb"],
             "ratio": median(s["seconds"] / r["limit_s"] for s, r in zip(per_round, rounds, strict=True)),
         }
@@ -361,7 +381,10 @@ def summarise(rounds: list[dict]) -> dict:
         "rows": rounds[0]["rows"],
         "stages": stages,
         "pipeline_s": median(r["pipeline_s"] for r in rounds),
+        "pipeline_cpu_s": median(r["pipeline_cpu_s"] for r in rounds),
         "limit_s": median(r["limit_s"] for r in rounds),
+        "limit_cpu_s": median(r["limit_cpu_s"] for r in rounds),
+        "cpu_ratio": median(r["pipeline_cpu_s"] / r["limit_cpu_s"] for r in rounds),
         "ratio": median(r["ratio"] for r in rounds),
         "ratios": [r["ratio"] for r in rounds],
         "peak_mb": rounds[0]["peak_mb"],
@@ -386,13 +409,26 @@ def print_summary(name: str, summary: dict, rounds: int, imports_s: float, gx_im
         + (f"; sample generated in {generate_s:.1f} s" if generate_s else "")
     )
     print(f"imports {imports_s:.2f} s, Great Expectations import + suites {gx_import_s:.2f} s (not in the stages)")
-    print(f"{'stage':<16}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}{'x limit':>10}")
+    print(f"{'stage':<16}{'seconds':>10}{'CPU s':>8}{'rows/s':>14}{'peak MB':>10}{'x limit':>10}")
     for stage, s in summary["stages"].items():
         sec = s["seconds"]
-        print(f"{stage:<16}{sec:>10.3f}{rows / sec if sec else 0:>14,.0f}{s['peak_mb']:>10,.0f}{s['ratio']:>10.2f}")
-    total = summary["pipeline_s"]
-    print(f"{'pipeline':<16}{total:>10.3f}{rows / total:>14,.0f}{summary['peak_mb']:>10,.0f}{summary['ratio']:>10.2f}")
-    print(f"{'duckdb limit':<16}{limit_s:>10.3f}{rows / limit_s:>14,.0f}{'':>10}{1:>10.2f}")
+        print(
+            f"{stage:<16}{sec:>10.3f}{s['cpu_s']:>8.1f}{rows / sec if sec else 0:>14,.0f}"
+            f"{s['peak_mb']:>10,.0f}{s['ratio']:>10.2f}"
+        )
+    total, total_cpu = summary["pipeline_s"], summary["pipeline_cpu_s"]
+    print(
+        f"{'pipeline':<16}{total:>10.3f}{total_cpu:>8.1f}{rows / total:>14,.0f}"
+        f"{summary['peak_mb']:>10,.0f}{summary['ratio']:>10.2f}"
+    )
+    print(
+        f"{'duckdb limit':<16}{limit_s:>10.3f}{summary['limit_cpu_s']:>8.1f}{rows / limit_s:>14,.0f}{'':>10}{1:>10.2f}"
+    )
+    print(
+        f"CPU time (this process and its workers): pipeline {total_cpu:.1f} s = {summary['cpu_ratio']:.2f}x the "
+        f"limit's {summary['limit_cpu_s']:.1f} s; cores busy on average: pipeline {total_cpu / total:.2f}, "
+        f"limit {summary['limit_cpu_s'] / limit_s:.2f}"
+    )
     if rounds > 1:
         print("pipeline / limit per round: " + ", ".join(f"{r:.2f}" for r in summary["ratios"]))
     print(f"{'parse':<16}{'seconds':>10}{'limit s':>10}{'x limit':>10}  the limit's reading (alternatives, s)")
