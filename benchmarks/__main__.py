@@ -20,8 +20,9 @@ steps (warehouse/pipeline.py: prepare, land, parse + validate, load, compute, au
 parse timed apart inside parse_and_validate). Rounds are interleaved (limit, pipeline, limit,
 pipeline ...): seconds and ratios are medians over rounds, peak memory is the first round's (a
 fresh process, as a run's), and the load average is recorded at the start of each round. Per
-stage: wall time, records per second, peak resident memory of the process and its worker
-processes (sampled every 0.2 s, reset before each stage) and the ratio to the limit.
+stage: wall time, CPU time and peak resident memory of the process and its worker processes
+(memory sampled every 0.2 s, reset before each stage), records per second and the ratio to the
+limit; the pipeline's CPU time against the limit's.
 Interpreter start, imports and Great Expectations' import and suites are reported apart. Then
 (unless --no-as-run) the whole nightly run as `fazhi run` does it without a Prefect server, in a
 fresh home: sources parsed and validated concurrently, each loaded as it is ready (wall time
