@@ -111,8 +111,8 @@ def load_suite_doc(table: str) -> dict:
 def import_gx() -> None:
     """Import GX and register the project's expectations (expectations/custom.py), once per
     process, with Python's cyclic garbage collector paused: the import builds ~300,000 objects,
-    none of them garbage, and the full collections it triggered walked all of them, then as
-    often after it (~10 % of GX's fixed cost: docs/performance.md)."""
+    none of them garbage, and every full collection, during the import and after it, walked all
+    of them (~10 % of GX's fixed cost: docs/performance.md)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     was_enabled = gc.isenabled()
     gc.disable()

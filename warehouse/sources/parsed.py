@@ -217,7 +217,8 @@ def _typed_arrow(df: pd.DataFrame) -> pa.Table | None:
 
 
 def write_frame(df: pd.DataFrame, path: Path) -> Path:
-    """A group's frame as Parquet with the sink's column types (parsed in a worker process)."""
+    """A group's frame as Parquet with the sink's column types (parsed in a worker process):
+    written by Arrow, or through DuckDB's cast when Arrow would spell a column otherwise."""
     typed = _typed_arrow(df)
     if typed is not None:
         import pyarrow.parquet as pq
