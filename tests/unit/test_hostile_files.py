@@ -4,6 +4,8 @@ warehouse/sources/landing.py). The whole run under a memory cap: tests/integrati
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -236,3 +238,53 @@ def test_a_file_replaced_by_a_link_after_listing_is_not_landed(tmp_path):
     with pytest.raises(OSError):
         land("returns", files, tmp_path / "landing", set())
     assert not list((tmp_path / "landing").rglob("passwd"))
+
+
+def _saved_over_after_hashing(monkeypatch, path: Path, content: bytes) -> None:
+    """A clerk saves over `path` between the landing's hash of it and its copy."""
+    from warehouse.sources import landing
+
+    hashed = landing._hashed
+
+    def hash_then_save(p: Path):
+        out = hashed(p)
+        if p == path:
+            path.write_bytes(content)
+        return out
+
+    monkeypatch.setattr(landing, "_hashed", hash_then_save)
+
+
+def test_a_file_saved_over_between_its_hash_and_its_copy_is_recorded_as_it_landed(tmp_path, monkeypatch, caplog):
+    from warehouse.sources.landing import sha256_file
+
+    drop = tmp_path / "drop"
+    mini.write_returns(drop)
+    files, _ = scan_drop(drop, "spreadsheet_drop")
+    first, others = files[0], files[1:]
+    hashed_before = sha256_file(first)
+    saved = first.read_bytes() + b"\n"  # the clerk's save: other bytes, another size
+    _saved_over_after_hashing(monkeypatch, first, saved)
+    batch = land("returns", files, tmp_path / "landing", set())
+    landed = {f.name: f for f in batch.files}
+    assert (batch.directory / first.name).read_bytes() == saved
+    assert landed[first.name].sha256 == sha256_file(batch.directory / first.name) != hashed_before
+    assert landed[first.name].bytes == len(saved)
+    manifest = {f["name"]: f["sha256"] for f in json.loads(batch.manifest_path.read_text())["files"]}
+    assert manifest[first.name] == landed[first.name].sha256
+    assert all(manifest[p.name] == sha256_file(p) for p in others) and len(others) > 0
+    assert f"{first.name} changed while it was landed" in caplog.text
+
+
+def test_a_file_saved_back_to_content_already_loaded_is_not_landed_again(tmp_path, monkeypatch):
+    from warehouse.sources.landing import sha256_file
+
+    drop = tmp_path / "drop"
+    mini.write_returns(drop)
+    files, _ = scan_drop(drop, "spreadsheet_drop")
+    loaded_content = files[0].read_bytes()
+    files[0].write_bytes(loaded_content + b"\n")  # the clerk's edit, seen by the hash
+    _saved_over_after_hashing(monkeypatch, files[0], loaded_content)  # ... then undone before the copy
+    already_loaded = {hashlib.sha256(loaded_content).hexdigest()} | {sha256_file(p) for p in files[1:]}
+    assert land("returns", files, tmp_path / "landing", already_loaded) is None
+    assert not list((tmp_path / "landing").rglob("*.csv")) and not list((tmp_path / "landing").rglob("*.xlsx"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 SPREADSHEET_SUFFIXES = {".xlsx", ".xls", ".csv"}
+log = logging.getLogger("fazhi.landing")
 
 
 @dataclass(frozen=True)
@@ -113,30 +115,60 @@ def _open_delivered(path: Path):
 
 
 def sha256_file(path: Path) -> str:
+    return _hashed(path)[0]
+
+
+def _hashed(path: Path) -> tuple[str, tuple]:
+    """The file's sha256, and its identity as it was read (_identity)."""
     h = hashlib.sha256()
     with _open_delivered(path) as fh:
+        seen = _identity(fh)
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+        if _identity(fh) != seen:  # written to while it was read: the digest is of neither version
+            seen = None
+    return h.hexdigest(), seen
+
+
+def _identity(fh) -> tuple:
+    """Which file an open file is and which version of it: device, inode, size, modification
+    time (nanoseconds). A township saving over its file, or replacing it, changes it."""
+    st = os.fstat(fh.fileno())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[str]) -> LandedBatch | None:
-    """Copy the files not yet loaded into a new batch folder; None when nothing is new."""
+    """Copy the files not yet loaded into a new batch folder; None when nothing is new.
+
+    A file is hashed, then copied. A delivered file that changed in between, or while it was
+    copied (a clerk saving over it during the night's run), is recorded with the sha256 of the
+    copy that landed, never with the digest of the version that was hashed: the landing zone's
+    bytes and its manifest always agree. If what landed is content already loaded, the copy is
+    removed again. A copy cut in the middle of a save is refused at parse like any damaged file,
+    and the finished file, whose content is new, lands on the next run."""
     now = datetime.now(UTC)
-    hashed = [(p, sha256_file(p)) for p in files]
-    new = [(p, h) for p, h in hashed if h not in already_loaded]
+    hashed = [(p, *_hashed(p)) for p in files]
+    new = [(p, h, seen) for p, h, seen in hashed if h not in already_loaded]
     if not new:
         return None
-    content = hashlib.sha256("".join(sorted(h for _, h in new)).encode()).hexdigest()
+    content = hashlib.sha256("".join(sorted(h for _, h, _ in new)).encode()).hexdigest()
     batch_id = f"{source}-{now:%Y%m%dT%H%M%S%f}-{content[:8]}"
     directory = landing_dir / source / batch_id
     _private_dirs(directory, stop=landing_dir.parent)
     landed = []
-    for path, digest in new:
+    for path, digest, seen in new:
         target = directory / path.name
         try:
             with _open_delivered(path) as src, target.open("wb") as dst:
+                before = _identity(src)
                 shutil.copyfileobj(src, dst, 1 << 20)
+                changed = seen is None or not before == seen == _identity(src)
+            if changed:  # what landed is not what was hashed: its own digest is recorded
+                digest = sha256_file(target)
+                log.warning("%s: %s changed while it was landed; the copy that landed is recorded", source, path.name)
+                if digest in already_loaded:
+                    target.unlink()
+                    continue
         except OSError as exc:  # a full disk, say: no half-landed batch stays behind
             shutil.rmtree(directory, ignore_errors=True)
             if exc.filename is None:  # a failed write names no file: name the one being written
@@ -144,7 +176,10 @@ def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[
             raise
         os.chmod(target, 0o400)
         landed.append(LandedFile(path.name, target, digest, target.stat().st_size))
-    batch = LandedBatch(source, batch_id, directory, landed, now.isoformat(), len(hashed) - len(new))
+    if not landed:  # every file that changed turned out to hold content already loaded
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    batch = LandedBatch(source, batch_id, directory, landed, now.isoformat(), len(hashed) - len(landed))
     write_manifest(batch)
     return batch
 
