@@ -29,8 +29,13 @@ from warehouse.db import memory_limit, sql_literal
 # 275 files at province, 367 at 2x province, 500 at national: docs/performance.md).
 FILES_PER_GROUP = 200
 
-_DUCKDB_TYPES = {"float64": "DOUBLE", "int32": "INTEGER", "int64": "BIGINT", "bool": "BOOLEAN"}
-_ARROW_TYPES = {"float64": pa.float64(), "int32": pa.int32(), "int64": pa.int64(), "bool": pa.bool_()}
+# The pandas dtypes a parsed column keeps, as DuckDB and Arrow type them; any other column is text.
+_KEPT_TYPES = {
+    "float64": ("DOUBLE", pa.float64()),
+    "int32": ("INTEGER", pa.int32()),
+    "int64": ("BIGINT", pa.int64()),
+    "bool": ("BOOLEAN", pa.bool_()),
+}
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,9 @@ class ParsedSink:
 def _typed_columns(df: pd.DataFrame) -> str:
     """Select list giving every column its parsed type: text unless numeric or boolean, so a
     column empty in one group of files is still text (not NULL-typed) and groups stack."""
-    return ", ".join(f'cast("{c}" as {_DUCKDB_TYPES.get(str(t), "VARCHAR")}) as "{c}"' for c, t in df.dtypes.items())
+    return ", ".join(
+        f'cast("{c}" as {_KEPT_TYPES.get(str(t), ("VARCHAR", None))[0]}) as "{c}"' for c, t in df.dtypes.items()
+    )
 
 
 def _typed_arrow(df: pd.DataFrame) -> pa.Table | None:
@@ -205,7 +212,7 @@ def _typed_arrow(df: pd.DataFrame) -> pa.Table | None:
             values = pa.array(df[name], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None
-        wanted = _ARROW_TYPES.get(str(dtype))
+        wanted = _KEPT_TYPES.get(str(dtype), ("VARCHAR", None))[1]
         if wanted is None:
             kind = values.type
             text = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
