@@ -134,6 +134,11 @@ def _context():
     from great_expectations.execution_engine import pandas_execution_engine
 
     context = gx.get_context(mode="ephemeral")
+    # An ephemeral context holds its datasources in memory, yet GX serialises its whole project
+    # configuration (every datasource and asset added so far) to YAML, into an in-memory store
+    # nothing reads, each time a datasource, asset or batch definition is added: three times per
+    # suite part, so building the suites grew with the square of their parts (docs/performance.md)
+    context._save_project_config = lambda: None
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # none in run logs
     # GX fingerprints every dataframe batch under 1 GB (pandas' hash of every cell, md5) into
     # a batch marker nothing here reads: ~12 % of the validation stage (docs/performance.md)

@@ -128,6 +128,32 @@ def test_configurations_built_once_per_run_give_the_same_validation(batches, sou
         assert v.batch_errors == every_read[table].batch_errors
 
 
+def test_suites_are_built_without_serialising_the_gx_project_configuration(monkeypatch):
+    """Each suite part adds a datasource, an asset and a batch definition to the ephemeral
+    context. GX would serialise the whole project configuration to YAML on every one of them
+    (into an in-memory store nothing reads); the context skips that, and still holds every part's
+    datasource, asset and batch definition."""
+    from great_expectations.data_context.store.configuration_store import ConfigurationStore
+
+    from expectations import validate
+
+    serialise = ConfigurationStore.serialize
+    serialised = []
+    monkeypatch.setattr(ConfigurationStore, "serialize", lambda self, v: serialised.append(1) or serialise(self, v))
+    validate._suite_and_batch_definition.cache_clear()
+    validate.warm_up()
+    context, parts = validate._context(), 0
+    for path in sorted(validate.SUITES_DIR.glob("*.json")):
+        for part, _ in validate._parts(path.stem):
+            suite, definition = validate._suite_and_batch_definition(path.stem, part)
+            asset = context.data_sources.get(f"fazhi_{suite.name}").get_asset(suite.name)
+            assert asset.get_batch_definition(f"{suite.name}_batch").name == definition.name
+            assert context.suites.get(suite.name).expectations == suite.expectations
+            parts += 1
+    assert parts > 10
+    assert serialised == []
+
+
 def test_remembered_runs_hold_a_bounded_number_of_rows(monkeypatch):
     """The oldest remembered runs are forgotten beyond REMEMBERED_TOTAL_ROWS rows; a run is
     reused only on the rows it ran on."""
