@@ -55,7 +55,7 @@ class ParsedTable:
         where the township changes (the last range may be smaller)."""
         if not self.rows:
             return []
-        if chunk_rows is None:
+        if chunk_rows is None or self.rows <= chunk_rows:  # one range: no need to count townships
             return [(0, self.rows)]
         con = quiet_connect()
         try:
