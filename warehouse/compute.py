@@ -17,6 +17,7 @@ from warehouse import dag
 from warehouse.calendar import covered_years, workday_frame
 from warehouse.db import rollback
 from warehouse.sources import registry
+from warehouse.sources.fields import YAML_LOADER
 
 CATALOGUE_FILE = Path(__file__).with_name("indicator_catalogue.yaml")
 MARTS_DIR = dag.MODELS_DIR / "marts"
@@ -25,7 +26,7 @@ FAR_FUTURE = datetime(9999, 12, 31)
 
 
 def catalogue_frame() -> pd.DataFrame:
-    rows = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    rows = yaml.load(CATALOGUE_FILE.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     df = pd.DataFrame(rows).rename(columns={"code": "indicator_code"})
     for col in ("target_value", "target_amber_margin", "target_source"):
         if col not in df:
