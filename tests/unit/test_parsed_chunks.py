@@ -80,6 +80,7 @@ def test_chunks_repeating_values_reuse_remembered_runs_with_the_same_outcome(bat
     calls = []
     run = validate._run
     monkeypatch.setattr(validate, "_run", lambda *args: calls.append(args[1]) or run(*args))
+    monkeypatch.setattr(validate, "ONE_RUN_MAX_ROWS", 0)  # the parts' runs, remembered (small frames: one run)
     validate._REMEMBERED.clear()
     remembered = validate_table("enforcement_act", parsed, PARAMS, chunk_rows=1)
     remembered_calls, calls[:] = len(calls), []
@@ -89,6 +90,40 @@ def test_chunks_repeating_values_reuse_remembered_runs_with_the_same_outcome(bat
     assert not remembered.failures.empty
     for a, b in zip(_comparable(remembered), _comparable(every_run), strict=True):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("source", KINDS)
+def test_a_small_frame_validated_in_one_gx_run_gives_the_same_validation(batches, source, monkeypatch):
+    """A frame of at most ONE_RUN_MAX_ROWS rows has every per-row part of its suite validated by
+    one GX run: far fewer runs, and the results, the failing rows (in the same order) and the
+    batch errors of the validation part by part."""
+    from expectations import validate
+
+    root, landed = batches
+    tables = parse_batch(landed[source], KEY, root / "one_run" / source)
+    calls = []
+    run = validate._run
+    monkeypatch.setattr(validate, "_run", lambda *args: calls.append(args[1]) or run(*args))
+    outcomes, limit = [], validate.ONE_RUN_MAX_ROWS
+    for one_run_max_rows in (limit, 0):
+        monkeypatch.setattr(validate, "ONE_RUN_MAX_ROWS", one_run_max_rows)
+        validate._REMEMBERED.clear()
+        calls.clear()
+        outcomes.append(
+            (
+                {t: validate_table(t, p, PARAMS) for t, p in tables.items() if t not in (FILES_TABLE, ISSUES_TABLE)},
+                list(calls),
+            )
+        )
+    (one_run, one_run_calls), (by_part, by_part_calls) = outcomes
+    assert validate._ROWS_PART in one_run_calls and validate._ROWS_PART not in by_part_calls
+    assert len(one_run_calls) * 2 < len(by_part_calls)
+    assert any(not v.failures.empty for v in one_run.values()) or source != "enforcement"
+    for table, v in one_run.items():
+        assert 0 < v.row_count <= limit
+        pd.testing.assert_frame_equal(v.results, by_part[table].results)
+        pd.testing.assert_frame_equal(v.failures, by_part[table].failures)
+        assert v.batch_errors == by_part[table].batch_errors
 
 
 @pytest.mark.parametrize("source", ["enforcement", "training"])
