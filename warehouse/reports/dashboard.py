@@ -18,7 +18,7 @@ import duckdb
 
 from warehouse.reports import wording
 from warehouse.reports.county_workbook import areas
-from warehouse.reports.published import YearData, read_year
+from warehouse.reports.published import YearData, read_year_from
 from warehouse.reports.wording import SOURCE_NAMES, explain_command
 
 CSS = Path(__file__).with_name("dashboard.css")
@@ -236,31 +236,32 @@ margin; red: off target; no colour: no target. 悬停数字可见核查命令 / 
 """
 
 
-def _published(published: Path) -> tuple[list[int], dict[int, int], int]:
+def _published(con: duckdb.DuckDBPyConnection) -> tuple[list[int], dict[int, int], int]:
     """The published years, each year's latest edition, and how many counties the database holds."""
-    con = duckdb.connect(str(published), read_only=True)
-    try:
-        years = [r[0] for r in con.execute("select distinct year from mart.indicator_value order by 1").fetchall()]
-        editions = dict(con.execute("select year, max(edition) from mart.indicator_edition group by year").fetchall())
-        counties = con.execute("select count(distinct county_code) from ref.township").fetchone()[0]
-    finally:
-        con.close()
+    years = [r[0] for r in con.execute("select distinct year from mart.indicator_value order by 1").fetchall()]
+    editions = dict(con.execute("select year, max(edition) from mart.indicator_edition group by year").fetchall())
+    counties = con.execute("select count(distinct county_code) from ref.township").fetchone()[0]
     return years, editions, counties
 
 
 def write_dashboards(published: Path) -> list[Path]:
-    """Every published year's dashboard, each written beside and renamed into place. A database
-    of several counties (a province's benchmark or roll-up) gets none: this is a county's page."""
+    """Every published year's dashboard, each written beside and renamed into place (the years
+    read through one connection). A database of several counties (a province's benchmark or
+    roll-up) gets none: this is a county's page."""
     published = Path(published)
-    years, editions, counties = _published(published)
-    if counties != 1:
-        return []
-    out = []
-    for year in years:
-        path = dashboard_path(published, year)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(render(read_year(published, year), editions.get(year)), encoding="utf-8")
-        tmp.replace(path)
-        out.append(path)
-    return out
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        years, editions, counties = _published(con)
+        if counties != 1:
+            return []
+        out = []
+        for year in years:
+            path = dashboard_path(published, year)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(render(read_year_from(con, year), editions.get(year)), encoding="utf-8")
+            tmp.replace(path)
+            out.append(path)
+        return out
+    finally:
+        con.close()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+
 from warehouse.errors import BadInput
 from warehouse.read.indicators import COLUMNS, fetch_dicts, open_published, whole_numbers
 
@@ -71,58 +73,63 @@ def read_year(published: Path, year: int, edition: int | None = None, history: b
     trends when `history`. Raises ReportInputError for a year or edition that was not published."""
     con = open_published(Path(published))
     try:
-        if edition is None:
-            table, where, params = "mart.indicator_value", "year = ?", [year]
-            as_of = con.execute("select max(loaded_at) from audit.batch where status = 'loaded'").fetchone()[0]
-        else:
-            editions = [
-                r[0]
-                for r in con.execute(
-                    "select edition from mart.indicator_edition where year = ? order by edition", [year]
-                ).fetchall()
-            ]
-            if edition not in editions:
-                have = ", ".join(map(str, editions))
-                raise ReportInputError(
-                    f"{year} 年没有第 {edition} 版（已发布的版本：{have or '无'}）",
-                    f"{year} has no edition {edition} (published editions: {have or 'none'})",
-                )
-            table, where, params = "mart.indicator_edition_value", "year = ? and edition = ?", [year, edition]
-            as_of = con.execute(
-                "select batches_through from mart.indicator_edition where year = ? and edition = ?", [year, edition]
-            ).fetchone()[0]
-        rows = fetch_dicts(
-            con,
-            f"select {', '.join(VALUE_COLUMNS)} from {table} where {where} order by township_code, indicator_code",
-            params,
-        )
-        if not rows:
-            have = ", ".join(
-                str(r[0]) for r in con.execute("select distinct year from mart.indicator_value order by 1").fetchall()
-            )
-            raise ReportInputError(
-                f"分析库中没有 {year} 年的指标（有数据的年份：{have or '无'}）",
-                f"no indicators for {year} in the published database (years with data: {have or 'none'})",
-            )
-        all_years = []
-        if history:
-            all_years = fetch_dicts(
-                con,
-                f"select {', '.join(VALUE_COLUMNS)} from mart.indicator_value "
-                "order by year, township_code, indicator_code",
-            )
-        catalogue = fetch_dicts(con, "select * from mart.indicator_catalogue order by indicator_code")
-        townships = fetch_dicts(
-            con, "select code, name, kind, county_code, county_name from ref.township order by code"
-        )
-        quarantine: dict[str, dict[str, int]] = {}
-        for code, source, n in con.execute(
-            "select coalesce(township_code, ''), source, count(*) from audit.quarantine "
-            "where resolved_at is null group by all order by all"
-        ).fetchall():
-            quarantine.setdefault(code, {})[source] = n
+        return read_year_from(con, year, edition, history)
     finally:
         con.close()
+
+
+def read_year_from(
+    con: duckdb.DuckDBPyConnection, year: int, edition: int | None = None, history: bool = True
+) -> YearData:
+    """read_year on an open connection to the published database (the dashboards read every year
+    through one)."""
+    if edition is None:
+        table, where, params = "mart.indicator_value", "year = ?", [year]
+        as_of = con.execute("select max(loaded_at) from audit.batch where status = 'loaded'").fetchone()[0]
+    else:
+        editions = [
+            r[0]
+            for r in con.execute(
+                "select edition from mart.indicator_edition where year = ? order by edition", [year]
+            ).fetchall()
+        ]
+        if edition not in editions:
+            have = ", ".join(map(str, editions))
+            raise ReportInputError(
+                f"{year} 年没有第 {edition} 版（已发布的版本：{have or '无'}）",
+                f"{year} has no edition {edition} (published editions: {have or 'none'})",
+            )
+        table, where, params = "mart.indicator_edition_value", "year = ? and edition = ?", [year, edition]
+        as_of = con.execute(
+            "select batches_through from mart.indicator_edition where year = ? and edition = ?", [year, edition]
+        ).fetchone()[0]
+    rows = fetch_dicts(
+        con,
+        f"select {', '.join(VALUE_COLUMNS)} from {table} where {where} order by township_code, indicator_code",
+        params,
+    )
+    if not rows:
+        have = ", ".join(
+            str(r[0]) for r in con.execute("select distinct year from mart.indicator_value order by 1").fetchall()
+        )
+        raise ReportInputError(
+            f"分析库中没有 {year} 年的指标（有数据的年份：{have or '无'}）",
+            f"no indicators for {year} in the published database (years with data: {have or 'none'})",
+        )
+    all_years = []
+    if history:
+        all_years = fetch_dicts(
+            con,
+            f"select {', '.join(VALUE_COLUMNS)} from mart.indicator_value order by year, township_code, indicator_code",
+        )
+    catalogue = fetch_dicts(con, "select * from mart.indicator_catalogue order by indicator_code")
+    townships = fetch_dicts(con, "select code, name, kind, county_code, county_name from ref.township order by code")
+    quarantine: dict[str, dict[str, int]] = {}
+    for code, source, n in con.execute(
+        "select coalesce(township_code, ''), source, count(*) from audit.quarantine "
+        "where resolved_at is null group by all order by all"
+    ).fetchall():
+        quarantine.setdefault(code, {})[source] = n
     county = next((r for r in rows if r["area_level"] == "county"), None) or {}
     county_code = county.get("township_code") or (townships[0]["county_code"] if townships else "")
     county_name = county.get("township_name") or (townships[0]["county_name"] if townships else "")
