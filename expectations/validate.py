@@ -28,6 +28,7 @@ every expectation.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -107,12 +108,45 @@ def load_suite_doc(table: str) -> dict:
     return json.loads(suite_path(table).read_text(encoding="utf-8"))
 
 
-@cache
+_GX_IMPORT = threading.Lock()  # held while GX is imported: a second caller waits for the first
+_GX_STARTED = threading.Lock()
+_gx_imported = False
+_gx_importer: threading.Thread | None = None
+
+
+def start_importing_gx() -> None:
+    """Import GX on a thread of its own, now: a batch is about to be parsed, and validated after.
+    DuckDB's parse of export pages and the workers' parse of spreadsheets leave this process's
+    interpreter free, so the import (~2 s) overlaps the parse instead of following it
+    (docs/performance.md). Once per process; import_gx waits for it."""
+    global _gx_importer
+    with _GX_STARTED:
+        if _gx_imported or _gx_importer is not None:
+            return
+        _gx_importer = threading.Thread(target=_import_in_background, name="fazhi-gx-import")
+        _gx_importer.start()
+
+
+def _import_in_background() -> None:
+    with contextlib.suppress(Exception):  # the validation's own import_gx raises it again, where it is handled
+        import_gx()
+
+
 def import_gx() -> None:
     """Import GX and register the project's expectations (expectations/custom.py), once per
     process, with Python's cyclic garbage collector paused: the import builds ~300,000 objects,
     none of them garbage, and every full collection, during the import and after it, walked all
     of them (~10 % of GX's fixed cost: docs/performance.md)."""
+    global _gx_imported
+    if _gx_imported:
+        return
+    with _GX_IMPORT:
+        if not _gx_imported:
+            _import_gx()
+            _gx_imported = True
+
+
+def _import_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     was_enabled = gc.isenabled()
     gc.disable()

@@ -205,8 +205,9 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
     whole is refused alone (its record goes with the batch); quarantine messages quote the value
     a failing row holds (expectations/echo.py)."""
     from expectations.echo import with_values
-    from expectations.validate import validate_table  # GX is heavy: imported when validating
+    from expectations.validate import start_importing_gx, validate_table
 
+    start_importing_gx()  # GX is heavy: imported by processes that validate, while the batch is parsed
     mappings = registry.source(batch.source).mappings()
     directory = parsed_dir(settings, batch)
     years = accepted_years(settings)

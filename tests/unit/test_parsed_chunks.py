@@ -189,6 +189,50 @@ def test_suites_are_built_without_serialising_the_gx_project_configuration(monke
     assert serialised == []
 
 
+def test_gx_is_imported_on_a_thread_of_its_own_while_the_batch_is_parsed(tmp_path, monkeypatch):
+    """parse_and_validate starts importing GX on a thread of its own before it parses the batch
+    (the import overlaps the parse); the validation waits for that import and never runs a
+    second one; a second batch starts none."""
+    import threading
+
+    from expectations import validate
+    from tests.conftest import make_mini_home
+    from warehouse import pipeline
+    from warehouse.config import load_settings
+
+    settings = load_settings(make_mini_home(tmp_path / "home"))
+    pipeline.prepare_warehouse(settings)
+    batches = [pipeline.land_source(settings, settings.sources[s]) for s in ("enforcement", "mediation")]
+    events, started = [], threading.Event()
+
+    def slow_import():  # GX is already imported here: an import that takes until the parse has run
+        events.append(("import", threading.current_thread().name))
+        started.set()
+        assert parsed.wait(10)
+
+    parsed = threading.Event()
+    parse = pipeline.parse_batch
+
+    def parse_batch(*args, **kwargs):
+        assert started.wait(10)  # the import began before the parse
+        out = parse(*args, **kwargs)
+        events.append(("parsed", threading.current_thread().name))
+        parsed.set()
+        return out
+
+    monkeypatch.setattr(validate, "_import_gx", slow_import)
+    monkeypatch.setattr(validate, "_gx_imported", False)
+    monkeypatch.setattr(validate, "_gx_importer", None)
+    monkeypatch.setattr(pipeline, "parse_batch", parse_batch)
+    prepared = [pipeline.parse_and_validate(settings, b) for b in batches]
+    assert events == [
+        ("import", "fazhi-gx-import"),
+        ("parsed", threading.current_thread().name),
+        ("parsed", threading.current_thread().name),
+    ]
+    assert all(p.tables and not p.stop_rule for p in prepared)
+
+
 def test_remembered_runs_hold_a_bounded_number_of_rows(monkeypatch):
     """The oldest remembered runs are forgotten beyond REMEMBERED_TOTAL_ROWS rows; a run is
     reused only on the rows it ran on."""
