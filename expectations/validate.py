@@ -99,7 +99,7 @@ def suite_path(table: str) -> Path:
 def register_suite(table: str, path: Path) -> None:
     if _SUITES.get(table, SUITES_DIR / f"{table}.json") != path:
         _SUITES[table] = path
-        for cached in (_parts, _suite_and_batch_definition, _row_wise):
+        for cached in (_parts, _part_by_rule, _suite_and_batch_definition, _row_wise):
             cached.cache_clear()
         _REMEMBERED.clear()
 
@@ -458,17 +458,25 @@ def _one_run(table: str, frame: pd.DataFrame, params: dict) -> dict[str, list] |
     """Every `columns:` part's expectations run once over the frame (the columns they read, list
     columns left out as each part leaves them out), the results by part, in GX's order; None when
     the suite's results cannot be told apart by rule and type."""
+    part_of = _part_by_rule(table)
+    if part_of is None:
+        return None
     names = dict.fromkeys(c for part, columns in _parts(table) if part.startswith("columns:") for c in columns)
     data = frame[[c for c in names if c in frame.columns and not _is_list_column(frame[c])]]
-    suite = load_suite_doc(table)["expectations"]
-    part_of = {(e.get("meta", {}).get("rule"), e["type"]): _part_of(e)[0] for e in suite}
-    if len(part_of) < len(suite):  # a suite with two expectations of one rule and type: part by part
-        return None
     by_part: dict[str, list] = {}
     for outcome in _run(table, _ROWS_PART, data, params):
         cfg = outcome.expectation_config
         by_part.setdefault(part_of[((cfg.meta or {}).get("rule"), cfg.type)], []).append(outcome)
     return by_part
+
+
+@cache
+def _part_by_rule(table: str) -> dict[tuple, str] | None:
+    """The part (_parts) of each expectation of the suite by (rule, type), how a GX result names
+    it; None for a suite with two expectations of one rule and type (validated part by part)."""
+    suite = load_suite_doc(table)["expectations"]
+    part_of = {(e.get("meta", {}).get("rule"), e["type"]): _part_of(e)[0] for e in suite}
+    return part_of if len(part_of) == len(suite) else None
 
 
 _NOT_ROW_WISE = {
