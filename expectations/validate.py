@@ -136,7 +136,8 @@ def import_gx() -> None:
     """Import GX and register the project's expectations (expectations/custom.py), once per
     process, with Python's cyclic garbage collector paused: the import builds ~300,000 objects,
     none of them garbage, and every full collection, during the import and after it, walked all
-    of them (~10 % of GX's fixed cost: docs/performance.md)."""
+    of them (~10 % of GX's fixed cost: docs/performance.md). Two modules GX imports for an
+    expectation no suite uses are imported only if something uses them (deferred_modules.py)."""
     global _gx_imported
     if _gx_imported:
         return
@@ -148,6 +149,9 @@ def import_gx() -> None:
 
 def _import_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from expectations.deferred_modules import defer
+
+    defer()  # altair and scipy.stats, which GX imports for an expectation no suite uses
     was_enabled = gc.isenabled()
     gc.disable()
     try:

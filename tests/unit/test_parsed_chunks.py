@@ -488,3 +488,58 @@ def test_a_frame_is_written_as_duckdb_types_and_spells_it(tmp_path, fallback):
         path = parsed[table].path
         assert con.execute(f"describe select * from '{path}'").fetchall() == expected_types
         assert con.execute(f"select * from '{path}' order by _row_number").fetchall() == expected
+
+
+DEFERRED_CHECK = """
+import json, sys
+from pathlib import Path
+from tests.conftest import make_mini_home
+from warehouse import pipeline
+from warehouse.config import load_settings
+from expectations import deferred_modules
+
+settings = load_settings(make_mini_home(Path(sys.argv[1])))
+pipeline.prepare_warehouse(settings)
+batches = [pipeline.land_source(settings, s) for s in settings.sources.values()]
+prepared = [pipeline.parse_and_validate(settings, b) for b in batches if b]
+out = {"validated": sum(p.received_rows for p in prepared),
+       "after_validation": {n: deferred_modules.loaded(n) for n in deferred_modules.DEFERRED}}
+from scipy import stats
+import altair.vegalite
+out["entropy"] = float(stats.entropy([0.5, 0.5], [0.9, 0.1]))
+out["chart"] = type(altair.Chart).__name__
+out["after_use"] = {n: deferred_modules.loaded(n) for n in deferred_modules.DEFERRED}
+out["same_module"] = sys.modules["scipy.stats"] is sys.modules["scipy"].stats
+print(json.dumps(out))
+"""
+
+
+def test_gx_validates_every_source_without_importing_the_modules_it_defers(tmp_path):
+    """altair and scipy.stats, which GX imports for an expectation no suite uses, are not imported
+    by a process that imports GX and validates every source of the mini county
+    (expectations/deferred_modules.py); code that uses them still gets the real modules."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": str(root), "FAZHI_HMAC_KEY": "k" * 32}
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED_CHECK, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["validated"] > 0
+    assert out["after_validation"] == {"altair": False, "scipy.stats": False}
+    assert abs(out["entropy"] - 0.5108256237659907) < 1e-12
+    assert out["chart"] == "type"
+    assert out["after_use"] == {"altair": True, "scipy.stats": True}
+    assert out["same_module"] is True
