@@ -189,6 +189,80 @@ def test_suites_are_built_without_serialising_the_gx_project_configuration(monke
     assert serialised == []
 
 
+def test_gx_gives_each_failing_row_without_writing_a_filter_of_them(batches, monkeypatch):
+    """GX's COMPLETE results list every failing row's index, which the quarantine needs; the filter
+    expression of those rows GX would also write (`unexpected_index_query`, filtering the frame
+    again for each expectation) is asked not to be: nothing here reads it."""
+    from expectations import validate
+
+    root, landed = batches
+    (parsed,) = parse_batch(landed["enforcement"], KEY, root / "no_query").values()
+    results = []
+    run = validate._run
+
+    def kept(*args):
+        outcomes = run(*args)
+        results.extend(outcomes)
+        return outcomes
+
+    monkeypatch.setattr(validate, "_run", kept)
+    validation = validate_table("enforcement_act", parsed.frame(), PARAMS)
+    failing = [r.result for r in results if r.result.get("unexpected_index_list")]
+    assert failing and not validation.failures.empty
+    assert all("unexpected_index_query" not in r.result for r in results if "unexpected_count" in r.result)
+
+
+def test_suites_hold_the_expectations_gx_add_expectation_keeps(tmp_path):
+    """Every suite part is built with its expectations at once (expectations/validate.py
+    _as_a_set): the same expectations, in the same order, as adding them one by one with GX's
+    add_expectation, which leaves out one equal to an expectation before it (a duplicate in a
+    registered suite is dropped here too) and keeps a second one of the same column and type."""
+    import json
+
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    from expectations import validate
+
+    def as_written(expectations):  # the suite's own ids aside
+        return [(c.type, c.kwargs, c.meta) for c in (e.configuration for e in expectations)]
+
+    def one_by_one(exps):
+        suite = gx.ExpectationSuite(name="one_by_one")
+        for exp in exps:
+            suite.add_expectation(ExpectationConfiguration(**exp).to_domain_obj())
+        return as_written(suite.expectations)
+
+    doc = json.loads((validate.SUITES_DIR / "enforcement_act.json").read_text(encoding="utf-8"))
+    same_column_and_type = {}
+    for exp in doc["expectations"]:
+        same_column_and_type.setdefault((exp["type"], exp["kwargs"].get("column")), []).append(exp)
+    assert any(len(v) > 1 for v in same_column_and_type.values())  # kept, not upserted
+    registered = tmp_path / "enforcement_twice.json"
+    registered.write_text(
+        json.dumps(doc | {"name": "enforcement_twice", "expectations": doc["expectations"] + doc["expectations"][:3]}),
+        encoding="utf-8",
+    )
+    validate.register_suite("enforcement_twice", registered)
+    try:
+        for table in [*sorted(p.stem for p in validate.SUITES_DIR.glob("*.json")), "enforcement_twice"]:
+            exps = validate.load_suite_doc(table)["expectations"]
+            for part, _ in (*validate._parts(table), (validate._ROWS_PART, ())):
+                suite, _ = validate._suite_and_batch_definition(table, part)
+                wanted = [
+                    e
+                    for e in exps
+                    if validate._part_of(e)[0] == part
+                    or (part == validate._ROWS_PART and validate._part_of(e)[0].startswith("columns:"))
+                ]
+                assert as_written(suite.expectations) == one_by_one(wanted), (table, part)
+        twice, _ = validate._suite_and_batch_definition("enforcement_twice", validate._ROWS_PART)
+        once, _ = validate._suite_and_batch_definition("enforcement_act", validate._ROWS_PART)
+        assert len(twice.expectations) == len(once.expectations)
+    finally:
+        validate._SUITES.pop("enforcement_twice", None)
+
+
 def test_gx_is_imported_on_a_thread_of_its_own_while_the_batch_is_parsed(tmp_path, monkeypatch):
     """parse_and_validate starts importing GX on a thread of its own before it parses the batch
     (the import overlaps the parse); the validation waits for that import and never runs a
