@@ -78,10 +78,13 @@ class ParsedTable:
     def read(self, start: int, stop: int) -> pd.DataFrame:
         """Rows start..stop-1 (only the row groups holding them are read), indexed by `_row`.
         Read with pyarrow: its conversion to pandas is faster than DuckDB's `.df()` for the text
-        columns, with the same dtypes (docs/performance.md)."""
+        columns, with the same dtypes (docs/performance.md). Text is read as Arrow's large_string,
+        which pandas' "string" dtype holds: read as string, every text column was copied into
+        large_string by the conversion."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(self.path)
+        parquet = pq.ParquetFile(self.path, binary_type=pa.large_binary())
         holding, offset = [], 0  # (row group, its first row) of the groups holding rows start..stop-1
         for i in range(parquet.metadata.num_row_groups):
             n = parquet.metadata.row_group(i).num_rows
