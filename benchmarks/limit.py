@@ -1,8 +1,8 @@
 """The physical limit: the fastest way DuckDB gets the landed files into typed columns.
 
 The pipeline is compared with this, stage by stage (`python -m benchmarks`). For every source the
-limit reads the same landed files into a table of a DuckDB database file (memory capped like the
-warehouse's, warehouse.db.connect), one column per field the pipeline keeps (fields.yaml), typed
+limit reads the same landed files into a table of a DuckDB database file (memory capped like a
+parse's scratch file, warehouse.db.connect), one column per field the pipeline keeps (fields.yaml), typed
 as the parsed tables type it: a number as DOUBLE, a list as VARCHAR[], everything else VARCHAR
 (the parse keeps dates and flags as the source wrote them, for validation to judge); a value
 that does not convert is NULL. It does nothing the pipeline must do beyond that: no hashing, no

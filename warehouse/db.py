@@ -34,16 +34,20 @@ def statements(text: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-# DuckDB's memory cap per connection, the warehouse's and each parse's scratch file alike (it
-# spills to disk beyond it); its default, 80 % of RAM, would let one national load take the
-# whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides it. At 768MB peak memory is flat from
-# province to 2x province (1.08x; under 4GB 1.55x: DuckDB took what the input asked) and a
-# province run is as fast (docs/performance.md).
+# DuckDB's memory cap per database (it spills to disk beyond it); its default, 80 % of RAM,
+# would let one national load take the whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides both:
+# - MEMORY_LIMIT: each parse's scratch file, and any other database. Under 640MB national's
+#   enforcement parse ran out of memory (its ordered list aggregate does not spill).
+# - WAREHOUSE_MEMORY_LIMIT: the working database (load, compute, publish). A province's compute
+#   takes ~590 MB of DuckDB memory, a 2x province's what the cap allows: under 768MB their
+#   peaks were 1.23x apart once GX's import shrank the process by 80 MB, under 640MB 1.14x
+#   (docs/performance.md).
 MEMORY_LIMIT = "768MB"
+WAREHOUSE_MEMORY_LIMIT = "640MB"
 
 
-def memory_limit() -> str:
-    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT", MEMORY_LIMIT)
+def memory_limit(warehouse: bool = False) -> str:
+    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT") or (WAREHOUSE_MEMORY_LIMIT if warehouse else MEMORY_LIMIT)
 
 
 _SIZE = re.compile(r"^\s*([\d.]+)\s*(bytes|[KMGTP]i?B)\s*$", re.I)
@@ -75,13 +79,13 @@ ROW_GROUP_SIZE = 32_768
 _ATTACHING = threading.Lock()  # two threads' first connections to a file: one attaches it
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, read_only: bool = False, warehouse: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the database file at `path` (or ":memory:"), its default catalog named
     as DuckDB names it (the file's stem). A writer attaches the file to an in-memory database to
     set its row group size (ROW_GROUP_SIZE): one per file and process, shared by its connections
     as DuckDB shares a file it opens itself (a file is attached once per process), and gone with
     the last of them. A cursor of a connection starts in the in-memory catalog: `use_catalog_of`."""
-    config = {"threads": 2, "memory_limit": memory_limit()}
+    config = {"threads": 2, "memory_limit": memory_limit(warehouse)}
     if read_only or str(path) == ":memory:":
         con = duckdb.connect(str(path), read_only=read_only, config=config)
         con.execute("set enable_progress_bar = false")  # no progress bars in run logs
@@ -146,6 +150,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def open_work_db(path: Path) -> duckdb.DuckDBPyConnection:
-    con = connect(path)
+    con = connect(path, warehouse=True)
     migrate(con)
     return con

@@ -23,7 +23,7 @@ def indicator_markdown(db: Path, years: list[int], note: str = "") -> str:
     from warehouse.db import connect
     from warehouse.read.indicators import STATUS_WORDS
 
-    con = connect(db)  # the working database, which this run holds
+    con = connect(db, warehouse=True)  # the working database, which this run holds
     try:
         rows = con.execute(
             """
@@ -67,7 +67,7 @@ def year_fingerprints(db: Path) -> dict[int, str]:
 
     if not db.exists():
         return {}
-    con = connect(db)  # the working database, which this run holds
+    con = connect(db, warehouse=True)  # the working database, which this run holds
     try:
         rows = con.execute(
             """

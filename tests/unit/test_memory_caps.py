@@ -1,13 +1,13 @@
-"""DuckDB's memory cap holds for the warehouse and for each parse's scratch file alike, and
-FAZHI_DUCKDB_MEMORY_LIMIT moves both: without it, DuckDB takes 80 % of the machine's memory and
-peak memory grows with the input (docs/performance.md)."""
+"""DuckDB's memory cap holds for the warehouse (WAREHOUSE_MEMORY_LIMIT) and for each parse's
+scratch file (MEMORY_LIMIT), and FAZHI_DUCKDB_MEMORY_LIMIT moves both: without them, DuckDB
+takes 80 % of the machine's memory and peak memory grows with the input (docs/performance.md)."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from warehouse.db import MEMORY_LIMIT, connect
+from warehouse.db import MEMORY_LIMIT, WAREHOUSE_MEMORY_LIMIT, connect, open_work_db
 from warehouse.sources.parsed import quiet_connect
 
 
@@ -29,12 +29,20 @@ def test_the_warehouse_and_the_parse_are_capped(tmp_path, monkeypatch, override)
         monkeypatch.setenv("FAZHI_DUCKDB_MEMORY_LIMIT", override)
     else:
         monkeypatch.delenv("FAZHI_DUCKDB_MEMORY_LIMIT", raising=False)
-    expected = _as_duckdb_says(override or MEMORY_LIMIT)
-    assert expected != _as_duckdb_says("80%")  # not DuckDB's default
-    for con in (connect(tmp_path / "work.duckdb"), quiet_connect(tmp_path / "parse.duckdb")):
-        try:
-            assert _limit(con) == expected
-        finally:
+    default = _as_duckdb_says("80%")
+    caps = {
+        "warehouse": (open_work_db(tmp_path / "work.duckdb"), override or WAREHOUSE_MEMORY_LIMIT),
+        "parse": (quiet_connect(tmp_path / "parse.duckdb"), override or MEMORY_LIMIT),
+        "other": (connect(tmp_path / "other.duckdb"), override or MEMORY_LIMIT),
+    }
+    try:
+        for what, (con, cap) in caps.items():
+            assert _limit(con) == _as_duckdb_says(cap) != default, what  # not DuckDB's default
+        second = connect(tmp_path / "work.duckdb", warehouse=True)  # the run record's, beside the run's own
+        assert _limit(second) == _as_duckdb_says(override or WAREHOUSE_MEMORY_LIMIT)
+        second.close()
+    finally:
+        for con, _ in caps.values():
             con.close()
 
 
