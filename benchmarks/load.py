@@ -54,7 +54,7 @@ def main() -> None:
     no_failures = pd.DataFrame(columns=["_row", "rule", "message_zh", "message_en"])
 
     with tempfile.TemporaryDirectory() as tmp:
-        con = connect(Path(tmp) / "bench.duckdb")
+        con = connect(Path(tmp) / "bench.duckdb", warehouse=True)  # capped as the working database
         migrate(con)
 
         def parquet(frame, name):  # the parsed-table form the load reads (warehouse/sources/parsed.py)
