@@ -22,7 +22,7 @@ import threading
 import types
 
 DEFERRED = ("altair", "scipy.stats")
-_LOAD = threading.RLock()
+_LOAD = threading.Lock()
 
 
 class DeferredModule(types.ModuleType):
@@ -34,7 +34,10 @@ class DeferredModule(types.ModuleType):
         return getattr(self.load(), attr)
 
     def load(self) -> types.ModuleType:
-        """The real module, imported now if no one has imported it yet."""
+        """The real module, imported now if no one has imported it yet. The lock covers taking
+        the stand-in out, not the import: Python's own import lock makes a second thread wait
+        for the first one's import (holding ours through it could deadlock with a module whose
+        import reads a stand-in on another thread)."""
         name = self.__name__
         with _LOAD:
             if sys.modules.get(name) is self:
@@ -42,7 +45,7 @@ class DeferredModule(types.ModuleType):
                 parent, _, child = name.rpartition(".")
                 if parent and vars(sys.modules[parent]).get(child) is self:
                     delattr(sys.modules[parent], child)
-            return importlib.import_module(name)
+        return importlib.import_module(name)
 
 
 def defer(names: tuple[str, ...] = DEFERRED) -> None:
