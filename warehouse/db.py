@@ -37,7 +37,7 @@ def statements(text: str) -> list[str]:
 # DuckDB's memory cap per database (it spills to disk beyond it); its default, 80 % of RAM,
 # would let one national load take the whole machine. FAZHI_DUCKDB_MEMORY_LIMIT overrides both:
 # - MEMORY_LIMIT: each parse's scratch file, and any other database. Under 640MB national's
-#   enforcement parse ran out of memory (its ordered list aggregate does not spill).
+#   enforcement parse failed (a DuckDB error, rule page-parse; under 512MB it ran out of memory).
 # - WAREHOUSE_MEMORY_LIMIT: the working database (load, compute, publish). A province's compute
 #   takes ~590 MB of DuckDB memory, a 2x province's what the cap allows: under 768MB their
 #   peaks were 1.23x apart once GX's import shrank the process by 80 MB, under 640MB 1.14x

@@ -81,7 +81,6 @@ class ParsedTable:
         columns, with the same dtypes (docs/performance.md). Text is read as Arrow's large_string,
         which pandas' "string" dtype holds: read as string, every text column was copied into
         large_string by the conversion."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(self.path, binary_type=pa.large_binary())
