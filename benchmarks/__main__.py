@@ -23,6 +23,9 @@ fresh process, as a run's), and the load average is recorded at the start of eac
 stage: wall time, CPU time and peak resident memory of the process and its worker processes
 (memory sampled every 0.2 s, reset before each stage), records per second and the ratio to the
 limit; the pipeline's CPU time against the limit's.
+After each round's pipeline, the floor of its required work (benchmarks/floor.py: the landed
+files copied, GX on one row of each table, the layers, marts and published tables written by
+DuckDB alone) is timed in a process of its own, and each stage is printed against it.
 Interpreter start, imports and Great Expectations' import and suites are reported apart. Then
 (unless --no-as-run) the whole nightly run as `fazhi run` does it without a Prefect server, in a
 fresh home: sources parsed and validated concurrently, each loaded as it is ready (wall time
@@ -260,6 +263,7 @@ def parse_and_validate(stages: Stages, settings, batch):
 def one_round(sample: Path, incremental: bool) -> dict:
     """Land the sample in a fresh home, measure the limit, run the pipeline (and the nightly
     run after one day of changes)."""
+    from benchmarks.floor import first_rows, required_work_floor
     from benchmarks.limit import duckdb_limit
     from warehouse import pipeline
     from warehouse.config import load_settings, write_demo_config
@@ -286,16 +290,19 @@ def one_round(sample: Path, incremental: bool) -> dict:
             limit = own.submit(duckdb_limit, list(batches.values()), home, files_per_group, workers).result()
         stages.limit_s = limit.seconds
         print(f"  duckdb limit {limit.seconds:.1f} s", file=sys.stderr, flush=True)
-        rows = 0
+        rows, one_row = 0, {}
         for name, batch in batches.items():
             if batch is None:
                 continue
             prepared = parse_and_validate(stages, settings, batch)
             rows += prepared.received_rows
+            one_row |= first_rows(prepared, pipeline.suite_parameters(settings, batch))
             stages.run("load", pipeline.load_prepared, settings, prepared, "bench", part=name)
             del prepared
         stages.run("compute", pipeline.compute, settings)
         stages.run("audit+publish", pipeline.audit_and_publish, settings)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as own:
+            floor = own.submit(required_work_floor, home, settings.work_db, one_row).result()
         changed = incremental_s = incremental_cli_s = None
         if incremental:
             changed = one_day_of_changes(sample, home)
@@ -320,6 +327,7 @@ def one_round(sample: Path, incremental: bool) -> dict:
         "limit_s": limit.seconds,
         "limit_cpu_s": limit.cpu_s,
         "limit": limit.sources,
+        "floor": floor,
         "one_json_column_limit_s": limit.one_json_column_s,
         "ratio": pipeline_s / limit.seconds,
         "ratio_with_one_json_column": pipeline_s / limit.with_one_json_column_s if limit.one_json_column_s else None,
@@ -394,9 +402,21 @@ def summarise(rounds: list[dict]) -> dict:
             "parse_s": median(parse) if None not in parse else None,
             "parse_ratio": median(p / s for p, s in zip(parse, limit, strict=True)) if None not in parse else None,
         }
+    floor = {
+        part: {
+            "seconds": median(r["floor"][part]["seconds"] for r in rounds),
+            "cpu_s": median(r["floor"][part]["cpu_s"] for r in rounds),
+        }
+        for part in rounds[0]["floor"]
+    }
     return {
         "rows": rounds[0]["rows"],
         "stages": stages,
+        "floor": floor,
+        # the limit and the floor together, against the limit (per round, then the median)
+        "floor_ratio": median(
+            (r["limit_s"] + sum(f["seconds"] for f in r["floor"].values())) / r["limit_s"] for r in rounds
+        ),
         "pipeline_s": median(r["pipeline_s"] for r in rounds),
         "pipeline_cpu_s": median(r["pipeline_cpu_s"] for r in rounds),
         "limit_s": median(r["limit_s"] for r in rounds),
@@ -454,6 +474,7 @@ def print_summary(name: str, summary: dict, rounds: int, imports_s: float, gx_im
         alternatives = ", ".join(f"{m} {sec:.3f}" for m, sec in s["alternatives_s"].items())
         parse = f"{s['parse_s']:>10.3f}{s['limit_s']:>10.3f}{s['parse_ratio']:>10.2f}" if s["parse_s"] else ""
         print(f"{source:<16}{parse}  {'/'.join(sorted(set(s['methods'])))} ({alternatives})")
+    print_floor(summary)
     if summary["ratio_with_one_json_column"]:
         print(
             f"the pages as one JSON column (the limit before issue 20): {summary['one_json_column_limit_s']:.3f} s; "
@@ -472,6 +493,26 @@ def print_summary(name: str, summary: dict, rounds: int, imports_s: float, gx_im
             f"{summary['incremental_s']:.2f} s (library steps in this process, GX imported); as `fazhi run` runs it, "
             f"a new process without a Prefect server: {summary['incremental_cli_s']:.2f} s"
         )
+
+
+def print_floor(summary: dict) -> None:
+    """Each stage against the floor of its required work (benchmarks/floor.py); the parse's is
+    the limit."""
+    limit_s, floor = summary["limit_s"], summary["floor"]
+    print("the floor of the required work (each part by DuckDB or GX alone, on the round's data: benchmarks/floor.py)")
+    print(f"{'stage':<16}{'seconds':>10}{'floor s':>10}{'above s':>10}{'floor x limit':>15}")
+    rows = [("parse", summary["stages"]["parse"]["seconds"], limit_s)]
+    rows += [(part, summary["stages"][part]["seconds"], f["seconds"]) for part, f in floor.items()]
+    for part, seconds, floor_s in rows:
+        print(f"{part:<16}{seconds:>10.3f}{floor_s:>10.3f}{seconds - floor_s:>10.3f}{floor_s / limit_s:>15.2f}")
+    total_floor = sum(f for _, _, f in rows)
+    floor_cpu = summary["limit_cpu_s"] + sum(f["cpu_s"] for f in floor.values())
+    cores = os.cpu_count() or 1
+    print(
+        f"limit + floor {total_floor:.3f} s = {summary['floor_ratio']:.2f}x the limit, one part after another; "
+        f"the pipeline spends {summary['pipeline_s'] - total_floor:.3f} s above it. Their CPU time {floor_cpu:.1f} s "
+        f"on {cores} cores all busy: at least {floor_cpu / cores / limit_s:.2f}x the limit, however the parts overlap"
+    )
 
 
 def compare_memory(summary: dict, baseline: dict, name: str) -> dict:

@@ -177,6 +177,17 @@ def previous_full_extract_rows(settings: Settings, source: str) -> dict[str, int
         con.close()
 
 
+def suite_parameters(settings: Settings, batch: LandedBatch) -> dict:
+    """The parameters a batch's tables are validated with (expectations/*.json `$PARAMETER`s)."""
+    first_year, last_year = accepted_years(settings)
+    return {
+        "township_codes": township_codes(settings),
+        "first_year": first_year,
+        "last_year": last_year,
+        "latest_allowed_at": batch_latest_allowed_at(batch),
+    }
+
+
 def parsed_dir(settings: Settings, batch: LandedBatch) -> Path:
     """Where the batch's parsed tables wait for the load (removed once it is loaded or stopped)."""
     return settings.home / "parsed" / batch.batch_id
@@ -232,12 +243,7 @@ def parse_and_validate(settings: Settings, batch: LandedBatch) -> PreparedBatch:
         empty = pd.DataFrame(columns=["_row", "rule", "message_zh", "message_en"])
         tables = [TableLoad(n, t.path, 0, empty, pd.DataFrame(), mappings[n].key) for n, t in parsed.items()]
         return PreparedBatch(batch, tables, 0, files=files, file_issues=issues)
-    params = {
-        "township_codes": township_codes(settings),
-        "first_year": years[0],
-        "last_year": years[1],
-        "latest_allowed_at": batch_latest_allowed_at(batch),
-    }
+    params = suite_parameters(settings, batch)
     full = extract_kind(settings, batch) == "full"
     previous = previous_full_extract_rows(settings, batch.source) if full else {}
     chunk_rows, workers = settings.performance.chunk_rows, settings.performance.workers
