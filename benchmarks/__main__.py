@@ -263,7 +263,7 @@ def parse_and_validate(stages: Stages, settings, batch):
 def one_round(sample: Path, incremental: bool) -> dict:
     """Land the sample in a fresh home, measure the limit, run the pipeline (and the nightly
     run after one day of changes)."""
-    from benchmarks.floor import first_rows, required_work_floor
+    from benchmarks.floor import kept_tables, required_work_floor
     from benchmarks.limit import duckdb_limit
     from warehouse import pipeline
     from warehouse.config import load_settings, write_demo_config
@@ -290,19 +290,19 @@ def one_round(sample: Path, incremental: bool) -> dict:
             limit = own.submit(duckdb_limit, list(batches.values()), home, files_per_group, workers).result()
         stages.limit_s = limit.seconds
         print(f"  duckdb limit {limit.seconds:.1f} s", file=sys.stderr, flush=True)
-        rows, one_row = 0, {}
+        rows, kept = 0, {}
         for name, batch in batches.items():
             if batch is None:
                 continue
             prepared = parse_and_validate(stages, settings, batch)
             rows += prepared.received_rows
-            one_row |= first_rows(prepared, pipeline.suite_parameters(settings, batch))
+            kept |= kept_tables(prepared, pipeline.suite_parameters(settings, batch), home / "floor-parsed")
             stages.run("load", pipeline.load_prepared, settings, prepared, "bench", part=name)
             del prepared
         stages.run("compute", pipeline.compute, settings)
         stages.run("audit+publish", pipeline.audit_and_publish, settings)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as own:
-            floor = own.submit(required_work_floor, home, settings.work_db, one_row).result()
+            floor = own.submit(required_work_floor, home, settings.work_db, kept).result()
         changed = incremental_s = incremental_cli_s = None
         if incremental:
             changed = one_day_of_changes(sample, home)

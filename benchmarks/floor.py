@@ -29,6 +29,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from warehouse.sources.parsed import ParsedTable
+
 
 def _cpu_s() -> float:
     t = os.times()
@@ -97,28 +99,41 @@ def _validate(one_row: dict[str, tuple[pd.DataFrame, dict]]) -> int:
     )
 
 
-def first_rows(prepared, params: dict) -> dict[str, tuple[pd.DataFrame, dict]]:
+def kept_tables(prepared, params: dict, into: Path) -> dict[str, tuple[ParsedTable, dict]]:
     """Each parsed table of a prepared batch (warehouse.pipeline.parse_and_validate) that has
-    rows: its first row as validated, with the batch's suite parameters."""
-    from warehouse.sources.parsed import ParsedTable
+    rows, hard-linked into `into` (the load removes the parsed files; the floor validates their
+    first rows), with the batch's suite parameters. Linked, not read here: a table's first row
+    read in the pipeline's process would leave its row group in Arrow's pool, counted in the
+    stages' peak memory."""
+    into.mkdir(exist_ok=True)
+    kept = {}
+    for t in prepared.tables:
+        if t.row_count:
+            link = into / f"{t.table}.parquet"
+            try:
+                os.link(t.rows_path, link)
+            except OSError:  # another file system
+                shutil.copyfile(t.rows_path, link)
+            kept[t.table] = (ParsedTable(t.table, link, t.row_count), params)
+    return kept
 
-    return {
-        t.table: (ParsedTable(t.table, t.rows_path, t.row_count).read(0, 1), params)
-        for t in prepared.tables
-        if t.row_count
-    }
 
-
-def required_work_floor(home: Path, work_db: Path, one_row: dict[str, tuple[pd.DataFrame, dict]]) -> dict[str, dict]:
-    """Each part's seconds, CPU seconds and what it did (`done`) on the round's home and working database (its
-    pipeline finished: no connection open), in a scratch folder removed after. `one_row`: each parsed table's first
-    row as the pipeline validated it, with the suite parameters it was validated with. Runs in
-    a process of its own (GX imported and its suites built there before it is timed)."""
+def required_work_floor(home: Path, work_db: Path, kept: dict[str, tuple[ParsedTable, dict]]) -> dict[str, dict]:
+    """Each part's seconds, CPU seconds and what it did (`done`) on the round's home and
+    working database (its pipeline finished: no connection open), in a scratch folder removed
+    after. `kept`: each parsed table (kept_tables) and the suite parameters it was validated
+    with; its first row is validated, and its file removed. Runs in a process of its own (GX
+    imported and its suites built there before it is timed)."""
     from expectations.validate import warm_up
     from warehouse.db import connect
     from warehouse.publish import published_tables
 
     warm_up()  # GX imported and the suites built, as before the pipeline's stages
+    try:
+        one_row = {table: (parsed.read(0, 1), params) for table, (parsed, params) in kept.items()}
+    finally:
+        for parsed, _ in kept.values():
+            parsed.path.unlink()
     scratch = home / "floor"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.floor import first_rows, required_work_floor
+from benchmarks.floor import kept_tables, required_work_floor
 from tests.conftest import make_mini_home, query
 
 
@@ -18,17 +18,18 @@ def floored(tmp_path_factory):
 
     settings = load_settings(make_mini_home(tmp_path_factory.mktemp("floor")))
     pipeline.prepare_warehouse(settings)
-    one_row, expectations, landed_bytes = {}, 0, 0
+    kept, expectations, landed_bytes = {}, 0, 0
     for source in settings.sources.values():
         batch = pipeline.land_source(settings, source)
         landed_bytes += sum(f.bytes for f in batch.files)
         prepared = pipeline.parse_and_validate(settings, batch)
-        one_row |= first_rows(prepared, pipeline.suite_parameters(settings, batch))
+        kept |= kept_tables(prepared, pipeline.suite_parameters(settings, batch), settings.home / "kept")
         expectations += sum(len(t.results) for t in prepared.tables if t.row_count)
         pipeline.load_prepared(settings, prepared, "floor-test")
     pipeline.compute(settings)
     published = pipeline.audit_and_publish(settings)
-    floor = required_work_floor(settings.home, settings.work_db, one_row)
+    tables = set(kept)
+    floor = required_work_floor(settings.home, settings.work_db, kept)
     rows = {
         schema: sum(
             query(settings.work_db, f"select count(*) from {t}")[0][0]
@@ -41,18 +42,22 @@ def floored(tmp_path_factory):
         for schema in ("raw", "core", "mart")
     }
     rows["published"] = sum(query(published, f"select count(*) from {t}")[0][0] for t in published_tables())
-    return floor, one_row, expectations, landed_bytes, rows, settings
+    return floor, tables, expectations, landed_bytes, rows, settings
 
 
 def test_the_floor_copies_every_landed_byte_and_runs_every_expectation(floored):
-    floor, one_row, expectations, landed_bytes, _, settings = floored
+    floor, tables, expectations, landed_bytes, _, settings = floored
     assert set(floor) == {"land", "validate", "load", "compute", "audit+publish"}
     assert all(part["seconds"] > 0 for part in floor.values())
     landing = sum(f.stat().st_size for f in (settings.home / "landing").rglob("*") if f.is_file())
     assert floor["land"]["done"] == landing > landed_bytes > 0  # the files and their manifests
-    assert all(len(frame) == 1 for frame, _ in one_row.values())
+    assert tables == {"enforcement_act", "mediation_case", "training_session", "training_attendance"} | {
+        "training_staff",
+        "annual_return_item",
+    }
     assert floor["validate"]["done"] == expectations > 0
     assert not (settings.home / "floor").exists()  # its scratch folder removed
+    assert not list((settings.home / "kept").iterdir())  # and the parsed tables kept for it
 
 
 def test_the_floor_writes_every_row_of_the_layers_the_marts_and_the_published_tables(floored):
