@@ -45,6 +45,8 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from expectations import configuration_memo
 from expectations.clock import latest_allowed_at
@@ -460,18 +462,20 @@ def _validate_frame(table: str, frame: pd.DataFrame, params: dict, context: dict
     a small frame's `columns:` parts by one GX run, its results folded in part order."""
     fold = _Fold()
     by_part = _one_run(table, frame, params) if len(frame) <= ONE_RUN_MAX_ROWS else None
+    numbered: dict[str, np.ndarray] = {}  # the frame's columns, numbered once for every part (_distinct)
     for part, columns in _parts(table):
         if part == _TABLE_PART:
             continue
         if by_part is not None and part.startswith("columns:"):
             fold.add(by_part.get(part, []), len(frame), context)
             continue
-        if part.startswith("elements:"):
+        elements = part.startswith("elements:")
+        if elements:
             data = _element_frame(frame, columns[0])
         else:
             data = frame[[c for c in columns if c in frame.columns and not _is_list_column(frame[c])]]
         if _row_wise(table, part) and len(data.columns):
-            distinct, of_row, digest = _distinct(data)
+            distinct, of_row, digest = _distinct(data, None if elements else numbered)
             outcomes = _run_remembered(table, part, distinct, digest, params)
             fold.add(outcomes, len(data), context, (data.index.to_numpy(), of_row, distinct))
         else:
@@ -547,17 +551,20 @@ def _selected(frame: pd.DataFrame | None, condition) -> np.ndarray | bool | None
     return chosen.to_numpy(dtype=bool)
 
 
-def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, bytes | None]:
+def _distinct(data: pd.DataFrame, numbered: dict | None = None) -> tuple[pd.DataFrame, np.ndarray, bytes | None]:
     """The distinct rows of `data` (indexed 0..k-1), for each row of `data` the number of its
     distinct row, and, when there are at most REMEMBERED_ROWS distinct rows, a digest of them
     (_run_remembered). Most columns hold few values (dates, codes, categories): GX's per-value
     work then runs on hundreds of rows instead of hundreds of thousands. A digested set of
     distinct rows is put in the order of its rows' hashes, so the same values make the same
-    frame in every chunk, whichever order the chunk's rows came in."""
-    if data.shape[1] == 1:  # most parts: one column, factorized without a groupby
-        of_row, _ = pd.factorize(data.iloc[:, 0], use_na_sentinel=False)
-    else:
-        of_row = data.groupby(list(data.columns), dropna=False, sort=False).ngroup().to_numpy()
+    frame in every chunk, whichever order the chunk's rows came in. `numbered`: the values of
+    the columns of the frame `data` was taken from numbered so far (_numbered), by column."""
+    numbered = {} if numbered is None else numbered
+    of_row = _numbered(data.iloc[:, 0], numbered)
+    for column in list(data.columns)[1:]:  # several columns: each row's pair of numbers numbered
+        values = _numbered(data[column], numbered)
+        of_row, _ = pd.factorize(of_row * (int(values.max(initial=-1)) + 1) + values)
+        of_row = of_row.astype(np.int64)
     # numbered in order of first appearance: a row is its group's first when its number exceeds
     # every number before it (no sort)
     first = np.flatnonzero(np.r_[True, of_row[1:] > np.maximum.accumulate(of_row)[:-1]]) if len(of_row) else []
@@ -572,6 +579,23 @@ def _distinct(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, bytes | Non
     distinct = data.iloc[first]
     distinct.index = pd.RangeIndex(len(first))
     return distinct, of_row, digest
+
+
+def _numbered(column: pd.Series, numbered: dict) -> np.ndarray:
+    """Each value of the column numbered in order of first appearance, a missing value too
+    (as pd.factorize(use_na_sentinel=False) numbers them), remembered in `numbered` by name: a
+    column read by several parts of a suite is numbered once per chunk. A column in Arrow is
+    numbered by Arrow's dictionary encoding, without the conversions pandas makes first."""
+    codes = numbered.get(column.name)
+    if codes is None:
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+            encoded = pc.dictionary_encode(pa.array(column.array), null_encoding="encode")
+            chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+            codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks] or [[]])
+        else:
+            codes, _ = pd.factorize(column, use_na_sentinel=False)
+        codes = numbered[column.name] = codes.astype(np.int64, copy=False)
+    return codes
 
 
 # GX's fixed cost per run (~10 ms, and a few ms per expectation: docs/performance.md) is most of

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from expectations.validate import validate_table
@@ -617,3 +618,30 @@ def test_gx_validates_every_source_without_importing_the_modules_it_defers(tmp_p
     assert out["chart"] == "type"
     assert out["after_use"] == {"altair": True, "scipy.stats": True}
     assert out["same_module"] is True
+
+
+def test_distinct_rows_numbered_by_arrow_and_once_per_column_group_rows_as_pandas_does():
+    """_distinct numbers a text column in Arrow by its dictionary encoding and several columns by
+    numbering each row's numbers, each column once per chunk (`numbered`): the rows it groups
+    and their order of first appearance are those of pandas' groupby, missing values included."""
+    from expectations.validate import _distinct
+
+    text = pd.Series(["b", None, "a", "b", None, "a", "c", "b"], dtype="string[pyarrow]", name="text")
+    text = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([text.array[:3], text.array[3:]])), name="text")
+    number = pd.Series([1.0, float("nan"), 1.0, 1.0, float("nan"), 2.0, 1.0, 1.0], name="number")
+    day = pd.Series(["2023-01-01"] * 4 + [None] * 4, dtype="string[pyarrow]", name="day")
+    frame = pd.concat([text, number, day], axis=1)
+    numbered: dict = {}
+    for columns in (["text"], ["number"], ["text", "number"], ["number", "day", "text"]):
+        data = frame[columns]
+        expected = data.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+        for cache in (numbered, None):  # the columns numbered by an earlier part, or anew
+            distinct, of_row, _ = _distinct(data, cache)
+            # the same rows grouped together, the groups' rows as written
+            assert len(distinct) == expected.max() + 1 == len(data.drop_duplicates())
+            assert all(len({e for e, o in zip(expected, of_row, strict=True) if o == k}) == 1 for k in set(of_row))
+            pd.testing.assert_frame_equal(
+                distinct.iloc[of_row].reset_index(drop=True), data.reset_index(drop=True), check_index_type=False
+            )
+    assert set(numbered) == {"text", "number", "day"}
+    assert numbered["text"].tolist() == [0, 1, 2, 0, 1, 2, 3, 0]  # Arrow's numbers across its two chunks
