@@ -55,36 +55,40 @@ def _tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[st
 def _copy_tables(con: duckdb.DuckDBPyConnection, tables: list[str], into: Path) -> int:
     """`tables` of `con` into a new database file, as one transaction, checkpointed; the rows
     written."""
-    from warehouse.db import ROW_GROUP_SIZE
+    from warehouse.db import ROW_GROUP_SIZE, rollback
 
     con.execute(f"attach '{into}' as floor_copy (row_group_size {ROW_GROUP_SIZE})")
     try:
         con.execute("begin transaction")
-        for schema in sorted({t.split(".")[0] for t in tables}):
-            con.execute(f"create schema floor_copy.{schema}")
-        rows = 0
-        for table in tables:
-            rows += con.execute(f"create table floor_copy.{table} as select * from {table}").fetchone()[0]
-        con.execute("commit")
+        try:
+            for schema in sorted({t.split(".")[0] for t in tables}):
+                con.execute(f"create schema floor_copy.{schema}")
+            rows = sum(
+                con.execute(f"create table floor_copy.{table} as select * from {table}").fetchone()[0]
+                for table in tables
+            )
+            con.execute("commit")
+        except BaseException:
+            rollback(con)  # a full disk, say: the copy detached, the error shown
+            raise
         con.execute("checkpoint floor_copy")
     finally:
         con.execute("detach floor_copy")
     return rows
 
 
-def _publish(con: duckdb.DuckDBPyConnection, tables: list[str], scratch: Path) -> int:
+def _publish(con: duckdb.DuckDBPyConnection, tables: list[str], folder: Path) -> int:
     from warehouse.parquet_export import ParquetExport
 
-    (scratch / "published").mkdir()
-    export = ParquetExport(con, scratch / "published", tuple(tables))
-    rows = _copy_tables(con, tables, scratch / "published" / "floor.duckdb")
+    folder.mkdir()
+    export = ParquetExport(con, folder, tuple(tables))
+    try:
+        rows = _copy_tables(con, tables, folder / "floor.duckdb")
+    except BaseException:
+        export.abandon()
+        raise
     export.finish()
     return rows
-
-
-def _land(landing: Path, into: Path) -> int:
-    shutil.copytree(landing, into)
-    return sum(f.stat().st_size for f in into.rglob("*") if f.is_file())
 
 
 def _validate(one_row: dict[str, tuple[pd.DataFrame, dict]]) -> int:
@@ -139,15 +143,19 @@ def required_work_floor(home: Path, work_db: Path, kept: dict[str, tuple[ParsedT
     scratch.mkdir()
     parts = {}
     try:
-        parts["land"] = _timed(_land, home / "landing", scratch / "landing")
+        # each copy removed once timed: at national scale they would not fit beside the home together
+        parts["land"] = _timed(shutil.copytree, home / "landing", scratch / "landing")
+        parts["land"]["done"] = sum(f.stat().st_size for f in (scratch / "landing").rglob("*") if f.is_file())
+        shutil.rmtree(scratch / "landing")
         parts["validate"] = _timed(_validate, one_row)
         con = connect(Path(":memory:"), warehouse=True)  # the copies are attached to it, writable
         try:
             con.execute(f"attach '{work_db}' as work (read_only)")
             con.execute("use work")
-            parts["load"] = _timed(_copy_tables, con, _tables(con, ("raw", "core")), scratch / "load.duckdb")
-            parts["compute"] = _timed(_copy_tables, con, _tables(con, ("mart",)), scratch / "compute.duckdb")
-            parts["audit+publish"] = _timed(_publish, con, list(published_tables()), scratch)
+            for part, schemas in (("load", ("raw", "core")), ("compute", ("mart",))):
+                parts[part] = _timed(_copy_tables, con, _tables(con, schemas), scratch / f"{part}.duckdb")
+                (scratch / f"{part}.duckdb").unlink()
+            parts["audit+publish"] = _timed(_publish, con, list(published_tables()), scratch / "published")
         finally:
             con.close()
     finally:
