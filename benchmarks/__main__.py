@@ -407,7 +407,7 @@ def summarise(rounds: list[dict]) -> dict:
             "seconds": median(r["floor"][part]["seconds"] for r in rounds),
             "cpu_s": median(r["floor"][part]["cpu_s"] for r in rounds),
         }
-        for part in rounds[0]["floor"]
+        for part in rounds[0].get("floor", {})  # results from before the floor have none
     }
     return {
         "rows": rounds[0]["rows"],
@@ -416,7 +416,9 @@ def summarise(rounds: list[dict]) -> dict:
         # the limit and the floor together, against the limit (per round, then the median)
         "floor_ratio": median(
             (r["limit_s"] + sum(f["seconds"] for f in r["floor"].values())) / r["limit_s"] for r in rounds
-        ),
+        )
+        if floor
+        else None,
         "pipeline_s": median(r["pipeline_s"] for r in rounds),
         "pipeline_cpu_s": median(r["pipeline_cpu_s"] for r in rounds),
         "limit_s": median(r["limit_s"] for r in rounds),
@@ -499,6 +501,8 @@ def print_floor(summary: dict) -> None:
     """Each stage against the floor of its required work (benchmarks/floor.py); the parse's is
     the limit."""
     limit_s, floor = summary["limit_s"], summary["floor"]
+    if not floor:
+        return
     print("the floor of the required work (each part by DuckDB or GX alone, on the round's data: benchmarks/floor.py)")
     print(f"{'stage':<16}{'seconds':>10}{'floor s':>10}{'above s':>10}{'floor x limit':>15}")
     rows = [("parse", summary["stages"]["parse"]["seconds"], limit_s)]
