@@ -29,18 +29,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from benchmarks.limit import cpu_s
 from warehouse.sources.parsed import ParsedTable
 
 
-def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def _timed(fn, *args) -> dict:
-    t, c = time.perf_counter(), _cpu_s()
+    t, c = time.perf_counter(), cpu_s()
     done = fn(*args)
-    return {"seconds": time.perf_counter() - t, "cpu_s": _cpu_s() - c, "done": done}
+    return {"seconds": time.perf_counter() - t, "cpu_s": cpu_s() - c, "done": done}
 
 
 def _tables(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> list[str]:

@@ -352,18 +352,19 @@ def _timed(scratch: Path, read, *args) -> tuple[float, int, float]:
 
     path = scratch / "limit.duckdb"
     path.unlink(missing_ok=True)
-    cpu, t = _cpu_s(), time.perf_counter()
+    cpu, t = cpu_s(), time.perf_counter()
     con = connect(path)
     try:
         rows = read(con, *args)
     finally:
         con.close()
-    elapsed, cpu = time.perf_counter() - t, _cpu_s() - cpu
+    elapsed, cpu = time.perf_counter() - t, cpu_s() - cpu
     path.unlink(missing_ok=True)
     return elapsed, sum(rows.values()) if isinstance(rows, dict) else rows, cpu
 
 
-def _cpu_s() -> float:
+def cpu_s() -> float:
+    """CPU seconds of this process and of the children it waited for."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
 
