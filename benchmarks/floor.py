@@ -144,9 +144,8 @@ def required_work_floor(home: Path, work_db: Path, kept: dict[str, tuple[ParsedT
         parts["land"]["done"] = sum(f.stat().st_size for f in (scratch / "landing").rglob("*") if f.is_file())
         shutil.rmtree(scratch / "landing")
         parts["validate"] = _timed(_validate, one_row)
-        con = connect(Path(":memory:"), warehouse=True)  # the copies are attached to it, writable
+        con = connect(Path(":memory:"), warehouse=True, spill_to=scratch / "spill")  # the copies are attached to it
         try:
-            con.execute("set temp_directory = ?", [str(scratch / "spill")])  # not DuckDB's `.tmp` in the cwd
             con.execute(f"attach '{work_db}' as work (read_only)")
             con.execute("use work")
             for part, schemas in (("load", ("raw", "core")), ("compute", ("mart",))):

@@ -290,13 +290,13 @@ def _run_flow(home: Path) -> None:
 PREFECT_ENV = "FAZHI_PREFECT"  # 1: run under Prefect even without a configured server (a temporary one)
 
 
-def _under_prefect(home: Path) -> bool:
-    """Whether `fazhi run`, `rebuild` and `demo` run the Prefect flow (tracked by a Prefect server:
-    states, artifacts, logs, the writer slot) or the same run without Prefect (warehouse/runs.py
-    LocalEngine). Under Prefect when a server is configured (PREFECT_API_URL, or the active
-    Prefect profile names one), when the home runs its sources on Dask, or when FAZHI_PREFECT=1
-    asks for it; otherwise not, so the command does not start a temporary Prefect server (7-16 s)
-    for a run nobody watches in a UI. docs/operations.md."""
+def _under_prefect(home: Path | None) -> bool:
+    """Whether `fazhi run`, `rebuild`, `demo` and `rollup` run the Prefect flow (tracked by a Prefect
+    server: states, artifacts, logs, the writer slot) or the same work without Prefect
+    (warehouse/runs.py LocalEngine; the roll-up called directly). Under Prefect when a server is
+    configured (PREFECT_API_URL, or the active Prefect profile names one), when the home runs its
+    sources on Dask, or when FAZHI_PREFECT=1 asks for it; otherwise not, so the command does not
+    start a temporary Prefect server (7-16 s) for a run nobody watches in a UI. docs/operations.md."""
     import os
 
     flag = os.environ.get(PREFECT_ENV, "").strip().lower()
@@ -304,6 +304,8 @@ def _under_prefect(home: Path) -> bool:
         return False
     if flag in ("1", "true", "yes") or _prefect_api_configured():
         return True
+    if home is None:  # a roll-up: no home, no task runner
+        return False
     from warehouse.config import load_settings
 
     return load_settings(home).orchestration.task_runner == "dask"
@@ -584,12 +586,15 @@ def cmd_explain(args) -> int:
 
 
 def cmd_rollup(args) -> int:
-    from warehouse.province import check_counties
+    from warehouse.province import check_counties, roll_up
 
     check_counties(args.county)  # before Prefect starts: a refusal is immediate
-    from flows.province import province_rollup
+    if _under_prefect(None):
+        from flows.province import province_rollup
 
-    rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
+        rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
+    else:
+        rows = roll_up(args.county, args.out, args.region_code)
     print(f"区域汇总已写入 / region roll-up written to {args.out}: {len(args.county)} 个县(市) / counties, {rows} rows")
     return 0
 

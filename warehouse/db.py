@@ -79,13 +79,23 @@ ROW_GROUP_SIZE = 32_768
 _ATTACHING = threading.Lock()  # two threads' first connections to a file: one attaches it
 
 
-def connect(path: Path, read_only: bool = False, warehouse: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, read_only: bool = False, warehouse: bool = False, spill_to: Path | None = None
+) -> duckdb.DuckDBPyConnection:
     """A connection to the database file at `path` (or ":memory:"), its default catalog named
     as DuckDB names it (the file's stem). A writer attaches the file to an in-memory database to
     set its row group size (ROW_GROUP_SIZE): one per file and process, shared by its connections
     as DuckDB shares a file it opens itself (a file is attached once per process), and gone with
-    the last of them. A cursor of a connection starts in the in-memory catalog: `use_catalog_of`."""
+    the last of them. A cursor of a connection starts in the in-memory catalog: `use_catalog_of`.
+
+    An in-memory database spills beyond its memory cap into `spill_to`, which it must be given:
+    DuckDB's default is `.tmp` in the working directory, wherever the command was started (a
+    cron job's `/`: the statement fails; a small disk: it fills)."""
     config = {"threads": 2, "memory_limit": memory_limit(warehouse)}
+    if str(path) == ":memory:":
+        if spill_to is None:
+            raise ValueError("an in-memory connection needs spill_to: the folder it spills into")
+        config["temp_directory"] = str(spill_to)
     if read_only or str(path) == ":memory:":
         con = duckdb.connect(str(path), read_only=read_only, config=config)
         con.execute("set enable_progress_bar = false")  # no progress bars in run logs

@@ -14,6 +14,7 @@ township claimed by two counties, would count records twice; such a roll-up is r
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -44,9 +45,11 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
     check_counties(county_published_dirs)
     evidence = [str(county_partition(d, "mart.indicator_evidence")) for d in county_published_dirs]
     catalogue = str(county_partition(county_published_dirs[0], "mart.indicator_catalogue"))
+    out_db.parent.mkdir(parents=True, exist_ok=True)
     building = out_db.with_name(f".{out_db.name}.building-{os.getpid()}")
     building.unlink(missing_ok=True)
-    con = connect(Path(":memory:"))
+    spill = building.with_name(f"{building.name}.tmp")  # a region's evidence can exceed the memory cap
+    con = connect(Path(":memory:"), spill_to=spill)
     try:
         # the storage version of the published database: the DuckDB 1.4+ tools analysts use open it
         con.execute(f"attach {_literal(str(building))} as region (storage_version '{STORAGE_VERSION}')")
@@ -61,15 +64,22 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
         rows = con.execute("select count(*) from mart.region_indicator_value").fetchone()[0]
         con.execute("use memory")
         con.execute("detach region")
+    except BaseException:  # a failed roll-up leaves nothing beside out_db (an earlier out_db stays)
+        con.close()
+        for partial in (building, building.with_name(f"{building.name}.wal")):
+            partial.unlink(missing_ok=True)
+        raise
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     os.replace(building, out_db)
     return rows
 
 
 def check_counties(county_published_dirs: list[Path]) -> None:
-    """Refuse a folder given twice, a county given twice (two folders of one county code), and a
-    township claimed by two counties (from each county's published ref.township)."""
+    """Refuse a folder given twice, a county given twice (two folders of one county code), a
+    township claimed by two counties (from each county's published ref.township), and a
+    partition the roll-up reads that is not a whole Parquet file."""
     first: dict[Path, Path] = {}
     for d in county_published_dirs:
         real = Path(d).resolve()
@@ -79,12 +89,23 @@ def check_counties(county_published_dirs: list[Path]) -> None:
     files = {str(county_partition(d, "ref.township")): str(d) for d in county_published_dirs}
     con = duckdb.connect()
     try:
+        for path in files:
+            _check_partition(con, Path(path))
         rows = con.execute(
             "select distinct filename, county_code, county_name, code from read_parquet($files, filename = true)",
             {"files": list(files)},
         ).fetchall()
+        _refuse_shared(rows, files)
+        for d in county_published_dirs:
+            for table in ("mart.indicator_evidence", "mart.indicator_catalogue"):  # what roll_up reads
+                _check_partition(con, county_partition(d, table))
     finally:
         con.close()
+
+
+def _refuse_shared(rows: list[tuple], files: dict[str, str]) -> None:
+    """Refuse a county given twice and a township claimed by two counties, from the counties'
+    ref.township rows (filename, county code and name, township code)."""
     folders: dict[str, set[str]] = {}
     claims: dict[str, set[str]] = {}
     names: dict[str, str] = {}
@@ -103,6 +124,19 @@ def check_counties(county_published_dirs: list[Path]) -> None:
         raise RollupRefused(
             f"{len(shared)} 个乡镇同时属于两个县(市) / {len(shared)} township(s) claimed by two counties: {listed}"
         )
+
+
+def _check_partition(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a partition that is not a whole Parquet file (damaged, cut short in a copy, or
+    replaced by something else): its footer and schema must be readable."""
+    try:
+        con.execute("select count(*) from parquet_schema(?)", [str(path)]).fetchall()
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise RollupRefused(
+            f"县级分区 {path} 不是完整的Parquet文件(损坏或未复制完) / the county partition {path} is not a "
+            f"complete Parquet file (damaged or cut short): {first}"
+        ) from None
 
 
 def _literal(text: str) -> str:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import duckdb
+import pytest
 
 from warehouse.db import ROW_GROUP_SIZE, connect, open_work_db, use_catalog_of
 
@@ -67,3 +69,25 @@ def test_connections_of_one_process_share_the_file_and_a_cursor_joins_its_catalo
         cursor.close()
     finally:
         first.close()
+
+
+def test_an_in_memory_database_spills_where_it_is_told_never_into_the_working_directory(tmp_path, monkeypatch):
+    """DuckDB's default for an in-memory database is `.tmp` in the working directory: a cron job's
+    `/`, or here a folder where `.tmp` is a file, made a region roll-up fail (IOException)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / ".tmp").write_bytes(b"")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("FAZHI_DUCKDB_MEMORY_LIMIT", "16MB")
+    with pytest.raises(ValueError, match="spill_to"):
+        connect(Path(":memory:"))
+    spill = tmp_path / "spill"
+    con = connect(Path(":memory:"), spill_to=spill)
+    try:
+        # ~40 MB of text under a 16MB cap: the table's blocks are written to the spill folder
+        con.execute("create temp table t as select md5(i::varchar) as m from range(1000000) r(i)")
+        assert any(f.name.endswith(".tmp") for f in spill.iterdir())
+        assert con.execute("select count(*), count(m) from t").fetchone() == (1_000_000, 1_000_000)
+    finally:
+        con.close()
+    assert [f.name for f in cwd.iterdir()] == [".tmp"]
