@@ -205,6 +205,8 @@ def _unexpected(exc: BaseException) -> int:
         "unexpected: set FAZHI_DEBUG=1 for the traceback)",
         file=sys.stderr,
     )
+    if type(exc).__name__ == "OutOfMemoryException":  # DuckDB's (a roll-up, a report)
+        _say_memory_cap()
     return 1
 
 
@@ -383,6 +385,7 @@ def os_error_message(exc: BaseException) -> str | None:
 def _say_run_failed(exc) -> None:
     """A flow's RunFailed: its summary (what the alert says), then each failed source's own
     message for the operator, or the cause (an operating-system error in its own words)."""
+    from warehouse.alerts import cause_of
     from warehouse.errors import BadInput, HeldByAnother
 
     _settle_prefect_events()
@@ -394,6 +397,24 @@ def _say_run_failed(exc) -> None:
     if not failed:
         said = None if isinstance(cause, (BadInput, HeldByAnother)) else os_error_message(cause)
         print(f"  {said or cause}", file=sys.stderr)
+    if "memory" in {cause_of(exc), *(i.get("cause") for i in failed.values())}:
+        _say_memory_cap()
+
+
+def _say_memory_cap() -> None:
+    """What to do when DuckDB ran out of memory under its cap (cause class `memory`)."""
+    import os
+
+    from warehouse.db import MEMORY_LIMIT, WAREHOUSE_MEMORY_LIMIT
+
+    cap = os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT")
+    now = f"FAZHI_DUCKDB_MEMORY_LIMIT={cap}" if cap else f"{WAREHOUSE_MEMORY_LIMIT} / {MEMORY_LIMIT}"
+    print(
+        f"  DuckDB内存上限不足({now})：调高 FAZHI_DUCKDB_MEMORY_LIMIT / DuckDB's memory cap is too small "
+        f"({now}; by default {WAREHOUSE_MEMORY_LIMIT} for the working database, {MEMORY_LIMIT} for a parse): "
+        "raise FAZHI_DUCKDB_MEMORY_LIMIT (docs/operations.md, Alerts)",
+        file=sys.stderr,
+    )
 
 
 def cmd_demo(args) -> int:

@@ -30,6 +30,8 @@ import os
 import re
 from urllib.parse import urlsplit
 
+import duckdb
+
 from warehouse.config import AlertOptions
 from warehouse.errors import RunFailed
 
@@ -53,6 +55,7 @@ CAUSES = {
     "config": "配置错误",  # fazhi.toml, a missing key, a URL answered with 404 or another 4xx
     "audit": "审计未通过",  # blocking audits found a problem: nothing published
     "crashed": "进程被终止",  # the run's process died (kill -9, out of memory): from the server
+    "memory": "内存不足",  # DuckDB ran out of memory under its cap (FAZHI_DUCKDB_MEMORY_LIMIT)
     "error": "其他错误",  # anything else (the exception class is named)
 }
 
@@ -85,6 +88,8 @@ def cause_of(exc: BaseException) -> str:
         return "busy writer"
     if isinstance(exc, AuditFailed):
         return "audit"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return "memory"
     return "error"
 
 

@@ -174,3 +174,15 @@ def test_sigterm_during_a_run_says_so_and_stops_the_temporary_server(tmp_path):
     while prefect_servers(tmp_path / "prefect") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert prefect_servers(tmp_path / "prefect") == []
+
+
+def test_a_run_out_of_memory_under_its_cap_says_so(tmp_path):
+    """DuckDB out of memory under the cap (FAZHI_DUCKDB_MEMORY_LIMIT, far too small here): exit 1,
+    the cause class `memory` that docs/operations.md explains (the variable to raise), no traceback."""
+    home = make_mini_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_PREFECT": "0", "FAZHI_DUCKDB_MEMORY_LIMIT": "2MB"}
+    done = fazhi("run", "--home", str(home), env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "内存不足 / memory (OutOfMemoryException)" in done.stderr, done.stderr[-3000:]
+    assert "DuckDB's memory cap is too small (FAZHI_DUCKDB_MEMORY_LIMIT=2MB;" in done.stderr

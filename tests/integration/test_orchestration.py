@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.conftest import make_mini_home, query
@@ -73,6 +74,7 @@ def test_each_failure_has_its_cause_class():
         "config": [refused("http-client-error"), ConfigError("no key")],
         "busy writer": [WriterBusy("held")],
         "audit": [AuditFailed([("reconciliation", "x")])],
+        "memory": [duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")],
         "error": [RuntimeError("boom")],
     }
     for cause, errors in cases.items():

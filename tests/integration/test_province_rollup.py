@@ -146,6 +146,7 @@ def test_rollup_without_a_server_refuses_a_damaged_partition_and_a_failed_one_le
 
     failed = rollup(published, FAZHI_DUCKDB_MEMORY_LIMIT="2MB")
     assert failed.returncode == 1 and "OutOfMemory" in failed.stderr, failed.stderr
+    assert "raise FAZHI_DUCKDB_MEMORY_LIMIT" in failed.stderr
     assert list(out.parent.iterdir()) == []
 
     done = rollup(published)
