@@ -609,7 +609,7 @@ def cmd_explain(args) -> int:
 def cmd_rollup(args) -> int:
     from warehouse.province import check_counties, roll_up
 
-    check_counties(args.county)  # before Prefect starts: a refusal is immediate
+    check_counties(args.county, args.region_code)  # before Prefect starts: a refusal is immediate
     if _under_prefect(None):
         from flows.province import province_rollup
 

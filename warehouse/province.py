@@ -14,6 +14,7 @@ township claimed by two counties, would count records twice; such a roll-up is r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def county_partition(published_dir: Path, table: str) -> Path:
 
 def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -> int:
     """Write mart.region_indicator_value (counties and the region) into out_db; returns rows."""
-    check_counties(county_published_dirs)
+    check_counties(county_published_dirs, region_code)
     evidence = [str(county_partition(d, "mart.indicator_evidence")) for d in county_published_dirs]
     catalogue = str(county_partition(county_published_dirs[0], "mart.indicator_catalogue"))
     out_db.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +77,16 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
     return rows
 
 
-def check_counties(county_published_dirs: list[Path]) -> None:
-    """Refuse a folder given twice, a county given twice (two folders of one county code), a
-    township claimed by two counties (from each county's published ref.township), and a
-    partition the roll-up reads that is not a whole Parquet file."""
+def check_counties(county_published_dirs: list[Path], region_code: str) -> None:
+    """Refuse a region code that is not a 6-digit division code or is one of the counties' own,
+    a folder given twice, a county given twice (two folders of one county code), a township
+    claimed by two counties (from each county's published ref.township), and a partition the
+    roll-up reads that is not a whole Parquet file."""
+    if not re.fullmatch(r"\d{6}", region_code):
+        raise RollupRefused(
+            f"区域代码须为6位行政区划代码(如 350000、350400) / the region code must be a 6-digit division code "
+            f"(e.g. 350000, 350400): {region_code!r}"
+        )
     first: dict[Path, Path] = {}
     for d in county_published_dirs:
         real = Path(d).resolve()
@@ -96,6 +103,11 @@ def check_counties(county_published_dirs: list[Path]) -> None:
             {"files": list(files)},
         ).fetchall()
         _refuse_shared(rows, files)
+        if region_code in {county for _, county, _, _ in rows}:
+            raise RollupRefused(
+                f"区域代码 {region_code} 是所汇总的县(市)之一，请给出区域本身的代码 / the region code {region_code} "
+                "is one of the counties rolled up: give the region's own code"
+            )
         for d in county_published_dirs:
             for table in ("mart.indicator_evidence", "mart.indicator_catalogue"):  # what roll_up reads
                 _check_partition(con, county_partition(d, table))

@@ -116,12 +116,13 @@ def test_rollup_refuses_a_county_given_twice_or_a_township_claimed_by_two_counti
         assert int(got.stdout.splitlines()[1]) == query(out, sql)[0][0] > 0
 
 
-def test_rollup_without_a_server_refuses_a_damaged_partition_and_a_failed_one_leaves_nothing(mini_run, tmp_path):
+def test_rollup_without_a_server_refuses_bad_input_and_a_failed_one_leaves_nothing(mini_run, tmp_path):
     """`fazhi rollup` with no Prefect server configured runs without one (no temporary server);
-    a county partition cut short is refused (exit 2) naming the file; a roll-up that fails while
-    building (a memory cap it cannot work under) leaves nothing beside --out, whose folder it
-    makes, and nothing in the working directory (where DuckDB spilled by default: here `.tmp` is
-    a file, as a read-only `/` would refuse it)."""
+    a county partition cut short, a region code that is a county's own or not a division code are
+    refused (exit 2) naming them; a roll-up that fails while building (a memory cap it cannot
+    work under) leaves nothing beside --out, whose folder it makes, and nothing in the working
+    directory (where DuckDB spilled by default: here `.tmp` is a file, as a read-only `/` would
+    refuse it)."""
     published = mini_run.settings.published_db.parent
     out = tmp_path / "new" / "region.duckdb"
     cwd = tmp_path / "cwd"
@@ -131,18 +132,25 @@ def test_rollup_without_a_server_refuses_a_damaged_partition_and_a_failed_one_le
         "PREFECT_HOME": str(tmp_path / "prefect"),  # no profile naming a server
         "FAZHI_PREFECT": "",
     }
+    stderr = []
 
-    def rollup(folder: Path, **extra: str) -> subprocess.CompletedProcess:
-        argv = [FAZHI, "rollup", "--county", str(folder), "--out", str(out), "--region-code", "350000"]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=cwd, env=env | extra)
+    def rollup(folder: Path, region: str = "350000", **extra: str) -> subprocess.CompletedProcess:
+        argv = [FAZHI, "rollup", "--county", str(folder), "--out", str(out), "--region-code", region]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=cwd, env=env | extra)
+        stderr.append(done.stderr)
+        return done
 
     damaged = tmp_path / "damaged" / "published"
     shutil.copytree(published, damaged)  # the `parquet` link's folder copied as a folder
     evidence = damaged / "parquet" / "mart.indicator_evidence.parquet"
     evidence.write_bytes(evidence.read_bytes()[: evidence.stat().st_size // 2])
-    cut = rollup(damaged)
-    assert cut.returncode == 2, cut.stderr
-    assert f"the county partition {evidence} is not a complete Parquet file" in cut.stderr
+    refused = {
+        f"the county partition {evidence} is not a complete Parquet file": rollup(damaged),
+        "the region code 350481 is one of the counties rolled up": rollup(published, region="350481"),
+        "the region code must be a 6-digit division code (e.g. 350000, 350400): '35'": rollup(published, region="35"),
+    }
+    for said, done in refused.items():
+        assert done.returncode == 2 and said in done.stderr, done.stderr
 
     failed = rollup(published, FAZHI_DUCKDB_MEMORY_LIMIT="2MB")
     assert failed.returncode == 1 and "OutOfMemory" in failed.stderr, failed.stderr
@@ -153,6 +161,5 @@ def test_rollup_without_a_server_refuses_a_damaged_partition_and_a_failed_one_le
     assert done.returncode == 0, done.stderr
     assert [p.name for p in out.parent.iterdir()] == [out.name]
     assert query(out, "select count(*) from mart.region_indicator_value where area_level = 'county'")[0][0] > 0
-    assert "Traceback" not in cut.stderr + failed.stderr + done.stderr
-    assert "temporary server" not in cut.stderr + failed.stderr + done.stderr
+    assert not any("Traceback" in e or "temporary server" in e for e in stderr), stderr
     assert [p.name for p in cwd.iterdir()] == [".tmp"]
