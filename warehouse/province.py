@@ -26,6 +26,21 @@ from warehouse.errors import BadInput
 from warehouse.publish import STORAGE_VERSION
 
 REGION_MODELS = dag.MODELS_DIR / "region"
+# What the region's models read of each county partition: the views counties.* hold only these
+# columns, read by name, so a county published by another version of fazhi, with columns more or
+# in another order, rolls up; one lacking any of them is refused by name (check_counties).
+ROLLED_UP = {
+    "mart.indicator_evidence": (
+        "year",
+        "county_code",
+        "indicator_code",
+        "numerator",
+        "denominator",
+        "measure",
+        "qualifier",
+    ),
+    "mart.indicator_catalogue": ("indicator_code", "kind", "source"),
+}
 
 
 class RollupRefused(BadInput, ValueError):
@@ -56,10 +71,13 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
         con.execute(f"attach {_literal(str(building))} as region (storage_version '{STORAGE_VERSION}')")
         con.execute("use region")
         con.execute("create schema mart")
-        files = "[" + ", ".join(_literal(p) for p in evidence) + "]"
         con.execute("create schema counties")  # the models' inputs, dropped once they are built
-        con.execute(f"create view counties.indicator_evidence as select * from read_parquet({files})")
-        con.execute(f"create view counties.indicator_catalogue as select * from read_parquet({_literal(catalogue)})")
+        for table, files in (("indicator_evidence", evidence), ("indicator_catalogue", [catalogue])):
+            columns = ", ".join(f'"{c}"' for c in ROLLED_UP[f"mart.{table}"])
+            paths = "[" + ", ".join(_literal(p) for p in files) + "]"
+            con.execute(
+                f"create view counties.{table} as select {columns} from read_parquet({paths}, union_by_name = true)"
+            )
         dag.build(con, dag.load_models(REGION_MODELS), {"region_code": region_code})
         con.execute("drop schema counties cascade")
         rows = con.execute("select count(*) from mart.region_indicator_value").fetchone()[0]
@@ -109,8 +127,8 @@ def check_counties(county_published_dirs: list[Path], region_code: str) -> None:
                 "is one of the counties rolled up: give the region's own code"
             )
         for d in county_published_dirs:
-            for table in ("mart.indicator_evidence", "mart.indicator_catalogue"):  # what roll_up reads
-                _check_partition(con, county_partition(d, table))
+            for table, columns in ROLLED_UP.items():
+                _check_partition(con, county_partition(d, table), columns)
     finally:
         con.close()
 
@@ -138,17 +156,25 @@ def _refuse_shared(rows: list[tuple], files: dict[str, str]) -> None:
         )
 
 
-def _check_partition(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_partition(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...] = ()) -> None:
     """Refuse a partition that is not a whole Parquet file (damaged, cut short in a copy, or
-    replaced by something else): its footer and schema must be readable."""
+    replaced by something else: its footer and schema must be readable), or lacks a column the
+    roll-up reads."""
     try:
-        con.execute("select count(*) from parquet_schema(?)", [str(path)]).fetchall()
+        names = {r[0] for r in con.execute("select name from parquet_schema(?)", [str(path)]).fetchall()}
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise RollupRefused(
             f"县级分区 {path} 不是完整的Parquet文件(损坏或未复制完) / the county partition {path} is not a "
             f"complete Parquet file (damaged or cut short): {first}"
         ) from None
+    missing = ", ".join(c for c in columns if c not in names)
+    if missing:
+        raise RollupRefused(
+            f"县级分区 {path} 缺少列 {missing}(由其他版本的 fazhi 发布？请用当前版本重新运行该县) / the county "
+            f"partition {path} lacks column(s) {missing} (published by another version of fazhi? run the county "
+            "again with this one)"
+        )
 
 
 def _literal(text: str) -> str:

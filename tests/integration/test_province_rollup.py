@@ -163,3 +163,59 @@ def test_rollup_without_a_server_refuses_bad_input_and_a_failed_one_leaves_nothi
     assert query(out, "select count(*) from mart.region_indicator_value where area_level = 'county'")[0][0] > 0
     assert not any("Traceback" in e or "temporary server" in e for e in stderr), stderr
     assert [p.name for p in cwd.iterdir()] == [".tmp"]
+
+
+def _county_copy(published: Path, folder: Path, county: str, evidence: str) -> Path:
+    """`published`'s county as another county's partitions (codes replaced), its evidence as the
+    select `evidence` gives it over `{src}` (another version of fazhi's columns)."""
+    src, part = published / "parquet", folder / "parquet"
+    part.mkdir(parents=True)
+    con = duckdb.connect()
+    try:
+        township = f"select * replace ('{county}' as county_code, '{county}' || code[7:] as code) from read_parquet(?)"
+        con.execute(
+            f"copy ({township}) to '{part / 'ref.township.parquet'}' (format parquet)",
+            [str(src / "ref.township.parquet")],
+        )
+        rows = evidence.format(src=f"read_parquet('{src / 'mart.indicator_evidence.parquet'}')", county=county)
+        con.execute(f"copy ({rows}) to '{part / 'mart.indicator_evidence.parquet'}' (format parquet)")
+    finally:
+        con.close()
+    shutil.copy(src / "mart.indicator_catalogue.parquet", part)
+    return folder
+
+
+def test_rollup_reads_counties_by_column_name_and_refuses_one_lacking_a_column(mini_run, tmp_path):
+    """Counties upgrade fazhi at different times: a county whose evidence has a column more and
+    another column order rolls up with the same figures as the county it copies; one lacking a
+    column the roll-up reads is refused naming the file and the column (exit 2)."""
+    from warehouse.province import roll_up
+
+    published = mini_run.settings.published_db.parent
+    newer = _county_copy(
+        published,
+        tmp_path / "newer",
+        "350482",
+        "select 1 as added_later, qualifier, * exclude (qualifier) "
+        "replace ('{county}' as county_code, '{county}' || township_code[7:] as township_code) from {src}",
+    )
+    out = tmp_path / "region.duckdb"
+    roll_up([newer, published], out, "350000")  # the newer layout first: its columns do not lead
+    values = (
+        "select indicator_code, value from mart.region_indicator_value where year = 2023 and area_code = ? order by 1"
+    )
+    copied = query(out, values, ["350482"])
+    assert copied == query(out, values, ["350481"]) and len(copied) == indicator_count()
+    assert any(v for _, v in copied)
+
+    older = _county_copy(
+        published,
+        tmp_path / "older",
+        "350483",
+        "select * exclude (qualifier) replace ('{county}' as county_code) from {src}",
+    )
+    argv = [FAZHI, "rollup", "--county", str(published), "--county", str(older), "--out", str(out)]
+    lacking = subprocess.run([*argv, "--region-code", "350000"], capture_output=True, text=True, timeout=300)
+    evidence = older / "parquet" / "mart.indicator_evidence.parquet"
+    assert lacking.returncode == 2, lacking.stderr
+    assert f"the county partition {evidence} lacks column(s) qualifier" in lacking.stderr
