@@ -607,9 +607,9 @@ def cmd_explain(args) -> int:
 
 
 def cmd_rollup(args) -> int:
-    from warehouse.province import check_counties, roll_up
+    from warehouse.province import check_rollup, roll_up
 
-    check_counties(args.county, args.region_code)  # before Prefect starts: a refusal is immediate
+    check_rollup(args.county, args.out, args.region_code)  # before Prefect starts: a refusal is immediate
     if _under_prefect(None):
         from flows.province import province_rollup
 

@@ -58,7 +58,7 @@ def county_partition(published_dir: Path, table: str) -> Path:
 
 def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -> int:
     """Write mart.region_indicator_value (counties and the region) into out_db; returns rows."""
-    check_counties(county_published_dirs, region_code)
+    check_rollup(county_published_dirs, out_db, region_code)
     evidence = [str(county_partition(d, "mart.indicator_evidence")) for d in county_published_dirs]
     catalogue = str(county_partition(county_published_dirs[0], "mart.indicator_catalogue"))
     out_db.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,31 @@ def roll_up(county_published_dirs: list[Path], out_db: Path, region_code: str) -
         shutil.rmtree(spill, ignore_errors=True)
     os.replace(building, out_db)
     return rows
+
+
+def check_rollup(county_published_dirs: list[Path], out_db: Path, region_code: str) -> None:
+    """What roll_up refuses before it writes anything: the output (check_out), then the counties
+    and the region code (check_counties)."""
+    check_out(out_db, county_published_dirs)
+    check_counties(county_published_dirs, region_code)
+
+
+def check_out(out_db: Path, county_published_dirs: list[Path]) -> None:
+    """Refuse an output that is a folder, or lies inside a county's published folder (the region's
+    file would replace, or sit among, what the county publishes for its analysts)."""
+    out = Path(out_db)
+    if out.is_dir():
+        raise RollupRefused(
+            f"--out {out} 是文件夹，请给出区域数据库文件的路径 / --out {out} is a folder: "
+            "give the region's database file"
+        )
+    where = out.parent.resolve() / out.name
+    for d in county_published_dirs:
+        if where.is_relative_to(Path(d).resolve()):
+            raise RollupRefused(
+                f"--out {out} 位于县级发布目录 {d} 之内(会覆盖该县的发布) / --out {out} is inside the county's "
+                f"published folder {d}: it would overwrite what the county publishes"
+            )
 
 
 def check_counties(county_published_dirs: list[Path], region_code: str) -> None:

@@ -134,8 +134,8 @@ def test_rollup_without_a_server_refuses_bad_input_and_a_failed_one_leaves_nothi
     }
     stderr = []
 
-    def rollup(folder: Path, region: str = "350000", **extra: str) -> subprocess.CompletedProcess:
-        argv = [FAZHI, "rollup", "--county", str(folder), "--out", str(out), "--region-code", region]
+    def rollup(folder: Path, region: str = "350000", into: Path = out, **extra: str) -> subprocess.CompletedProcess:
+        argv = [FAZHI, "rollup", "--county", str(folder), "--out", str(into), "--region-code", region]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=cwd, env=env | extra)
         stderr.append(done.stderr)
         return done
@@ -148,9 +148,14 @@ def test_rollup_without_a_server_refuses_bad_input_and_a_failed_one_leaves_nothi
         f"the county partition {evidence} is not a complete Parquet file": rollup(damaged),
         "the region code 350481 is one of the counties rolled up": rollup(published, region="350481"),
         "the region code must be a 6-digit division code (e.g. 350000, 350400): '35'": rollup(published, region="35"),
+        f"--out {published / 'fazhi.duckdb'} is inside the county's published folder {published}": rollup(
+            published, into=published / "fazhi.duckdb"
+        ),
+        f"--out {tmp_path} is a folder": rollup(published, into=tmp_path),
     }
     for said, done in refused.items():
         assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert query(published / "fazhi.duckdb", "select count(*) from mart.indicator_value")[0][0] > 0  # untouched
 
     failed = rollup(published, FAZHI_DUCKDB_MEMORY_LIMIT="2MB")
     assert failed.returncode == 1 and "OutOfMemory" in failed.stderr, failed.stderr
