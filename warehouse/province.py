@@ -8,7 +8,10 @@ models/region/region_indicator_value.sql from them into its own DuckDB file.
 
 A region's counties must be distinct: the same folder or the same county given twice, or a
 township claimed by two counties, would count records twice; such a roll-up is refused
-(RollupRefused) before anything is written.
+(RollupRefused) before anything is written. So is a partition that is damaged or lacks a column
+the roll-up reads, a region code that is not a division code or is a county's own, and an output
+inside a county's published folder (check_rollup). The region's file is built beside the output
+and moved into place when complete; a failed roll-up leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def check_counties(county_published_dirs: list[Path], region_code: str) -> None:
     con = duckdb.connect()
     try:
         for path in files:
-            _check_partition(con, Path(path))
+            _check_partition(con, Path(path), ("code", "county_code", "county_name"))
         rows = con.execute(
             "select distinct filename, county_code, county_name, code from read_parquet($files, filename = true)",
             {"files": list(files)},
