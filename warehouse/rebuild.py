@@ -22,7 +22,18 @@ from warehouse.compute import compute_indicators
 from warehouse.db import ROW_GROUP_SIZE, migrate, rollback, sql
 from warehouse.load import merge_into_core
 from warehouse.publish import unpublished_editions
+from warehouse.read.lookup import check
 from warehouse.sources import registry
+
+
+def check_year(con: duckdb.DuckDBPyConnection, year: int) -> None:
+    """Refuse a year the nightly runs have not computed (UnknownName, exit 2): a typo'd 2099
+    recorded an edition of nothing, and editions are insert-only."""
+    computed = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'mart' and table_name = 'indicator_value'"
+    ).fetchone()[0]
+    years = con.execute("select distinct year from mart.indicator_value").fetchall() if computed else []
+    check("年度", "year", year, [y for (y,) in years], within=("可重建的", "to rebuild"))
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ def rebuild_year(
     edition; or returns the year's unpublished edition when nothing was loaded since it.
     `on_step` is called after the build and after the edition's commit (crash tests)."""
     step = on_step or (lambda name: None)
+    check_year(con, year)
     pending = _pending_edition(con, year)
     if pending:
         return pending

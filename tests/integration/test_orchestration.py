@@ -252,19 +252,24 @@ def test_two_runs_started_together_never_write_at_the_same_time(prefect_harness,
 
 def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
     """No Prefect server configured, as for a first-time user: the run and the rebuild go
-    through warehouse/runs.py LocalEngine, without importing Prefect or starting its server."""
+    through warehouse/runs.py LocalEngine, without importing Prefect or starting its server. A
+    year the nightly has not computed (a typo'd 2099) is refused (exit 2) before any edition is
+    recorded: editions are insert-only."""
     home = make_mini_home(tmp_path / "home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef"}
     script = (
         "import sys; from flows.cli import main; "
         f"r = main(['run', '--home', {str(home)!r}]); "
+        f"typo = main(['rebuild', '--year', '2099', '--home', {str(home)!r}]); "
+        "print('typo exit:', typo, file=sys.stderr); "
         f"r = r or main(['rebuild', '--year', '2023', '--home', {str(home)!r}]); "
         "print('prefect imported:', 'prefect' in sys.modules, file=sys.stderr); sys.exit(r)"
     )
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2023" in done.stdout and "edition 1" in done.stdout
+    assert "typo exit: 2" in done.stderr and "no year 2099 to rebuild" in done.stderr
     assert query(home / "published" / "fazhi.duckdb", ENF01_A_2023, [mini.A]) == [(3.0,)]
     assert query(home / "published" / "fazhi.duckdb", "select year, edition from mart.indicator_edition") == [(2023, 1)]
     flows = query(home / "work.duckdb", "select manifest->>'$.flow', outcome from audit.run order by started_at")
