@@ -189,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             print("已中断 / interrupted (Ctrl-C): 本次运行未完成 / the command did not finish", file=sys.stderr)
             return 130
         except Exception as exc:
-            return _unexpected(exc)
+            said = os_error_message(exc)  # a file the command writes: a missing folder, a full disk…
+            if said is None:
+                return _unexpected(exc)
+            print(f"错误 / error: {said}", file=sys.stderr)
+            return 1
 
 
 def _unexpected(exc: BaseException) -> int:

@@ -219,3 +219,23 @@ def test_the_same_condition_gets_the_same_code_from_every_command(tmp_path):
             done.stderr.strip() == f"错误 / error: 找不到配置文件 {tmp_path / 'fazhi.toml'} / no configuration at "
             f"{tmp_path / 'fazhi.toml'}: run `fazhi demo` or write one (see README)"
         ), argv
+
+
+def test_an_output_the_system_refuses_is_said_as_the_systems_error_not_unexpected(mini_run, tmp_path):
+    """--out under a regular file (ENOTDIR): each command writing a file says the operating
+    system's error in one line, exit 1, nothing written."""
+    home = str(mini_run.settings.home)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cases = [
+        ["report", "--year", "2023", "--township", "贡川镇", "--home", home, "--out", str(blocker / "r.docx")],
+        ["export", "--year", "2023", "--home", home, "--out", str(blocker / "c.xlsx")],
+        ["export", "--year", "2023", "--home", home, "--out", str(blocker / "c.csv")],
+        ["template", "training", "--out", str(blocker / "t.xlsx")],
+    ]
+    for argv in cases:
+        done = fazhi(*argv)
+        assert done.returncode == 1, (argv, done.stderr)
+        assert "操作系统错误 / operating-system error" in done.stderr and "unexpected" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert blocker.read_text() == "not a folder"
