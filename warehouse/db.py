@@ -46,8 +46,25 @@ MEMORY_LIMIT = "768MB"
 WAREHOUSE_MEMORY_LIMIT = "640MB"
 
 
+_CAP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
+
+
 def memory_limit(warehouse: bool = False) -> str:
-    return os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT") or (WAREHOUSE_MEMORY_LIMIT if warehouse else MEMORY_LIMIT)
+    """The cap of a database: FAZHI_DUCKDB_MEMORY_LIMIT when set (refused unless it is a size
+    DuckDB reads, above zero: DuckDB's own parser error named neither the variable nor the fix),
+    else the defaults above."""
+    given = os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT")
+    if not given:
+        return WAREHOUSE_MEMORY_LIMIT if warehouse else MEMORY_LIMIT
+    size = _CAP.match(given)
+    if size is None or float(size[1]) <= 0:
+        from warehouse.config import ConfigError
+
+        raise ConfigError(
+            f"FAZHI_DUCKDB_MEMORY_LIMIT={given!r} 不是内存大小(如 768MB、2GB) / is not a memory size "
+            "(e.g. 768MB, 2GB: a number and KB, MB, GB, TB or KiB, MiB, GiB, TiB)"
+        )
+    return given
 
 
 _SIZE = re.compile(r"^\s*([\d.]+)\s*(bytes|[KMGTP]i?B)\s*$", re.I)

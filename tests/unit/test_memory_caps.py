@@ -4,10 +4,16 @@ takes 80 % of the machine's memory and peak memory grows with the input (docs/pe
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import duckdb
 import pytest
 
-from warehouse.db import MEMORY_LIMIT, WAREHOUSE_MEMORY_LIMIT, connect, open_work_db
+from tests.conftest import make_mini_home
+from warehouse.db import MEMORY_LIMIT, WAREHOUSE_MEMORY_LIMIT, connect, memory_limit, open_work_db
 from warehouse.sources.parsed import quiet_connect
 
 
@@ -61,3 +67,27 @@ def test_a_model_sorted_in_pieces_takes_as_many_rows_as_the_cap_holds(limit, cap
         assert dag.piece_rows(con) == pytest.approx(cap_bytes / dag.PIECE_ROW_BYTES, rel=0.05)
     finally:
         con.close()
+
+
+def test_a_cap_duckdb_cannot_read_is_refused_naming_the_variable(tmp_path, monkeypatch):
+    """FAZHI_DUCKDB_MEMORY_LIMIT=abc (or 0, or -5GB) made DuckDB's parser fail as an unexpected
+    error naming neither the variable nor the fix; `fazhi run` now stops as a configuration error
+    (exit 2) before anything lands. Sizes DuckDB reads still pass (2.5GB, 512mb, 1 TB)."""
+    home = make_mini_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_PREFECT": "0"}
+    for wrong in ("abc", "0", "-5GB"):
+        argv = [str(Path(sys.executable).with_name("fazhi")), "run", "--home", str(home)]
+        env["FAZHI_DUCKDB_MEMORY_LIMIT"] = wrong
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert f"FAZHI_DUCKDB_MEMORY_LIMIT={wrong!r} 不是内存大小" in done.stderr
+    assert not (home / "landing").exists() or not any((home / "landing").iterdir())
+    for right in ("2.5GB", "512mb", "1 TB"):
+        monkeypatch.setenv("FAZHI_DUCKDB_MEMORY_LIMIT", right)
+        con = connect(tmp_path / "capped.duckdb")
+        try:
+            assert memory_limit() == right == memory_limit(warehouse=True)
+            assert _limit(con) == _as_duckdb_says(right)
+        finally:
+            con.close()
