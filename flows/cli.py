@@ -526,11 +526,13 @@ def cmd_run(args) -> int:
 def cmd_check_config(args) -> int:
     """The home's fazhi.toml read into its schema (any unknown name or wrong value is refused, exit
     2), field overrides checked against the field mapping, then the effective settings printed."""
+    from warehouse.alerts import check_webhook
     from warehouse.config import load_settings, resolve_home
     from warehouse.config_view import check_field_overrides, render
 
     settings = load_settings(resolve_home(args.home))
     check_field_overrides(settings)
+    check_webhook(settings.alerts)
     sys.stdout.write(render(settings))
     return 0
 

@@ -140,7 +140,27 @@ def failure_summary(run_id: str, exc: BaseException, sources: dict | None = None
 
 def webhook_config(options: AlertOptions) -> tuple[str | None, float, str]:
     """(url or None, timeout, keyword) from fazhi.toml's [alerts] and the environment."""
-    return os.environ.get(URL_ENV) or options.webhook_url or None, options.timeout_seconds, options.keyword
+    url = (os.environ.get(URL_ENV) or options.webhook_url or "").strip()
+    return url or None, options.timeout_seconds, options.keyword
+
+
+def check_webhook(options: AlertOptions) -> None:
+    """Refuse a configured webhook that is not an http(s) URL with a host (ConfigError), before a
+    run starts: a failed run's alert could not be sent, and a failure nobody hears of is silent.
+    The URL itself is never shown (its query carries the robot's key)."""
+    url = webhook_config(options)[0]
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return
+    from warehouse.config import ConfigError
+
+    where = URL_ENV if os.environ.get(URL_ENV) else "fazhi.toml [alerts] webhook_url"
+    raise ConfigError(
+        f"告警 webhook 地址不是 http(s) 网址({where}，取值不显示)，失败的运行将无法告警 / the alert webhook in "
+        f"{where} is not an http(s) URL (its value is withheld): a failed run could not be alerted"
+    )
 
 
 def _title(keyword: str) -> str:
@@ -194,7 +214,7 @@ def post(url: str, message: dict, timeout: float = DEFAULT_TIMEOUT) -> bool:
     request = urllib.request.Request(
         url, data=data, headers={"Content-Type": "application/json; charset=utf-8"}, method="POST"
     )
-    where = urlsplit(url).netloc or "webhook"
+    where = urlsplit(url).hostname or "webhook"  # never the user:key@ part
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (configured URL)
             ok = 200 <= response.status < 300
@@ -215,6 +235,7 @@ def send_failure_alert(options: AlertOptions, flow: str, summary: str, home: str
         url, timeout, keyword = webhook_config(options)
         if not url:
             return False
+        check_webhook(options)  # not an http(s) URL: nothing is sent (and its text never logged)
         return post(url, build_message(flow, summary, home, keyword), timeout)
     except Exception as err:  # an alert must never mask the run's own failure
         log.warning("alert not sent: %s", type(err).__name__)

@@ -56,6 +56,7 @@ def run_nightly(engine, home: str | None = None) -> dict:
     try:
         settings = load_settings(resolve_home(home))
         settings.hmac_key()  # a missing key is a clear error before anything runs
+        alerts.check_webhook(settings.alerts)  # so is an alert that could not be sent
         report.steps["task_runner"] = engine.describe(settings)
         with engine.writer_slot(settings), writer_lock(settings.home, run_id, settings.lock_wait_seconds):
             report.started_at = datetime.now(UTC).isoformat()  # audit.run: the time this run held the writer
@@ -176,6 +177,7 @@ def run_rebuild(engine, year: int, home: str | None = None) -> dict:
     settings = None
     try:
         settings = load_settings(resolve_home(home))
+        alerts.check_webhook(settings.alerts)
         with engine.writer_slot(settings), writer_lock(settings.home, run_id, settings.lock_wait_seconds):
             report.started_at = datetime.now(UTC).isoformat()
             return _rebuild(engine, settings, report, year)

@@ -191,6 +191,30 @@ def test_check_config_prints_the_effective_settings_with_secrets_masked(tmp_path
     assert relocated == {n: dataclasses.replace(s, path=s.path.relative_to(home)) for n, s in before.sources.items()}
 
 
+def test_an_alert_webhook_that_is_not_an_http_url_stops_the_run_before_it_starts(tmp_path):
+    """A failed run's alert could not reach a webhook like `ftp://…` or a pasted fragment: found at
+    the next failure, too late. `check-config` and `run` refuse it (exit 2), naming where it is
+    set and never its value (it carries the robot's key); a run with an http(s) URL goes on."""
+    from tests.conftest import make_mini_home
+
+    home = make_mini_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_PREFECT": "0"}
+    for wrong in ("qyapi.weixin.qq.com/cgi-bin/webhook/send?key=secret-robot-key", "ftp://secret-robot-key"):
+        for command in ("check-config", "run"):
+            done = fazhi(command, "--home", str(home), env=env | {"FAZHI_ALERT_WEBHOOK_URL": wrong})
+            assert done.returncode == 2, done.stderr
+            assert "the alert webhook in FAZHI_ALERT_WEBHOOK_URL is not an http(s) URL" in done.stderr
+            assert "secret-robot-key" not in done.stdout + done.stderr
+    assert not (home / "published").exists()
+    with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[alerts]\nwebhook_url = "webhook"\n')
+    done = fazhi("check-config", "--home", str(home), env=env)
+    assert done.returncode == 2 and "the alert webhook in fazhi.toml [alerts] webhook_url" in done.stderr
+    good = env | {"FAZHI_ALERT_WEBHOOK_URL": " http://127.0.0.1:9/robot "}  # env wins; spaces around are dropped
+    assert fazhi("run", "--home", str(home), env=good).returncode == 0
+
+
 @pytest.mark.parametrize(
     ("typo", "words"),
     [
