@@ -529,10 +529,14 @@ def cmd_check_config(args) -> int:
     from warehouse.alerts import check_webhook
     from warehouse.config import load_settings, resolve_home
     from warehouse.config_view import check_field_overrides, render
+    from warehouse.townships import read_townships
 
     settings = load_settings(resolve_home(args.home))
     check_field_overrides(settings)
     check_webhook(settings.alerts)
+    read_townships(settings.townships_csv)
+    for source in settings.sources.values():
+        source.check_folder()
     sys.stdout.write(render(settings))
     return 0
 

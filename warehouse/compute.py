@@ -36,8 +36,11 @@ def catalogue_frame() -> pd.DataFrame:
 
 
 def load_townships(con: duckdb.DuckDBPyConnection, townships_csv: Path) -> int:
-    """Replace ref.township with the county's township list (code,name,kind,county_code,county_name)."""
-    df = pd.read_csv(townships_csv, dtype=str)
+    """Replace ref.township with the county's township list (code,name,kind,county_code,county_name,
+    checked by warehouse/townships.py)."""
+    from warehouse.townships import read_townships
+
+    df = read_townships(townships_csv)
     con.register("townships", df)
     con.execute("begin transaction")
     con.execute("delete from ref.township")

@@ -138,6 +138,7 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
 
         batch = land_http(source, settings.landing_dir, watermark)
     else:
+        source.check_folder()
         files, skipped = scan_drop(source.path, source.kind)
         if skipped:  # noted by name, never read; the batch goes on without them
             log.warning("source %s: skipped %s", source.name, "; ".join(s.describe() for s in skipped))
@@ -155,7 +156,9 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
 
 
 def township_codes(settings: Settings) -> list[str]:
-    return pd.read_csv(settings.townships_csv, dtype=str)["code"].tolist()
+    from warehouse.townships import read_townships
+
+    return read_townships(settings.townships_csv)["code"].tolist()
 
 
 def extract_kind(settings: Settings, batch: LandedBatch) -> str:

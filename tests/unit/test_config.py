@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_mini_home, query
 from tests.fixtures import mini
 from warehouse.config import (
     SECTIONS,
@@ -124,6 +126,16 @@ def test_values_are_typed(tmp_path):
             '[orchestration]\ndask_address = "h:1"\n',
             "dask_address 应形如 tcp://主机:端口 / must look like tcp://host:port",
         ),
+        # values the schema's types allow that no run can use (each once ran: 15 s of retries of
+        # an "unreachable" source, a night of nothing published, minutes computing 2,000 years)
+        (
+            '[sources.enforcement]\nkind = "http"\nurl = "127.0.0.1:8765/"\n',
+            '[sources.enforcement] url = "127.0.0.1:8765/": 应为 http(s) 网址(如 https://主机/路径) / must be '
+            "an http(s) URL",
+        ),
+        ("[pipeline]\nfirst_year = 0\n", "[pipeline] first_year = 0: 应在 2000 与今年("),
+        ("[pipeline]\nfirst_year = 2099\n", "first_year = 2099: 应在 2000 与今年("),
+        ("[pipeline]\nrequired_training_hours = -1\n", "required_training_hours = -1: 应不小于 0 / must be at least 0"),
     ],
 )
 def test_what_the_schema_does_not_know_is_refused_naming_it_and_the_nearest_name(tmp_path, text, words):
@@ -155,8 +167,13 @@ def test_every_shipped_configuration_fits_the_schema(tmp_path):
 def test_check_config_prints_the_effective_settings_with_secrets_masked(tmp_path):
     """Defaults filled in, secrets never shown (only where they are set and a fingerprint), and the
     printed settings are themselves a fazhi.toml that loads into the same settings."""
+    from warehouse.demo.sample.generate import default_townships_csv
+
     home = tmp_path / "home"
     write_demo_config(home, http=True)
+    for folder in ("training", "returns"):  # what check-config checks exists: the drop folders, the township list
+        (home / "sample" / folder).mkdir(parents=True)
+    shutil.copy(default_townships_csv(), home / "sample" / "townships.csv")
     with (home / "fazhi.toml").open("a", encoding="utf-8") as fh:
         fh.write('\n[sources.training.fields]\nhours = ["学分", "学时"]\n')
     hook_key, token = "robot-key-not-to-be-shown", "enforcement-token-not-to-be-shown"
@@ -239,6 +256,62 @@ def test_a_typo_exits_2_in_one_bilingual_line_naming_it_the_file_and_the_nearest
         assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr, done.stderr
         assert str(home / "fazhi.toml") in done.stderr
     assert not (home / "work.duckdb").exists() and not (home / "landing").exists()  # nothing landed
+
+
+def _rows_of(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda t: t.write_bytes(t.read_text(encoding="utf-8").encode("gbk")), "is not UTF-8 text (saved as GBK/ANSI?"),
+        (
+            lambda t: t.write_text(t.read_text(encoding="utf-8").replace("county_name", "县名"), encoding="utf-8"),
+            "lacks column(s) county_name: its first row must name code,name,kind,county_code,county_name",
+        ),
+        (
+            lambda t: t.write_text("\n".join([*_rows_of(t), _rows_of(t)[1]]) + "\n", encoding="utf-8"),
+            "repeated on rows 2, ",
+        ),
+        (lambda t: t.write_text(_rows_of(t)[0] + "\n", encoding="utf-8"), "has no townships"),
+        (
+            lambda t: t.write_text(t.read_text(encoding="utf-8").replace(mini.A, mini.A[:-1], 1), encoding="utf-8"),
+            f"第2行 / row 2: code '{mini.A[:-1]}' 应为9位乡镇代码 / is not a 9-digit township code",
+        ),
+    ],
+)
+def test_a_township_list_no_run_can_use_is_refused_naming_the_file_and_row(tmp_path, change, words):
+    """An office-edited township list saved as GBK, a renamed header, a township twice, no rows,
+    a code missing a digit: each failed the night deep inside (UnicodeDecodeError, DuckDB's binder
+    or constraint errors) or, empty, quarantined every record. check-config and run refuse it
+    (exit 2) naming the file and what is wrong; nothing lands."""
+    home = make_mini_home(tmp_path)
+    townships = home / "data" / "townships.csv"
+    change(townships)
+    for command in ("check-config", "run"):
+        done = fazhi(command, "--home", str(home))
+        assert done.returncode == 2 and words in done.stderr and str(townships) in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (home / "landing").exists()
+
+
+def test_a_source_folder_that_is_not_there_fails_its_source_not_nothing_new(tmp_path):
+    """A mistyped `path` landed nothing every night and the source said "nothing new". Now
+    check-config refuses it and the run fails that source by name (cause config), the others
+    loaded; a spreadsheet drop left at its default folder (drop/<name>) gets the folder made."""
+    home = _home(make_mini_home(tmp_path), mini.CONFIG.replace('path = "data/training"', 'path = "data/trainnig"'))
+    said = "数据源 training 的文件夹 {} 不存在 / does not exist (fazhi.toml [sources.training] path)"
+    done = fazhi("check-config", "--home", str(home))
+    assert done.returncode == 2 and said.format(home / "data" / "trainnig") in done.stderr, done.stderr
+    run = fazhi("run", "--home", str(home))
+    assert run.returncode == 1 and "数据源 training: 配置错误 / config (ConfigError)" in run.stderr, run.stderr
+    loaded = query(home / "work.duckdb", "select source from audit.batch where status = 'loaded' order by 1")
+    assert [s for (s,) in loaded] == ["enforcement", "mediation", "returns"]
+
+    default = _home(make_mini_home(tmp_path / "default"), mini.CONFIG.replace('path = "data/training"\n', ""))
+    assert fazhi("check-config", "--home", str(default)).returncode == 0
+    assert (default / "drop" / "training").is_dir()
 
 
 def test_check_config_refuses_a_field_override_naming_no_column(tmp_path):
