@@ -18,6 +18,25 @@ def _add_home(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home", help="home folder (default: $FAZHI_HOME, else ./var)")
 
 
+def _bounded(low: int, high: int, what: str):
+    """An argparse type: an integer from low to high (argparse says which argument, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"应为整数 / must be an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"应在 {low} 与 {high} 之间 / {what} must be from {low} to {high}: {value}")
+        return value
+
+    return parse
+
+
+_seed = _bounded(0, 2**32 - 1, "a seed")  # numpy's generators take no negative seed
+_port = _bounded(1, 65535, "a port")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fazhi",
@@ -28,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write the sample data, run the nightly flow on it, print 2023's indicators")
     _add_home(p)
     p.add_argument("--calibration", type=Path, help="calibration profile applied on top of the default")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--seed", type=_seed, default=DEFAULT_SEED)
     p.add_argument("--year", type=int, default=2023, help="year to print (default 2023)")
 
     p.add_argument(
@@ -39,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="serve a sample directory over loopback HTTP (the export contract)")
     p.add_argument("--data", type=Path, required=True, help="a sample directory (fazhi sample --out DIR)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=_port, default=8765)
     p.add_argument("--token", help="bearer token clients must send (default: $FAZHI_SIMULATOR_TOKEN, else random)")
     p.add_argument("--faults", default="none", help="none, flaky, truncated, drift (comma-separated to combine)")
     p.add_argument("--state", choices=("initial", "later"), default="initial", help="later: with late corrections")
-    p.add_argument("--seed", type=int, default=0, help="chooses the records the late corrections touch")
+    p.add_argument("--seed", type=_seed, default=0, help="chooses the records the late corrections touch")
 
     p = sub.add_parser("template", help="write the blank spreadsheet a township fills in")
     p.add_argument("kind", choices=("training", "returns"))
@@ -62,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--calibration", type=Path)
     p.add_argument("--townships", type=Path, help="CSV: code,name,kind,county_code,county_name")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--seed", type=_seed, default=DEFAULT_SEED)
 
     p = sub.add_parser("indicators", help="indicator values from the published database")
     p.add_argument("--year", type=int, required=True)

@@ -239,3 +239,17 @@ def test_an_output_the_system_refuses_is_said_as_the_systems_error_not_unexpecte
         assert "操作系统错误 / operating-system error" in done.stderr and "unexpected" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_seed_or_port_out_of_range_is_refused_by_the_argument_parser(tmp_path):
+    """`fazhi sample --seed -1` failed in numpy as an unexpected ValueError after a start-up; a
+    port beyond 65535 failed when the server bound it. Both are argument errors (exit 2)."""
+    cases = [
+        (["sample", "--out", str(tmp_path / "s"), "--seed", "-1"], "argument --seed: 应在 0 与 4294967295 之间"),
+        (["demo", "--home", str(tmp_path / "d"), "--seed", "abc"], "argument --seed: 应为整数 / must be an integer"),
+        (["simulate", "--data", str(tmp_path), "--port", "99999"], "a port must be from 1 to 65535: 99999"),
+    ]
+    for argv, words in cases:
+        done = fazhi(*argv)
+        assert done.returncode == 2 and words in done.stderr, (argv, done.stderr)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "d").exists()
