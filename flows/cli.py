@@ -27,7 +27,9 @@ def _bounded(low: int, high: int, what: str):
         except ValueError:
             raise argparse.ArgumentTypeError(f"应为整数 / must be an integer: {text!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"应在 {low} 与 {high} 之间 / {what} must be from {low} to {high}: {value}")
+            raise argparse.ArgumentTypeError(
+                f"应在 {low} 与 {high} 之间 / {what} must be from {low} to {high}: {value}"
+            )
         return value
 
     return parse
