@@ -232,6 +232,7 @@ def _unexpected(exc: BaseException) -> int:
     )
     if type(exc).__name__ == "OutOfMemoryException":  # DuckDB's (a roll-up, a report)
         _say_memory_cap()
+    _say_if_damaged(str(exc))
     return 1
 
 
@@ -424,6 +425,23 @@ def _say_run_failed(exc) -> None:
         print(f"  {said or cause}", file=sys.stderr)
     if "memory" in {cause_of(exc), *(i.get("cause") for i in failed.values())}:
         _say_memory_cap()
+    _say_if_damaged(" ".join([str(cause), *(str(i.get("error")) for i in failed.values())]))
+
+
+# What DuckDB says of a database file it cannot read: the header (not a DuckDB file), a block
+# whose checksum fails, a file cut short.
+_DAMAGED = ("Corrupt database file", "not a valid DuckDB database file", "Could not read enough bytes from file")
+
+
+def _say_if_damaged(text: str) -> None:
+    """Where to turn when DuckDB says a database file is damaged."""
+    if any(words in text for words in _DAMAGED):
+        print(
+            "  数据库文件已损坏：见 docs/operations.md「A damaged database」 / a database file is damaged: "
+            "docs/operations.md, 'A damaged database' (the published one is rebuilt by the next run; the "
+            "working one is restored from a backup, or moved aside and built again from the sources)",
+            file=sys.stderr,
+        )
 
 
 def _say_memory_cap() -> None:

@@ -12,6 +12,7 @@ publishes both again (needs_publish).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from warehouse.db import ROW_GROUP_SIZE, rollback, sql_literal
 from warehouse.parquet_export import ParquetExport
 from warehouse.sources import registry
 from warehouse.sources.fields import published_comments
+
+log = logging.getLogger("fazhi.publish")
 
 MART_TABLES = (
     "mart.indicator_value",
@@ -162,10 +165,14 @@ def _write_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
-    """True when the published database or its Parquet copy is missing, or the last complete
-    publication is older than the last batch loaded or the last edition recorded (an edition
-    whose rebuild was killed before publishing is published by the next run)."""
+    """True when the published database or its Parquet copy is missing, the database does not
+    open (a damaged file: a night with nothing new left it to the analysts), or the last
+    complete publication is older than the last batch loaded or the last edition recorded (an
+    edition whose rebuild was killed before publishing is published by the next run)."""
     if not published.exists() or not (published.parent / "parquet").exists():
+        return True
+    if not _opens(published):
+        log.warning("the published database %s does not open (damaged?): it is published again", published)
         return True
     last = con.execute(
         "select batches_through, editions_through from audit.publication order by published_at desc limit 1"
@@ -174,6 +181,15 @@ def needs_publish(con: duckdb.DuckDBPyConnection, published: Path) -> bool:
         return True
     batches, editions = _contents(con)
     return _after(batches, last[0][0]) or _after(editions, last[0][1])
+
+
+def _opens(path: Path) -> bool:
+    """Whether DuckDB opens the database file (its header and catalog: not every block)."""
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+    except duckdb.Error:
+        return False
+    return True
 
 
 def _after(now, published) -> bool:

@@ -220,3 +220,45 @@ def test_a_publish_failing_before_its_swap_leaves_the_last_publication_and_no_pa
     assert before in folders and sorted(published.parent.glob("parquet-*")) == folders
     count = duckdb.connect().execute(f"select count(*) from '{before / 'mart.indicator_value.parquet'}'").fetchone()[0]
     assert count > 0
+
+
+def test_a_damaged_database_is_published_again_or_built_again_from_the_sources(tmp_path):
+    """A published file that no longer opens (a disk fault, a bad copy back) stayed broken for
+    the analysts while every night with nothing new said "completed". The next run publishes it
+    again, with the same figures; `fazhi run` as a user runs it, without Prefect."""
+    import os
+
+    from tests.conftest import make_mini_home
+
+    home = make_mini_home(tmp_path / "home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "FAZHI_PREFECT": "0"}
+    fazhi = [str(Path(sys.executable).with_name("fazhi")), "run", "--home", str(home)]
+    published = home / "published" / "fazhi.duckdb"
+    values = "select year, township_code, indicator_code, value from mart.indicator_value order by all"
+
+    def figures() -> list:
+        con = duckdb.connect(str(published), read_only=True)
+        try:
+            return con.execute(values).fetchall()
+        finally:
+            con.close()
+
+    assert subprocess.run(fazhi, env=env, capture_output=True, text=True, timeout=300).returncode == 0
+    before = figures()
+    published.write_bytes(b"not a database" * 100)
+    again = subprocess.run(fazhi, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "does not open (damaged?): it is published again" in again.stderr
+    assert figures() == before and len(before) > 0
+
+    # the working database damaged: the run says where to turn; moved aside, the warehouse is
+    # built again from the sources, with the same figures (docs/operations.md, "A damaged database")
+    work = home / "work.duckdb"
+    work.write_bytes(bytes(8192) + work.read_bytes()[8192:])  # its headers zeroed
+    broken = subprocess.run(fazhi, env=env, capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 1 and "a database file is damaged: docs/operations.md" in broken.stderr
+    work.rename(home / "work.duckdb.damaged")
+    rebuilt = subprocess.run(fazhi, env=env, capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert figures() == before
