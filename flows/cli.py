@@ -466,6 +466,7 @@ def cmd_demo(args) -> int:
 
     home = resolve_home(args.home)
     _check_faults(args.faults)
+    _check_sample_year(args.year)
     generate_sample(home / "sample", seed=args.seed, calibration=args.calibration)
     write_demo_config(home, http=True)
     print(f"样例数据 / sample data: {home / 'sample'}")
@@ -480,6 +481,15 @@ def cmd_demo(args) -> int:
     print(to_table(read_values(settings.published_db, args.year), _terminal_width()))
     print(f"\n分析库 / analyst database: {settings.published_db}")
     return 0
+
+
+def _check_sample_year(year: int) -> None:
+    """The year `fazhi demo` prints must be one the sample holds (UnknownName), before the demo
+    generates and runs it all."""
+    from warehouse.demo.sample.generate import SAMPLE_YEARS
+    from warehouse.read.lookup import check
+
+    check("年度", "year", year, SAMPLE_YEARS, within=("样例数据的", "in the sample data"))
 
 
 def _check_faults(faults: str) -> None:

@@ -241,13 +241,16 @@ def test_an_output_the_system_refuses_is_said_as_the_systems_error_not_unexpecte
     assert blocker.read_text() == "not a folder"
 
 
-def test_a_seed_or_port_out_of_range_is_refused_by_the_argument_parser(tmp_path):
+def test_a_seed_port_or_demo_year_out_of_range_is_refused_before_anything_runs(tmp_path):
     """`fazhi sample --seed -1` failed in numpy as an unexpected ValueError after a start-up; a
-    port beyond 65535 failed when the server bound it. Both are argument errors (exit 2)."""
+    port beyond 65535 failed when the server bound it; `fazhi demo --year 1999` generated and ran
+    the whole demo, then said there was no 1999. Each is refused first (exit 2)."""
     cases = [
         (["sample", "--out", str(tmp_path / "s"), "--seed", "-1"], "argument --seed: 应在 0 与 4294967295 之间"),
         (["demo", "--home", str(tmp_path / "d"), "--seed", "abc"], "argument --seed: 应为整数 / must be an integer"),
         (["simulate", "--data", str(tmp_path), "--port", "99999"], "a port must be from 1 to 65535: 99999"),
+        # the year the demo prints, checked before it generates and runs the whole sample
+        (["demo", "--home", str(tmp_path / "d"), "--year", "1999"], "no year 1999 in the sample data"),
     ]
     for argv, words in cases:
         done = fazhi(*argv)

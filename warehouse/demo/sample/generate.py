@@ -134,13 +134,16 @@ def _build(job: Job, rows: list[dict], abbrs: dict[str, str], chunks: list, pool
     return total
 
 
+SAMPLE_YEARS = (2022, 2023, 2024)  # the years the sample's records fall in
+
+
 def generate_sample(
     out_dir: Path,
     *,
     seed: int = 20231226,
     townships_csv: Path | None = None,
     calibration: Path | None = None,
-    years: tuple[int, ...] = (2022, 2023, 2024),
+    years: tuple[int, ...] = SAMPLE_YEARS,
     workers: int | None = None,
     chunk_townships: int | None = None,
 ) -> dict:
