@@ -556,9 +556,10 @@ def cmd_template(args) -> int:
     from warehouse.sources.templates import write_template
 
     home = resolve_home(args.home)
-    # no home yet: the sample county's townships (a home's fazhi.toml with a mistake is refused)
+    # no home yet: the sample county's townships; a home's list must be there and usable (it fell
+    # back to the sample county's when missing: another county's codes in the template)
     townships = load_settings(home).townships_csv if (home / CONFIG_NAME).exists() else None
-    path = write_template(args.kind, args.out, townships if townships and townships.exists() else None)
+    path = write_template(args.kind, args.out, townships)
     print(f"模板已写入 / template written: {path}")
     return 0
 

@@ -256,3 +256,24 @@ def test_a_seed_port_or_demo_year_out_of_range_is_refused_before_anything_runs(t
         done = fazhi(*argv)
         assert done.returncode == 2 and words in done.stderr, (argv, done.stderr)
     assert not (tmp_path / "s").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_template_lists_the_homes_townships_or_refuses_a_list_it_cannot_read(tmp_path):
+    """`fazhi template --home H`: the codes sheet holds H's townships. A home whose township list
+    was missing got the sample county's (another county's codes, handed to its townships); now it
+    is refused naming the list (exit 2), nothing written."""
+    from openpyxl import load_workbook
+
+    from tests.conftest import make_mini_home
+
+    home = make_mini_home(tmp_path / "home")
+    out = tmp_path / "t.xlsx"
+    done = fazhi("template", "training", "--home", str(home), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    cells = {str(c.value) for ws in load_workbook(out, read_only=True) for row in ws.iter_rows() for c in row}
+    assert {mini.A, mini.B} <= cells
+    out.unlink()
+    (home / "data" / "townships.csv").unlink()
+    missing = fazhi("template", "training", "--home", str(home), "--out", str(out))
+    assert missing.returncode == 2 and "no township list at" in missing.stderr, missing.stderr
+    assert not out.exists()

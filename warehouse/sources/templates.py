@@ -11,7 +11,6 @@ the traps the parsers refuse or warn about.
 
 from __future__ import annotations
 
-import csv
 import unicodedata
 from datetime import date
 from pathlib import Path
@@ -94,13 +93,15 @@ RETURN_NOTES = [
 
 
 def township_rows(townships_csv: Path | None) -> list[list[str]]:
-    """code, name, kind of the county's townships (default: the shipped sample county's)."""
+    """code, name, kind of the county's townships (warehouse/townships.py checks the list;
+    default: the shipped sample county's)."""
+    from warehouse.townships import read_townships
+
     if townships_csv is None:
         from warehouse.demo.sample.generate import default_townships_csv
 
         townships_csv = default_townships_csv()
-    with Path(townships_csv).open(encoding="utf-8-sig", newline="") as fh:
-        return [[r["code"], r["name"], r.get("kind", "")] for r in csv.DictReader(fh)]
+    return read_townships(Path(townships_csv))[["code", "name", "kind"]].values.tolist()
 
 
 def write_template(kind: str, out: Path, townships_csv: Path | None = None) -> Path:
