@@ -10,6 +10,7 @@ read-only commands use it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import tomllib
@@ -391,6 +392,14 @@ def _source(home: Path, name: str, table: object, kinds: dict[str, tuple[str, ..
     if kind == "http":
         _check_url(where, given.url, f"FAZHI_{name.upper()}_URL")
         http = HttpOptions(**{f.name: getattr(given, f.name) for f in fields(HttpOptions)})
+        if isinstance(given.verify, str):  # a CA bundle: beside fazhi.toml when relative, as every path here
+            bundle = home / given.verify
+            if not bundle.is_file():
+                raise SchemaError(
+                    f"[{where}] verify = {as_written(given.verify)}: 找不到该CA证书文件 {bundle} / no CA bundle file "
+                    f"at {bundle} (true: the system's CAs; or the path of a PEM file)"
+                )
+            http = dataclasses.replace(http, verify=str(bundle))
         return SourceConfig(name, kind, home / (given.path or f"landing/{name}"), http, given.fields)
     if kind == "spreadsheet_drop":
         path = home / (given.path or f"drop/{name}")

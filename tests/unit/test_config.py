@@ -69,16 +69,17 @@ def test_values_are_typed(tmp_path):
         '[reports]\ntemplate = "t.docx"\n'
         '[orchestration]\ntask_runner = "dask"\ndask_address = "tcp://127.0.0.1:8786"\nslot_wait_seconds = 60\n'
         '[performance]\nworkers = 1\n[alerts]\nkeyword = "法治指标"\n'
-        '[sources.enforcement]\nkind = "http"\nurl = "https://a.example/x/"\nread_timeout = 9\nverify = "/ca.pem"\n'
+        '[sources.enforcement]\nkind = "http"\nurl = "https://a.example/x/"\nread_timeout = 9\nverify = "ca.pem"\n'
         '[sources.returns]\nkind = "spreadsheet_drop"\nsupersede = "township_year"\n'
     )
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
     s = load_settings(_home(tmp_path, text))
     assert s.required_training_hours == 40.0 and isinstance(s.required_training_hours, float)
     assert s.landing_retention_days == 90 and s.report_template == tmp_path / "t.docx"
     assert s.orchestration.dask_address == "tcp://127.0.0.1:8786" and s.orchestration.slot_wait_seconds == 60.0
     assert s.performance.workers == 1 and s.alerts.keyword == "法治指标"
     enforcement = s.sources["enforcement"]
-    assert enforcement.http.read_timeout == 9.0 and enforcement.http.verify == "/ca.pem"
+    assert enforcement.http.read_timeout == 9.0 and enforcement.http.verify == str(tmp_path / "ca.pem")
     assert enforcement.path == tmp_path / "landing" / "enforcement"
     assert s.sources["returns"].supersede == "township_year"
 
@@ -132,6 +133,10 @@ def test_values_are_typed(tmp_path):
             '[sources.enforcement]\nkind = "http"\nurl = "127.0.0.1:8765/"\n',
             '[sources.enforcement] url = "127.0.0.1:8765/": 应为 http(s) 网址(如 https://主机/路径) / must be '
             "an http(s) URL",
+        ),
+        (
+            '[sources.enforcement]\nkind = "http"\nurl = "https://h/x"\nverify = "/nonexistent/ca.pem"\n',
+            '[sources.enforcement] verify = "/nonexistent/ca.pem": 找不到该CA证书文件 /nonexistent/ca.pem / no CA',
         ),
         ("[pipeline]\nfirst_year = 0\n", "[pipeline] first_year = 0: 应在 2000 与今年("),
         ("[pipeline]\nfirst_year = 2099\n", "first_year = 2099: 应在 2000 与今年("),
