@@ -149,9 +149,12 @@ class Simulator:
         profile = {p.strip() for p in faults.split(",") if p.strip()} or {"none"}
         unknown = profile - set(PROFILES)
         if unknown:
-            raise SimulatorRefused(f"unknown fault profile(s) {sorted(unknown)}; choose from {', '.join(PROFILES)}")
+            raise SimulatorRefused(
+                f"未知的故障配置 {sorted(unknown)} / unknown fault profile(s) {sorted(unknown)}; "
+                f"可选 / choose from {', '.join(PROFILES)}"
+            )
         if not token:
-            raise SimulatorRefused("the simulator needs a token")
+            raise SimulatorRefused("模拟数据源需要访问令牌 / the simulator needs a token")
         self.token, self.faults, self.state = token, profile - {"none"}, state
         self.slow_seconds, self.retry_after = slow_seconds, retry_after
         self.stores = stores if stores is not None else self._load(Path(data), seed, corrections)
@@ -176,7 +179,11 @@ class Simulator:
                 "later": RecordStore.from_records(later_state(records, id_f, ts_f, seed, corrections), id_f, ts_f),
             }
         if not stores:
-            raise SimulatorRefused(f"no page folder ({', '.join(f'{s}/' for s in sources)}) under {data}")
+            folders = ", ".join(f"{s}/" for s in sources)
+            raise SimulatorRefused(
+                f"{data} 下没有导出页文件夹({folders})：请给出 `fazhi sample --out` 写出的目录 / no page folder "
+                f"({folders}) under {data}: give a folder written by `fazhi sample --out`"
+            )
         return stores
 
     # -- lifecycle ---------------------------------------------------------------------------
