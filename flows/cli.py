@@ -669,13 +669,13 @@ def cmd_explain(args) -> int:
 def cmd_rollup(args) -> int:
     from warehouse.province import check_rollup, roll_up
 
-    check_rollup(args.county, args.out, args.region_code)  # before Prefect starts: a refusal is immediate
     if _under_prefect(None):
         from flows.province import province_rollup
 
+        check_rollup(args.county, args.out, args.region_code)  # before Prefect starts: a refusal is immediate
         rows = province_rollup([str(d) for d in args.county], str(args.out), args.region_code)
     else:
-        rows = roll_up(args.county, args.out, args.region_code)
+        rows = roll_up(args.county, args.out, args.region_code)  # it checks first
     print(f"区域汇总已写入 / region roll-up written to {args.out}: {len(args.county)} 个县(市) / counties, {rows} rows")
     return 0
 
