@@ -208,6 +208,8 @@ def _read_pages(con: duckdb.DuckDBPyConnection, batch: LandedBatch, mapping: Tab
             f"from ({_records(batch, shape)})",
             {"paths": [str(f.path) for f in batch.files]},
         )
+    except duckdb.OutOfMemoryException:
+        raise  # the memory cap, not the pages: cause class `memory` (it was reported as a bad page)
     except duckdb.Error as exc:
         # the page DuckDB names (a malformed page, one without records), else every page of the batch
         named = [f.name for f in batch.files if f.name in str(exc)] or [f.name for f in batch.files]

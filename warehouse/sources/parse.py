@@ -93,6 +93,8 @@ def _parse_in_sql(sink: ParsedSink, sql_parser: SqlParser, batch: LandedBatch, k
         for table, select in sql_parser(sink.con, batch, key).items():
             sink.add_sql(table, select)
         return sink.finish()
+    except duckdb.OutOfMemoryException:
+        raise  # the memory cap, not the pages: cause class `memory`
     except duckdb.Error as exc:  # its text may quote a record's value: withheld
         raise SourceError(
             batch.source,
