@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from warehouse.config import AlertOptions
+from warehouse.config import AlertOptions, ConfigError, is_http_url
 from warehouse.errors import RunFailed
 
 log = logging.getLogger("fazhi.alerts")
@@ -149,12 +149,8 @@ def check_webhook(options: AlertOptions) -> None:
     run starts: a failed run's alert could not be sent, and a failure nobody hears of is silent.
     The URL itself is never shown (its query carries the robot's key)."""
     url = webhook_config(options)[0]
-    if not url:
+    if not url or is_http_url(url):
         return
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return
-    from warehouse.config import ConfigError
 
     where = URL_ENV if os.environ.get(URL_ENV) else "fazhi.toml [alerts] webhook_url"
     raise ConfigError(

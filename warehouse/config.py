@@ -407,13 +407,18 @@ def _source(home: Path, name: str, table: object, kinds: dict[str, tuple[str, ..
     return SourceConfig(name, kind, home / given.path, None, given.fields)
 
 
-def _check_url(where: str, url: str, env: str) -> None:
-    """An HTTP source's url must be http(s) with a host: `127.0.0.1:8765/` (no scheme) was pulled
-    six times over 15 s and reported as an unreachable source."""
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host (a source's url, the alert webhook)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_url(where: str, url: str, env: str) -> None:
+    """An HTTP source's url must be http(s) with a host: `127.0.0.1:8765/` (no scheme) was pulled
+    six times over 15 s and reported as an unreachable source."""
+    if not is_http_url(url):
         shown = f"{env} = {url!r}" if os.environ.get(env) else f"url = {as_written(url)}"
         raise SchemaError(
             f"[{where}] {shown}: 应为 http(s) 网址(如 https://主机/路径) / must be an http(s) URL (e.g. https://host/path)"

@@ -46,7 +46,19 @@ MEMORY_LIMIT = "768MB"
 WAREHOUSE_MEMORY_LIMIT = "640MB"
 
 
-_CAP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
+# A memory size as DuckDB reads it (`768MB`, `2.5 GiB`, `100000000bytes`) and shows it (`732.4 MiB`).
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bytes|[KMGT]i?B)\s*$", re.I)
+
+
+def _bytes(size: str) -> int | None:
+    """A memory size in bytes, or None when `size` is not one DuckDB reads."""
+    match = _SIZE.match(size)
+    if not match:
+        return None
+    number, unit = float(match[1]), match[2].lower()
+    if unit == "bytes":
+        return int(number)
+    return int(number * (1024 if "i" in unit else 1000) ** ("kmgt".index(unit[0]) + 1))
 
 
 def memory_limit(warehouse: bool = False) -> str:
@@ -56,8 +68,7 @@ def memory_limit(warehouse: bool = False) -> str:
     given = os.environ.get("FAZHI_DUCKDB_MEMORY_LIMIT")
     if not given:
         return WAREHOUSE_MEMORY_LIMIT if warehouse else MEMORY_LIMIT
-    size = _CAP.match(given)
-    if size is None or float(size[1]) <= 0:
+    if not _bytes(given):
         from warehouse.config import ConfigError
 
         raise ConfigError(
@@ -67,20 +78,11 @@ def memory_limit(warehouse: bool = False) -> str:
     return given
 
 
-_SIZE = re.compile(r"^\s*([\d.]+)\s*(bytes|[KMGTP]i?B)\s*$", re.I)
-
-
 def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int | None:
     """The connection's memory cap in bytes (DuckDB shows it as `732.4 MiB`), None when it
     cannot be read."""
     (shown,) = con.execute("select current_setting('memory_limit')").fetchone()
-    match = _SIZE.match(str(shown))
-    if not match:
-        return None
-    number, unit = float(match[1]), match[2].lower()
-    if unit == "bytes":
-        return int(number)
-    return int(number * (1024 if "i" in unit else 1000) ** ("kmgtp".index(unit[0]) + 1))
+    return _bytes(str(shown))
 
 
 # Rows per row group in the files this project writes (the working and the analyst database, a
