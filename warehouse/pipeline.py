@@ -94,6 +94,7 @@ class RunReport:
     outcome: str = "running"
     flow: str = "nightly"  # or year-end-rebuild
     result: dict = field(default_factory=dict)  # the flow's own outcome (a rebuild's edition)
+    failure: dict | None = None  # a run failed in a step of its own: the step, error, cause class
 
     @property
     def failed_sources(self) -> list[str]:

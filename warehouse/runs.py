@@ -42,6 +42,9 @@ class SourcesFailed(RuntimeError):
     pass
 
 
+RUNNING = "running"  # a step's state in the run report while it runs
+
+
 # --- the runs ----------------------------------------------------------------------------------
 
 
@@ -60,17 +63,51 @@ def run_nightly(engine, home: str | None = None) -> dict:
         report.steps["task_runner"] = engine.describe(settings)
         with engine.writer_slot(settings), writer_lock(settings.home, run_id, settings.lock_wait_seconds):
             report.started_at = datetime.now(UTC).isoformat()  # audit.run: the time this run held the writer
-            return _nightly(engine, settings, report)
+            with _recorded(engine, settings, report):
+                return _nightly(engine, settings, report)
     except Exception as exc:
         summary = alerts.failure_summary(run_id, exc, report.sources)
         engine.alert(settings, "nightly", summary)
         raise alerts.RunFailed(summary, report.sources) from exc
 
 
+def _step(engine, report: pipeline.RunReport, step: str, *args):
+    """One step of the run, marked in the report while it runs: a step that raises is the one
+    `_recorded` names as failed."""
+    report.steps[step] = RUNNING
+    result = engine.call(step, *args)
+    report.steps[step] = "ok"
+    return result
+
+
+@contextmanager
+def _recorded(engine, settings: Settings, report: pipeline.RunReport):
+    """A run that fails after taking the writer still leaves its manifest and audit.run row:
+    outcome `failed`, the step that failed (`failed: <cause class>`) and the error. A run that
+    ended itself (completed, failed sources, blocked by audits) has written them already, and
+    one refused for its argument (a rebuild of a year never computed) did nothing to record."""
+    from warehouse.read.lookup import UnknownName
+
+    try:
+        yield
+    except Exception as exc:
+        if report.outcome == "running" and not isinstance(exc, UnknownName):
+            step = next((s for s, state in report.steps.items() if state == RUNNING), "run")
+            report.steps[step] = f"failed: {alerts.cause_of(exc)}"
+            report.failure = {"step": step} | {k: v for k, v in alerts.failed_source(exc).items() if k != "status"}
+            report.outcome = "failed"
+            try:
+                manifest = pipeline.write_run_report(settings, report)
+                engine.logger.error("run %s failed in step %s; manifest %s", report.run_id, step, manifest)
+                engine.artifact("run-manifest", "运行清单 / run manifest", lambda: manifest_markdown(manifest))
+            except Exception as unwritten:  # e.g. the disk is full: the run's own error is what is said
+                engine.logger.error("run manifest not written: %s", type(unwritten).__name__)
+        raise
+
+
 def _nightly(engine, settings: Settings, report: pipeline.RunReport) -> dict:
     logger = engine.logger
-    engine.call("prepare", settings)
-    report.steps["prepare"] = "ok"
+    _step(engine, report, "prepare", settings)
     # pulled and validated concurrently, loaded one batch at a time (one writer) as each is ready
     for name, prepared, error in engine.sources(settings):
         if error is not None:  # one source failing must not stop the others
@@ -105,13 +142,11 @@ def _nightly(engine, settings: Settings, report: pipeline.RunReport) -> dict:
             }
             logger.error("source %s stopped: %s", name, prepared.stop_en)
     before = year_fingerprints(settings.work_db)
-    engine.call("compute", settings)
-    report.steps["compute"] = "ok"
+    _step(engine, report, "compute", settings)
     report.steps["validation_report"] = _validation_report(engine, settings, report)
     try:
         if pipeline.needs_publish(settings):
-            report.published = str(engine.call("publish", settings))
-            report.steps["publish"] = "ok"
+            report.published = str(_step(engine, report, "publish", settings))
         else:
             report.steps["publish"] = "unchanged"
     except AuditFailed:
@@ -119,6 +154,7 @@ def _nightly(engine, settings: Settings, report: pipeline.RunReport) -> dict:
         report.outcome = "audit_failed"
         _finish(engine, settings, report, before)
         raise
+    report.steps["retention"] = RUNNING  # until the landing is purged
     report.steps["retention"] = f"purged {len(pipeline.purge_landing(settings))}"
     failed = report.failed_sources
     report.outcome = "failed" if failed else "completed"
@@ -180,7 +216,8 @@ def run_rebuild(engine, year: int, home: str | None = None) -> dict:
         alerts.check_webhook(settings.alerts)
         with engine.writer_slot(settings), writer_lock(settings.home, run_id, settings.lock_wait_seconds):
             report.started_at = datetime.now(UTC).isoformat()
-            return _rebuild(engine, settings, report, year)
+            with _recorded(engine, settings, report):
+                return _rebuild(engine, settings, report, year)
     except Exception as exc:
         summary = alerts.failure_summary(run_id, exc)
         engine.alert(settings, "year-end-rebuild", summary)
@@ -188,9 +225,10 @@ def run_rebuild(engine, year: int, home: str | None = None) -> dict:
 
 
 def _rebuild(engine, settings: Settings, report: pipeline.RunReport, year: int) -> dict:
+    report.steps["prepare"] = RUNNING
     pipeline.prepare_warehouse(settings)
     report.steps["prepare"] = "ok"
-    edition = engine.call("rebuild", settings, year)
+    edition = _step(engine, report, "rebuild", settings, year)
     report.steps["rebuild"] = f"{year} edition {edition.edition}"
     report.result = {
         "year": year,
@@ -202,8 +240,7 @@ def _rebuild(engine, settings: Settings, report: pipeline.RunReport, year: int) 
         "note_en": edition.note_en,
     }
     try:
-        published = str(engine.call("publish", settings))
-        report.steps["publish"] = "ok"
+        published = str(_step(engine, report, "publish", settings))
         report.published = published
         report.outcome = "completed"
     except AuditFailed:
@@ -211,8 +248,9 @@ def _rebuild(engine, settings: Settings, report: pipeline.RunReport, year: int) 
         report.outcome = "audit_failed"
         raise
     finally:
-        manifest = pipeline.write_run_report(settings, report)
-        engine.artifact("run-manifest", "运行清单 / run manifest", lambda: manifest_markdown(manifest))
+        if report.outcome != "running":  # else `_recorded` writes it, as failed
+            manifest = pipeline.write_run_report(settings, report)
+            engine.artifact("run-manifest", "运行清单 / run manifest", lambda: manifest_markdown(manifest))
     engine.logger.info("%s", edition.note_en)
     note = f"{edition.note_zh} / {edition.note_en} {pipeline.dashboard_links(settings, [year])}".strip()
     engine.artifact(

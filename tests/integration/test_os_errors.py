@@ -63,3 +63,44 @@ def test_a_run_on_a_full_disk_exits_naming_it(disk, prefect_harness):
     assert "运行失败 / run failed" in done.stderr, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1].strip()  # the cause, said as what it is, with the file
     assert last.startswith("磁盘空间不足 / out of disk space: ") and str(home) in last, last
+
+
+def _runs(home: Path) -> list[tuple[str, str, dict]]:
+    import json
+
+    import duckdb
+
+    with duckdb.connect(str(home / "work.duckdb"), read_only=True) as con:
+        rows = con.sql("select run_id, outcome, manifest from audit.run order by started_at").fetchall()
+    return [(run_id, outcome, json.loads(manifest)) for run_id, outcome, manifest in rows]
+
+
+def test_a_run_failing_in_its_own_step_is_recorded_failed_naming_the_step(tmp_path):
+    """A failure after the sources (here the publish: the published folder is a file) once left
+    no manifest and no audit.run row, and a year-end rebuild failing there was recorded as
+    `running` for ever. Both are recorded `failed`, with the step and the error."""
+    home = make_mini_home(tmp_path / "home")
+    env = dict(os.environ)
+    first = fazhi("run", "--home", str(home), env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    published = home / "published"
+    published.rename(home / "published.moved")
+    published.write_text("not a folder")
+
+    night = fazhi("run", "--home", str(home), env=env)
+    assert night.returncode == 1, night.stderr[-2000:]
+    assert "File exists" in night.stderr.strip().splitlines()[-1], night.stderr[-2000:]
+    rebuild = fazhi("rebuild", "--year", "2023", "--home", str(home), env=env)
+    assert rebuild.returncode == 1, rebuild.stderr[-2000:]
+
+    runs = _runs(home)
+    assert [outcome for _, outcome, _ in runs] == ["completed", "failed", "failed"]
+    for (run_id, _, manifest), flow in zip(runs[1:], ["nightly", "year-end-rebuild"], strict=True):
+        assert manifest["flow"] == flow and manifest["outcome"] == "failed"
+        assert manifest["steps"]["publish"] == "failed: error", manifest["steps"]
+        assert manifest["failure"]["step"] == "publish"
+        assert manifest["failure"]["error"].startswith("FileExistsError"), manifest["failure"]
+        assert run_id in night.stderr + rebuild.stderr  # the run the operator is told of is the one recorded
+        on_disk = home / "runs" / run_id / "manifest.json"
+        assert on_disk.is_file() and '"outcome": "failed"' in on_disk.read_text(encoding="utf-8")
+    assert runs[2][2]["steps"]["rebuild"] == "2023 edition 1", runs[2][2]["steps"]
