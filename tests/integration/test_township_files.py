@@ -437,3 +437,51 @@ def test_a_ledger_re_sent_under_its_name_and_refused_leaves_no_figure_standing(p
     assert phase3.values[(2023, A, "TRN01")]["source_files"] is None
     assert got["OGI01"] == (6, OK, None)  # its return stands
     assert ("(file)", name, None, ("file-format",)) in _entries(phase3)
+
+
+def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(office_files, tmp_path):
+    """LibreOffice's own format (.ods, its default for a new file) and WPS's (.et) were passed
+    over without a word: the township's figures were missing and nobody was told why. They are
+    refused by name, saying to save as .xlsx, until the office does; a macro-enabled workbook
+    (.xlsm) is read as a workbook; a note and a subfolder in the drop folder are named in the
+    run's log. Through the installed `fazhi`, the files written by LibreOffice."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
+    corpus.townships_csv(home / "townships.csv")
+    drop = home / "drop" / "training"
+    (drop / "旧版").mkdir(parents=True)
+    (home / "drop" / "returns").mkdir()
+    profile = tmp_path / "office-profile"
+    (ods,) = corpus.office([office_files["ledger_a"]], "ods", tmp_path / "ods", profile)
+    (xlsm,) = corpus.office([office_files["ledger_c"]], "xlsm:Calc MS Excel 2007 VBA XML", tmp_path / "xlsm", profile)
+    shutil.copyfile(ods, drop / ods.name)
+    shutil.copyfile(xlsm, drop / xlsm.name)
+    shutil.copyfile(office_files["ledger_b"], drop / "旧版" / office_files["ledger_b"].name)
+    (drop / "填表说明.txt").write_text("按模板填写", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
+
+    def night() -> tuple[str, dict, list[dict]]:
+        done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        values = {}
+        for year in (2023,):
+            out = _fazhi("indicators", "--home", str(home), "--year", str(year), "--format", "json")
+            values |= {(r["township_code"], r["indicator_code"]): r for r in json.loads(out)}
+        return done.stderr, values, json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+
+    log, values, quarantine = night()
+    refused = [q for q in quarantine if q["source_file"] == ods.name]
+    assert [(q["table_name"], q["rules"]) for q in refused] == [("(file)", ["file-format"])], quarantine
+    assert "OpenDocument" in refused[0]["message_zh"] and "(.xlsx)" in refused[0]["message_en"], refused
+    assert (values[(A, "TRN01")]["value"], values[(A, "TRN01")]["status"]) == (None, "missing_source")
+    assert (values[(C, "TRN01")]["value"], values[(C, "TRN01")]["status"]) == (1, "quarantined")  # the .xlsm, read
+    assert "填表说明.txt" in log and "(.txt)" in log and "旧版" in log and "subfolder" in log, log[-2000:]
+    assert values[(B, "TRN01")]["status"] == "missing_source"  # the ledger in the subfolder is not read
+
+    (drop / ods.name).unlink()
+    shutil.copyfile(office_files["ledger_a"], drop / office_files["ledger_a"].name)  # saved again as .xlsx
+    _, values, quarantine = night()
+    assert [q for q in quarantine if q["source_file"] == ods.name] == []
+    assert (values[(A, "TRN01")]["value"], values[(A, "TRN01")]["status"]) == (1, "ok")

@@ -115,6 +115,8 @@ def test_returns_csv_in_every_encoding(tmp_path, encoding):
         ("350481101_2023_学法培训台账.xlsx", b"%PDF-1.7\n%binary", "file-format"),
         ("350481101_2023_学法培训台账.docx", b"PK\x03\x04not really a workbook", "file-format"),
         ("350481101_2023_学法培训台账.csv", b"\xff\xfe\x00\xd8garbage\x81\x30", "file-encoding"),
+        ("350481101_2023_学法培训台账.et", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 WPS", "file-format"),
+        ("350481101_2023_学法培训台账.XLSB", b"PK\x03\x04 binary workbook", "file-format"),
     ],
 )
 def test_files_that_are_not_ledgers_are_refused_by_name(tmp_path, name, content, rule):
@@ -123,6 +125,9 @@ def test_files_that_are_not_ledgers_are_refused_by_name(tmp_path, name, content,
     with pytest.raises(SourceError) as err:
         read_workbook(p, "training")
     assert err.value.rule == rule and name in str(err.value) and err.value.source == "training"
+    if p.suffix in (".et", ".XLSB"):  # a format the parse does not read, by name, and what to do
+        assert ("WPS 表格" if p.suffix == ".et" else "Excel 二进制工作簿") in err.value.message_zh
+        assert "save it as an Excel workbook (.xlsx)" in err.value.message_en
     good = messy_training(tmp_path / f"{A}_2022_学法培训台账.xlsx")
     out = parse_training(_batch("training", p, good), KEY)  # refused alone: the other file loads
     (issue,) = out["file_issue"].to_dict("records")

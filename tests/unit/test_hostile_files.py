@@ -207,9 +207,12 @@ def test_drop_folders_skip_links_lock_and_hidden_files_by_name(tmp_path):
     os.mkfifo(drop / "pipe.xlsx")
     (drop / "350481102_2023_学法培训台账.xlsx").write_bytes(b"")  # 0 bytes: delivered, refused by the parser
     (drop / "subfolder").mkdir()
+    (drop / "350481103_2023_学法培训台账.ods").write_bytes(b"PK\x03\x04")  # delivered, refused by the parser
+    (drop / "扫描件.pdf").write_bytes(b"%PDF-1.7")
 
     files, skipped = scan_drop(drop, "spreadsheet_drop")
-    assert [p.name for p in files] == [ledger.name, "350481102_2023_学法培训台账.xlsx"]
+    delivered = [ledger.name, "350481102_2023_学法培训台账.xlsx", "350481103_2023_学法培训台账.ods"]
+    assert [p.name for p in files] == delivered
     reasons = {s.name: s.reason_en for s in skipped}
     assert reasons == {
         "350481102_2023_年度报表.csv": "a symbolic link: never followed",
@@ -220,8 +223,17 @@ def test_drop_folders_skip_links_lock_and_hidden_files_by_name(tmp_path):
         ".~lock.350481101_2023_学法培训台账.xlsx#": "an office lock file (someone has the workbook open)",
         ".350481101_2023_学法培训台账.xlsx": "a hidden file",
         "pipe.xlsx": "not a regular file",
+        "subfolder": "a subfolder: the files in it are not read",
+        "扫描件.pdf": "not a spreadsheet (.pdf): not read",
     }
     assert all(s.reason_zh for s in skipped)
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "page-000001.json").write_text("{}")
+    (pages / "README.md").write_text("#")
+    files, skipped = scan_drop(pages, "json_pages")
+    assert [p.name for p in files] == ["page-000001.json"]
+    assert [(s.name, s.reason_en) for s in skipped] == [("README.md", "not an export page (.json): not read")]
 
     batch = land("training", files, tmp_path / "landing", set())
     assert sorted(f.name for f in batch.files) == sorted(p.name for p in files)

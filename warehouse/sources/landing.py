@@ -20,7 +20,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-SPREADSHEET_SUFFIXES = {".xlsx", ".xls", ".csv"}
+# read by the spreadsheet parse: Excel workbooks (a macro-enabled workbook or a template is the same
+# package, read as a workbook; macros never run), legacy .xls, CSV
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".csv"}
+# spreadsheets saved in a format the parse does not read (LibreOffice's and WPS's own formats are
+# their defaults for a new file): delivered all the same, so that the parse refuses each by name,
+# saying what to do, where the township's refused files are listed (`fazhi quarantine`)
+UNREAD_SPREADSHEETS = {
+    ".ods": ("OpenDocument 表格", "an OpenDocument spreadsheet"),
+    ".ots": ("OpenDocument 表格模板", "an OpenDocument spreadsheet template"),
+    ".fods": ("OpenDocument 平面表格", "a flat OpenDocument spreadsheet"),
+    ".et": ("WPS 表格", "a WPS spreadsheet"),
+    ".ett": ("WPS 表格模板", "a WPS spreadsheet template"),
+    ".xlsb": ("Excel 二进制工作簿", "an Excel binary workbook"),
+    ".numbers": ("Numbers 表格", "a Numbers spreadsheet"),
+}
 log = logging.getLogger("fazhi.landing")
 
 
@@ -75,24 +89,35 @@ def _skip_reason(entry: os.DirEntry) -> tuple[str, str] | None:
     return None
 
 
+def _not_delivered(name: str, kind: str) -> tuple[str, str] | None:
+    """Why a regular file is not one of this kind of source's deliveries, or None if it is."""
+    suffix = Path(name).suffix.lower()
+    if kind == "json_pages":
+        if Path(name).suffix == ".json":
+            return None
+        return "不是导出页(.json)，未读取", "not an export page (.json): not read"
+    if suffix in SPREADSHEET_SUFFIXES or suffix in UNREAD_SPREADSHEETS or suffix == "":
+        return None
+    return f"不是表格文件(扩展名 {suffix})，未读取", f"not a spreadsheet ({suffix}): not read"
+
+
 def scan_drop(source_dir: Path, kind: str) -> tuple[list[Path], list[SkippedEntry]]:
-    """The files a source has delivered, in a stable order, and the entries skipped with why
-    (folders are ignored silently). Only regular files are delivered: never links."""
+    """The files a source has delivered, in a stable order, and the entries skipped with why:
+    nothing in the folder is passed over unsaid. Only regular files are delivered: never links.
+    A spreadsheet folder delivers spreadsheets in formats the parse does not read too, to be
+    refused by name (UNREAD_SPREADSHEETS)."""
     if not source_dir.is_dir():
         return [], []
-    if kind == "json_pages":
-        pattern = lambda name: Path(name).suffix == ".json"  # noqa: E731
-    else:
-        pattern = lambda name: Path(name).suffix.lower() in SPREADSHEET_SUFFIXES or Path(name).suffix == ""  # noqa: E731
     files, skipped = [], []
     with os.scandir(source_dir) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                continue
-            reason = _skip_reason(entry)
+                reason = "子文件夹：其中的文件不读取", "a subfolder: the files in it are not read"
+            else:
+                reason = _skip_reason(entry) or _not_delivered(entry.name, kind)
             if reason:
                 skipped.append(SkippedEntry(entry.name, *reason))
-            elif pattern(entry.name):
+            else:
                 files.append(Path(entry.path))
     return sorted(files), sorted(skipped, key=lambda s: s.name)
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from warehouse.sources.landing import UNREAD_SPREADSHEETS
 from warehouse.sources.mapping import Column, SourceError, TableMapping
 from warehouse.sources.parsed import quiet_connect
 from warehouse.sources.pseudonym import install_pseudonym_macro
@@ -116,6 +117,15 @@ def read_workbook(path: Path, source: str) -> Sheets:
     """Every visible sheet as a list of rows of cell values; a CSV is one sheet named after the
     file. Refused with a message a clerk can act on: empty, HTML or XML saved as .xls, encrypted,
     damaged, not a spreadsheet."""
+    unread = UNREAD_SPREADSHEETS.get(path.suffix.lower())
+    if unread:
+        raise SourceError(
+            source,
+            path.name,
+            f"该文件是「{unread[0]}」({path.suffix})格式，不能读取：请「另存为」Excel 工作簿(.xlsx)再提交",
+            f"the file is {unread[1]} ({path.suffix}), which is not read: save it as an Excel workbook (.xlsx)",
+            "file-format",
+        )
     data = check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
     if not data.strip():
         raise SourceError(source, path.name, "文件为空", "the file is empty", "file-empty")
