@@ -21,8 +21,10 @@ from warehouse.db import sql
 # the delivery a raw row `r` belongs to, by the source's `supersede` setting
 SUPERSEDE_BY = {
     "file_name": "split_part(r._source_file, '#', 1)",
-    # null when the name does not start with <code>_<year>_: such a file supersedes nothing
-    "township_year": "nullif(regexp_extract(r._source_file, '^([0-9]+_[0-9]{4})_', 1), '')",
+    # null when the name does not start with <code>_<year>_: such a file supersedes nothing; its
+    # digits and underscores as warehouse/sources/township_files.py reads them (full-width too)
+    "township_year": "nullif(regexp_extract(translate(r._source_file, '０１２３４５６７８９＿', '0123456789_'), "
+    "'^([0-9]+_[0-9]{4})_', 1), '')",
 }
 
 

@@ -443,8 +443,10 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
     """LibreOffice's own format (.ods, its default for a new file) and WPS's (.et) were passed
     over without a word: the township's figures were missing and nobody was told why. They are
     refused by name, saying to save as .xlsx, until the office does; a macro-enabled workbook
-    (.xlsm) is read as a workbook; a note and a subfolder in the drop folder are named in the
-    run's log. Through the installed `fazhi`, the files written by LibreOffice."""
+    (.xlsm) is read as a workbook, and a name written in full-width digits gives its township (its
+    code as written matched no township, and its rows stopped the county's batch); a note and a
+    subfolder in the drop folder are named in the run's log. Through the installed `fazhi`, the
+    files written by LibreOffice."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
@@ -456,7 +458,9 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
     (ods,) = corpus.office([office_files["ledger_a"]], "ods", tmp_path / "ods", profile)
     (xlsm,) = corpus.office([office_files["ledger_c"]], "xlsm:Calc MS Excel 2007 VBA XML", tmp_path / "xlsm", profile)
     shutil.copyfile(ods, drop / ods.name)
-    shutil.copyfile(xlsm, drop / xlsm.name)
+    # named in full-width digits, as an input method in full-width mode writes it
+    wide = xlsm.name.translate(str.maketrans("0123456789_", "０１２３４５６７８９＿"))
+    shutil.copyfile(xlsm, drop / wide)
     shutil.copyfile(office_files["ledger_b"], drop / "旧版" / office_files["ledger_b"].name)
     (drop / "填表说明.txt").write_text("按模板填写", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
@@ -477,6 +481,7 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
     assert "OpenDocument" in refused[0]["message_zh"] and "(.xlsx)" in refused[0]["message_en"], refused
     assert (values[(A, "TRN01")]["value"], values[(A, "TRN01")]["status"]) == (None, "missing_source")
     assert (values[(C, "TRN01")]["value"], values[(C, "TRN01")]["status"]) == (1, "quarantined")  # the .xlsm, read
+    assert values[(C, "TRN01")]["source_files"] == [wide]  # as the office named it
     assert "填表说明.txt" in log and "(.txt)" in log and "旧版" in log and "subfolder" in log, log[-2000:]
     assert values[(B, "TRN01")]["status"] == "missing_source"  # the ledger in the subfolder is not read
 

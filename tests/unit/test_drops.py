@@ -189,6 +189,8 @@ def _write_return(path: Path, rows: list[tuple[str, str, str]]) -> None:
         (None, f"{A}_2023_年度报表.xlsx", True),  # default file_name: the same name replaces
         ("township_year", f"{A}_2023_年度报表（更正）.xlsx", True),  # any name of the township-year
         ("file_name", f"{A}_2023_年度报表（更正）.xlsx", False),  # a new name adds to the old file
+        # named in full-width digits (an input method in full-width mode): the same township-year
+        ("township_year", "３５０４８１１０１＿２０２３＿年度报表（更正）.xlsx", True),
     ],
 )
 def test_a_corrected_delivery_supersedes_the_old_version(tmp_path, supersede, corrected_name, replaces):
@@ -230,8 +232,8 @@ def test_a_corrected_delivery_supersedes_the_old_version(tmp_path, supersede, co
     versions = query(
         work,
         "select _source_file, count(distinct _batch_id) from raw.annual_return_item "
-        "where _source_file like ? group by 1 order by 1",
-        [f"{A}_2023_%"],
+        "where township_code = ? group by 1 order by 1",
+        [A],
     )
     # raw keeps both versions of the delivery
     assert sum(n for _, n in versions) == 2 and corrected_name in {f for f, _ in versions}

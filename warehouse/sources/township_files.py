@@ -11,6 +11,7 @@ the `file_issue` table of the parsed batch, and each file's outcome to `spreadsh
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -29,7 +30,10 @@ from warehouse.sources.spreadsheet import (
     slice_table,
 )
 
-_NAME = re.compile(r"^(\d{9})_(\d{4})_")
+# the name compared in its NFKC form: an input method in full-width mode writes ３５０４８１１０１＿２０２３＿…,
+# which must give the code 350481101 (as written, `\d` took ３５０… for a code of no township, and its
+# rows stopped the county's batch)
+_NAME = re.compile(r"^([0-9]{9})_([0-9]{4})_")
 FILES_TABLE = "spreadsheet_file"  # one row per file of the batch: parsed or refused
 ISSUES_TABLE = "file_issue"  # refusals and warnings, located in the file
 EXAMPLE_NAME = {"training": "350481101_2023_学法培训台账.xlsx", "returns": "350481101_2023_年度报表.xlsx"}
@@ -38,7 +42,7 @@ EXAMPLE_NAME = {"training": "350481101_2023_学法培训台账.xlsx", "returns":
 def township_and_year(source: str, file_name: str, years: tuple[int, int] | None = None) -> tuple[str, int]:
     """The township code and year a file's name gives; refused when the name has none, or when
     the year is outside `years` (the first year of indicators, this year)."""
-    m = _NAME.match(file_name)
+    m = _NAME.match(unicodedata.normalize("NFKC", file_name))
     example = EXAMPLE_NAME.get(source, EXAMPLE_NAME["training"])
     if not m:
         template = "模板" in file_name or "template" in file_name.lower()
@@ -65,7 +69,7 @@ def township_and_year(source: str, file_name: str, years: tuple[int, int] | None
 
 def name_parts(file_name: str) -> tuple[str | None, int | None]:
     """The township code and year a file's name gives, or None (for the record of a refused file)."""
-    m = _NAME.match(file_name)
+    m = _NAME.match(unicodedata.normalize("NFKC", file_name))
     return (m.group(1), int(m.group(2))) if m else (None, None)
 
 

@@ -27,7 +27,9 @@ figures as (
     from open_entries
     where table_name = 'annual_return_item'
     union all
-    select try_cast(nullif(regexp_extract(q.source_file, '^[0-9]{9}_([0-9]{4})_', 1), '') as integer),
+    -- the year the file's name gives, full-width digits too (warehouse/sources/township_files.py)
+    select try_cast(nullif(regexp_extract(translate(q.source_file, '０１２３４５６７８９＿', '0123456789_'),
+                                          '^[0-9]{9}_([0-9]{4})_', 1), '') as integer),
            q.township_code, unnest(f.indicator_codes)
     from open_entries q
     join training_figures f using (table_name)
