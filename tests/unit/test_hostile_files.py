@@ -209,6 +209,7 @@ def test_drop_folders_skip_links_lock_and_hidden_files_by_name(tmp_path):
     (drop / "subfolder").mkdir()
     (drop / "350481103_2023_学法培训台账.ods").write_bytes(b"PK\x03\x04")  # delivered, refused by the parser
     (drop / "扫描件.pdf").write_bytes(b"%PDF-1.7")
+    (drop / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
 
     files, skipped = scan_drop(drop, "spreadsheet_drop")
     delivered = [ledger.name, "350481102_2023_学法培训台账.xlsx", "350481103_2023_学法培训台账.ods"]
@@ -225,6 +226,7 @@ def test_drop_folders_skip_links_lock_and_hidden_files_by_name(tmp_path):
         "pipe.xlsx": "not a regular file",
         "subfolder": "a subfolder: the files in it are not read",
         "扫描件.pdf": "not a spreadsheet (.pdf): not read",
+        "Thumbs.db": "a file Windows keeps in folders",
     }
     assert all(s.reason_zh for s in skipped)
     pages = tmp_path / "pages"

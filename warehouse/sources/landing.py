@@ -35,6 +35,8 @@ UNREAD_SPREADSHEETS = {
     ".xlsb": ("Excel 二进制工作簿", "an Excel binary workbook"),
     ".numbers": ("Numbers 表格", "a Numbers spreadsheet"),
 }
+# written by Windows Explorer into shared folders (thumbnails, folder settings)
+WINDOWS_FILES = {"thumbs.db", "desktop.ini", "ehthumbs.db"}
 log = logging.getLogger("fazhi.landing")
 
 
@@ -84,6 +86,8 @@ def _skip_reason(entry: os.DirEntry) -> tuple[str, str] | None:
         return "Office锁定文件（有人正打开该工作簿）", "an office lock file (someone has the workbook open)"
     if entry.name.startswith("."):
         return "隐藏文件", "a hidden file"
+    if entry.name.lower() in WINDOWS_FILES:
+        return "Windows 系统文件", "a file Windows keeps in folders"
     if not entry.is_file(follow_symlinks=False):
         return "不是普通文件", "not a regular file"
     return None
