@@ -33,6 +33,7 @@ from warehouse import alerts, pipeline
 from warehouse.audit import AuditFailed
 from warehouse.config import Settings, load_settings, resolve_home
 from warehouse.lock import writer_lock
+from warehouse.read.lookup import UnknownName
 from warehouse.run_summary import indicator_markdown, manifest_markdown, year_fingerprints
 
 log = logging.getLogger("fazhi.run")
@@ -86,8 +87,6 @@ def _recorded(engine, settings: Settings, report: pipeline.RunReport):
     outcome `failed`, the step that failed (`failed: <cause class>`) and the error. A run that
     ended itself (completed, failed sources, blocked by audits) has written them already, and
     one refused for its argument (a rebuild of a year never computed) did nothing to record."""
-    from warehouse.read.lookup import UnknownName
-
     try:
         yield
     except Exception as exc:
@@ -213,11 +212,14 @@ def run_rebuild(engine, year: int, home: str | None = None) -> dict:
     settings = None
     try:
         settings = load_settings(resolve_home(home))
+        settings.hmac_key()  # a missing key is a clear error before anything runs, as for the nightly
         alerts.check_webhook(settings.alerts)
         with engine.writer_slot(settings), writer_lock(settings.home, run_id, settings.lock_wait_seconds):
             report.started_at = datetime.now(UTC).isoformat()
             with _recorded(engine, settings, report):
                 return _rebuild(engine, settings, report, year)
+    except UnknownName:
+        raise  # a year never computed: the operator's typo, said as such; no run failed, no alert
     except Exception as exc:
         summary = alerts.failure_summary(run_id, exc)
         engine.alert(settings, "year-end-rebuild", summary)

@@ -270,6 +270,7 @@ def test_fazhi_run_and_rebuild_work_without_a_server(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2023" in done.stdout and "edition 1" in done.stdout
     assert "typo exit: 2" in done.stderr and "no year 2099 to rebuild" in done.stderr
+    assert "运行失败" not in done.stderr  # a typo is said as the operator's, not as a failed run (nor alerted)
     assert query(home / "published" / "fazhi.duckdb", ENF01_A_2023, [mini.A]) == [(3.0,)]
     assert query(home / "published" / "fazhi.duckdb", "select year, edition from mart.indicator_edition") == [(2023, 1)]
     flows = query(home / "work.duckdb", "select manifest->>'$.flow', outcome from audit.run order by started_at")
