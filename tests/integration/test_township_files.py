@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -490,3 +491,50 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
     _, values, quarantine = night()
     assert [q for q in quarantine if q["source_file"] == ods.name] == []
     assert (values[(A, "TRN01")]["value"], values[(A, "TRN01")]["status"]) == (1, "ok")
+
+
+def test_a_formula_s_error_is_read_as_it_shows_not_as_a_blank(tmp_path):
+    """A cell whose formula failed (`#DIV/0!`, the `#N/A` of a VLOOKUP that found no one) was
+    read as blank, as calamine reads it: a number there was "empty", and had the column been
+    optional, left out without a word. It is read as the error it shows, and refused as written;
+    an identity number that is an error is missing, never one person shared by every such row.
+    The workbook as LibreOffice saves it, through the installed `fazhi`."""
+    _need_office()
+    lookup = ('=VLOOKUP("R9",人员名册!A3:C4,3,FALSE)', "#N/A")
+    (tmp_path / "src").mkdir()
+    src = corpus.ledger_plain(
+        tmp_path / "src" / f"{C}_2023_学法培训台账.xlsx",
+        "小陶镇",
+        [["C1", "2023-05-01", "专题培训", "安全生产法", "小陶镇", ("=1/0", "#DIV/0!")],
+         ["C2", "2023-06-01", "部门学法", "宪法", "小陶镇", 2]],
+        [["C2", corpus.NAMES[10], "R2", lookup, "小陶镇", "否", "否", None, None],
+         ["C2", corpus.NAMES[11], "R3", lookup, "小陶镇", "否", "否", None, None],
+         ["C2", corpus.NAMES[12], "R1", corpus.IDS[8], "小陶镇", "否", "否", None, None]],
+        [["R1", corpus.NAMES[12], corpus.IDS[8], "小陶镇", "干部", "否", None, None]],
+    )  # fmt: skip
+    (saved,) = corpus.office([src], "xlsx", tmp_path / "office", tmp_path / "office-profile")
+    with zipfile.ZipFile(saved) as package:  # LibreOffice kept them as error cells
+        assert all(b't="e"' in package.read(f"xl/worksheets/sheet{i}.xml") for i in (1, 2))
+    home = tmp_path / "home"
+    (home / "drop" / "training").mkdir(parents=True)
+    (home / "drop" / "returns").mkdir()
+    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
+    corpus.townships_csv(home / "townships.csv")
+    shutil.copyfile(saved, home / "drop" / "training" / saved.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
+    done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    quarantine = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+    entries = {(q["table_name"], q["row_number"]): q for q in quarantine}
+    session = entries[("training_session", 3)]
+    assert "「#DIV/0!」" in session["message_zh"] and "学时" in session["message_zh"], session
+    for row in (3, 4):  # each #N/A row refused for its missing identity number, alone
+        assert "身份证号" in entries[("training_attendance", row)]["message_zh"], entries
+    assert ("training_attendance", 5) not in entries
+    attended = query(
+        home / "published" / "fazhi.duckdb",
+        "select count(*), count(distinct person_key) from core.training_attendance where township_code = ?",
+        [C],
+    )
+    assert attended == [(1, 1)]  # the one real person; the two lookups that failed are not a person

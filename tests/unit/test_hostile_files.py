@@ -302,3 +302,25 @@ def test_a_file_saved_back_to_content_already_loaded_is_not_landed_again(tmp_pat
     already_loaded = {hashlib.sha256(loaded_content).hexdigest()} | {sha256_file(p) for p in files[1:]}
     assert land("returns", files, tmp_path / "landing", already_loaded) is None
     assert not list((tmp_path / "landing").rglob("*.csv")) and not list((tmp_path / "landing").rglob("*.xlsx"))
+
+
+def test_cells_holding_a_formula_s_error_are_found_by_sheet_and_place(tmp_path):
+    """calamine reads an error cell as blank text; the guard's pass finds them, by sheet name and
+    0-based (row, column), with the error they show, in any sheet of the package."""
+    import xlsxwriter
+
+    path = tmp_path / "errors.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    first, second = wb.add_worksheet("活动登记"), wb.add_worksheet("参训签到")
+    first.write_row(0, 0, ["活动编号", "学时"])
+    first.write_formula(1, 1, "=1/0", None, "#DIV/0!")
+    first.write_formula(2, 1, "=1+1", None, 2)  # a formula that worked: not an error
+    second.write_formula(4, 27, '=VLOOKUP("x",A1:A2,1,FALSE)', None, "#N/A")  # AB5
+    wb.close()
+    errors: dict = {}
+    assert check_workbook(path, "training", errors) == path.read_bytes()
+    assert errors == {"活动登记": {(1, 1): "#DIV/0!"}, "参训签到": {(4, 27): "#N/A"}}
+    mini.write_training(tmp_path / "clean")
+    found: dict = {}
+    check_workbook(next((tmp_path / "clean").glob("*.xlsx")), "training", found)
+    assert found == {}

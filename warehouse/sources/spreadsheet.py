@@ -126,11 +126,12 @@ def read_workbook(path: Path, source: str) -> Sheets:
             f"the file is {unread[1]} ({path.suffix}), which is not read: save it as an Excel workbook (.xlsx)",
             "file-format",
         )
-    data = check_workbook(path, source)  # hostile or broken files are refused before calamine sees them
+    errors: dict[str, dict] = {}
+    data = check_workbook(path, source, errors)  # hostile or broken files are refused before calamine sees them
     if not data.strip():
         raise SourceError(source, path.name, "文件为空", "the file is empty", "file-empty")
     if data[:4] == b"PK\x03\x04" or data[:8] == _OLE:
-        return _read_calamine(data, source, path.name)
+        return _read_calamine(data, source, path.name, errors)
     if path.suffix.lower() == ".csv":
         return _read_csv(data, source, path)
     head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
@@ -160,7 +161,10 @@ def read_workbook(path: Path, source: str) -> Sheets:
     )
 
 
-def _read_calamine(data: bytes, source: str, name: str) -> Sheets:
+def _read_calamine(data: bytes, source: str, name: str, errors: dict[str, dict] | None = None) -> Sheets:
+    """The workbook's visible sheets; a cell holding a formula's error (`errors`, found by the
+    workbook guard: calamine reads it as blank) is read as the error it shows, `#DIV/0!`, so
+    that a number or a date there is refused as written, not taken as left blank."""
     from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
     if data[:8] == _OLE and _ENCRYPTED in data:
@@ -178,6 +182,9 @@ def _read_calamine(data: bytes, source: str, name: str) -> Sheets:
                 continue
             sheet = wb.get_sheet_by_name(meta.name)
             rows = sheet.to_python(skip_empty_area=False)
+            for (r, c), shown in (errors or {}).get(meta.name, {}).items():
+                if r < len(rows) and c < len(rows[r]) and rows[r][c] == "":
+                    rows[r][c] = shown
             merged = list(sheet.merged_cell_ranges or [])
             sheets[meta.name] = _fill_down(rows, merged)
             sheets.merged[meta.name] = merged
@@ -769,6 +776,13 @@ def canonicalise(
     return canonicalise_tables([(df, mapping, passthrough)], key)[0]
 
 
+# what a cell shows when its formula fails (Excel, WPS, LibreOffice)
+FORMULA_ERRORS = [
+    "#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!",
+    "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#ERROR",
+]  # fmt: skip
+
+
 def canonicalise_tables(
     tables: Iterable[tuple[pd.DataFrame, TableMapping, tuple[str, ...]]], key: bytes
 ) -> list[pd.DataFrame]:
@@ -786,6 +800,8 @@ def canonicalise_tables(
                 numbers = read_numbers(s, qualified=False)
                 frame[col.name] = numbers["value"]
                 frame[UNREADABLE + col.name] = numbers["unreadable"]
+            elif col.type == "pseudonym":  # a formula's error is no identifier: missing, not one person
+                frame[col.name] = s.where(~s.isin(FORMULA_ERRORS), None)
             else:
                 frame[col.name] = s
             if col.type == "pseudonym" and len(frame):

@@ -15,6 +15,10 @@ and time:
 
 A refused file raises SourceError naming the file (and sheet), the limit and a rule id, so it is
 refused as a file like any unreadable workbook.
+
+The same pass finds the cells holding a formula's error (`#DIV/0!`, `#N/A` of a VLOOKUP that
+found nothing): calamine reads them as blank text, and a blank is not what the clerk sees
+(`error_cells`).
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ _CHUNK = 1 << 20
 _MAX_PART_BYTES = 1 << 20  # workbook.xml and its relationships, read to name the sheets
 
 
-def check_workbook(path: Path, source: str) -> bytes:
+def check_workbook(path: Path, source: str, error_cells: dict | None = None) -> bytes:
     """The file's bytes (read once, for the reader too); raise SourceError if the file is too
     large or, when it is a zip package, is not an intact xlsx, unpacks to too much, or has a
-    sheet whose grid is too large."""
+    sheet whose grid is too large. `error_cells`, when given, receives the cells of an xlsx that
+    hold a formula's error: {sheet name: {(row, column) 0-based: "#DIV/0!"}}."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:  # before it is read
         raise SourceError(
@@ -56,7 +61,10 @@ def check_workbook(path: Path, source: str) -> bytes:
         return data  # not a zip package: CSV, or not a spreadsheet at all (read_workbook says which)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
-            _check_package(package, data, path.name, source)
+            errors = _check_package(package, data, path.name, source)
+            if errors and error_cells is not None:
+                names = _sheet_names(package)
+                error_cells.update({names.get(entry, entry): cells for entry, cells in errors.items()})
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
         raise SourceError(
             source,
@@ -72,7 +80,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _check_package(package: zipfile.ZipFile, data: bytes, file: str, source: str) -> None:
+def _check_package(package: zipfile.ZipFile, data: bytes, file: str, source: str) -> dict[str, dict]:
+    """Refuse the package (SourceError) or return its cells holding a formula's error, by entry."""
     names = set(package.namelist())
     if "xl/workbook.xml" not in names:
         raise SourceError(
@@ -82,7 +91,7 @@ def _check_package(package: zipfile.ZipFile, data: bytes, file: str, source: str
             "not an xlsx workbook (zip package without xl/workbook.xml: xlsb, ods or another zip?); not read",
             "file-format",
         )
-    unpacked = 0
+    unpacked, errors = 0, {}
     for info in package.infolist():
         if info.is_dir():
             continue
@@ -112,6 +121,30 @@ def _check_package(package: zipfile.ZipFile, data: bytes, file: str, source: str
                     f"sheet {sheet} spans {ref} ({extent.cells:,} cells; the limit is {MAX_SHEET_CELLS:,}); not read",
                     "file-sheet-too-large",
                 )
+        if scan.errors:  # rare: the entry read again whole (its size is within the limit, counted above)
+            cells = _error_cells(b"".join(_unpacked(package, data, info, MAX_UNPACKED_BYTES)))
+            if cells:
+                errors[info.filename] = cells
+    return errors
+
+
+# a cell holding a formula's error: `<c r="C2" s="1" t="e"><f>1/0</f><v>#DIV/0!</v></c>`
+_ERROR_CELL = re.compile(rb'<(?:\w+:)?c\s[^>]*?\bt="e"[^>]*(?<!/)>(.*?)</(?:\w+:)?c>', re.S)
+_REFERENCE = re.compile(rb'\br="([A-Z]{1,3})([0-9]{1,7})"')
+_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+
+
+def _error_cells(xml: bytes) -> dict[tuple[int, int], str]:
+    """(row, column), 0-based, -> the error a cell shows (`#DIV/0!`), for the cells whose type is
+    an error and that name their place (as every writer does)."""
+    cells = {}
+    for match in _ERROR_CELL.finditer(xml):
+        tag = xml[match.start() : match.start(1)]
+        ref, value = _REFERENCE.search(tag), _VALUE.search(match[1])
+        if ref and value:
+            row, column = int(ref[2]) - 1, _column_number(ref[1]) - 1
+            cells[(row, column)] = value[1].decode("utf-8", "replace").strip() or "#ERROR"
+    return cells
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the lengths of the name and the extra field
@@ -214,9 +247,11 @@ class UsualCells(_WholeTags):
     def __init__(self) -> None:
         super().__init__()
         self.usual = self.referenced = True
+        self.errors = False  # a cell of this XML may hold a formula's error
 
     def feed(self, chunk: bytes) -> None:
         text = self.pieces(chunk)
+        self.errors = self.errors or b't="e"' in text
         if self.usual and not self._UNUSUAL.search(text):
             return
         self.usual = False
