@@ -307,12 +307,12 @@ def _run_flow(home: Path) -> None:
         if info["status"] == "unchanged":
             print(f"  {source}: 无新数据 / nothing new")
         else:
-            print(
-                f"  {source}: 接收 {info['received_rows']} 行, 加载 {info['loaded_rows']},"
-                f" 隔离 {info['quarantined_rows']}"
-                f" / received {info['received_rows']}, loaded {info['loaded_rows']},"
-                f" quarantined {info['quarantined_rows']}"
-            )
+            received, loaded, quarantined = info["received_rows"], info["loaded_rows"], info["quarantined_rows"]
+            zh = f"接收 {received} 行, 加载 {loaded}, 隔离 {quarantined}"
+            en = f"received {received}, loaded {loaded}, quarantined {quarantined}"
+            if refused := info.get("refused_files"):  # whole files: `fazhi quarantine` lists them
+                zh, en = f"{zh}, 拒收文件 {refused}", f"{en}, files refused {refused} (see `fazhi quarantine`)"
+            print(f"  {source}: {zh} / {en}")
 
 
 PREFECT_ENV = "FAZHI_PREFECT"  # 1: run under Prefect even without a configured server (a temporary one)

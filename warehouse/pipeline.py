@@ -83,6 +83,11 @@ class PreparedBatch:
     files: pd.DataFrame | None = None
     file_issues: pd.DataFrame | None = None
 
+    @property
+    def refused_files(self) -> int:
+        """Files of a spreadsheet batch refused whole (listed by `fazhi quarantine`)."""
+        return 0 if self.files is None else int((self.files["status"] == "refused").sum())
+
 
 @dataclass
 class RunReport:

@@ -130,6 +130,7 @@ def _nightly(engine, settings: Settings, report: pipeline.RunReport) -> dict:
             "received_rows": outcome.received_rows,
             "loaded_rows": outcome.loaded_rows,
             "quarantined_rows": outcome.quarantined_rows,
+            "refused_files": prepared.refused_files,
             "stale_rows": outcome.stale_rows,
             "core_rows_inserted": outcome.core_rows_inserted,
         }

@@ -474,9 +474,11 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
         for year in (2023,):
             out = _fazhi("indicators", "--home", str(home), "--year", str(year), "--format", "json")
             values |= {(r["township_code"], r["indicator_code"]): r for r in json.loads(out)}
-        return done.stderr, values, json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+        quarantine = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+        return done.stdout + done.stderr, values, quarantine
 
     log, values, quarantine = night()
+    assert "training: 接收" in log and "拒收文件 1 / " in log and "files refused 1" in log, log[-2000:]
     refused = [q for q in quarantine if q["source_file"] == ods.name]
     assert [(q["table_name"], q["rules"]) for q in refused] == [("(file)", ["file-format"])], quarantine
     assert "OpenDocument" in refused[0]["message_zh"] and "(.xlsx)" in refused[0]["message_en"], refused
@@ -488,8 +490,9 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
 
     (drop / ods.name).unlink()
     shutil.copyfile(office_files["ledger_a"], drop / office_files["ledger_a"].name)  # saved again as .xlsx
-    _, values, quarantine = night()
+    log, values, quarantine = night()
     assert [q for q in quarantine if q["source_file"] == ods.name] == []
+    assert "files refused" not in log
     assert (values[(A, "TRN01")]["value"], values[(A, "TRN01")]["status"]) == (1, "ok")
 
 
