@@ -136,6 +136,14 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
         loaded = {
             r[0] for r in con.execute("select sha256 from audit.landed_file where source = ?", [source.name]).fetchall()
         }
+        # contents only ever refused, with the names they were refused under: renamed, they are new
+        refused_as = dict(
+            con.execute(
+                "select sha256, list(distinct file_name) from audit.spreadsheet_file "
+                "where source = ? and sha256 is not null group by sha256 having bool_and(status = 'refused')",
+                [source.name],
+            ).fetchall()
+        )
         watermark = read_watermark(con, source.name) if source.kind == "http" else None
     finally:
         con.close()
@@ -148,7 +156,7 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
         files, skipped = scan_drop(source.path, source.kind)
         if skipped:  # noted by name, never read; the batch goes on without them
             log.warning("source %s: skipped %s", source.name, "; ".join(s.describe() for s in skipped))
-        batch = land(source.name, files, settings.landing_dir, loaded)
+        batch = land(source.name, files, settings.landing_dir, loaded, {h: set(n) for h, n in refused_as.items()})
         extra = {"fields": source.fields, "skipped_entries": [asdict(s) for s in skipped]}
         if batch and any(extra.values()):
             batch.extra |= {k: v for k, v in extra.items() if v}

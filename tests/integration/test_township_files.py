@@ -541,3 +541,35 @@ def test_a_formula_s_error_is_read_as_it_shows_not_as_a_blank(tmp_path):
         [C],
     )
     assert attended == [(1, 1)]  # the one real person; the two lookups that failed are not a person
+
+
+def test_a_workbook_refused_for_its_name_is_read_once_renamed_as_the_refusal_asks(tmp_path):
+    """The refusal says to rename the file; the renamed file has the content already landed, so
+    it was passed over as "nothing new" every night after: its figures never came and the
+    refusal stayed open. Renamed, it is read, and the refusal resolved; then nothing is new."""
+    from tests.conftest import make_mini_home
+
+    home = make_mini_home(tmp_path / "home")
+    drop = home / "data" / "training"
+    right = next(drop.glob("*.xlsx"))
+    wrong = right.rename(drop / "贡川镇2023年学法培训台账.xlsx")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
+
+    def night() -> str:
+        done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [line for line in done.stdout.splitlines() if "training:" in line][0]
+
+    def refused() -> list[str]:
+        entries = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+        return [q["source_file"] for q in entries if q["table_name"] == "(file)"]
+
+    assert "files refused 1" in night() and refused() == [wrong.name]
+    wrong.rename(right)  # as the refusal asks
+    assert "received 20" in night(), "the renamed workbook was passed over"
+    assert refused() == []
+    values = json.loads(_fazhi("indicators", "--home", str(home), "--year", "2023", "--format", "json"))
+    trn01 = next(r for r in values if r["indicator_code"] == "TRN01" and r["township_code"] == "350481101")
+    assert trn01["status"] == "ok" and trn01["source_files"] == [right.name]
+    assert "nothing new" in night()

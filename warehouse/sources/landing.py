@@ -166,8 +166,19 @@ def _identity(fh) -> tuple:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[str]) -> LandedBatch | None:
+def land(
+    source: str,
+    files: list[Path],
+    landing_dir: Path,
+    already_loaded: set[str],
+    refused_as: dict[str, set[str]] | None = None,
+) -> LandedBatch | None:
     """Copy the files not yet loaded into a new batch folder; None when nothing is new.
+
+    `already_loaded`: the contents (sha256) landed before. One of them is new again under a name
+    it was never refused under when every earlier delivery of it was refused (`refused_as`:
+    sha256 -> the names it was refused under): a workbook refused for its name and renamed as the
+    refusal asks is read, not passed over as "nothing new".
 
     A file is hashed, then copied. A delivered file that changed in between, or while it was
     copied (a clerk saving over it during the night's run), is recorded with the sha256 of the
@@ -176,8 +187,13 @@ def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[
     removed again. A copy cut in the middle of a save is refused at parse like any damaged file,
     and the finished file, whose content is new, lands on the next run."""
     now = datetime.now(UTC)
+    refused_as = refused_as or {}
+
+    def landed_before(digest: str, name: str) -> bool:
+        return digest in already_loaded and (digest not in refused_as or name in refused_as[digest])
+
     hashed = [(p, *_hashed(p)) for p in files]
-    new = [(p, h, seen) for p, h, seen in hashed if h not in already_loaded]
+    new = [(p, h, seen) for p, h, seen in hashed if not landed_before(h, p.name)]
     if not new:
         return None
     content = hashlib.sha256("".join(sorted(h for _, h, _ in new)).encode()).hexdigest()
@@ -195,7 +211,7 @@ def land(source: str, files: list[Path], landing_dir: Path, already_loaded: set[
             if changed:  # what landed is not what was hashed: its own digest is recorded
                 digest = sha256_file(target)
                 log.warning("%s: %s changed while it was landed; the copy that landed is recorded", source, path.name)
-                if digest in already_loaded:
+                if landed_before(digest, path.name):
                     target.unlink()
                     continue
         except OSError as exc:  # a full disk, say: no half-landed batch stays behind
