@@ -133,9 +133,9 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
     registry.check_overrides(source.name, source.fields)
     con = open_work_db(settings.work_db)
     try:
-        loaded = {
-            r[0] for r in con.execute("select sha256 from audit.landed_file where source = ?", [source.name]).fetchall()
-        }
+        loaded = dict(
+            con.execute("select sha256, file_name from audit.landed_file where source = ?", [source.name]).fetchall()
+        )
         # contents only ever refused, with the names they were refused under: renamed, they are new
         refused_as = dict(
             con.execute(

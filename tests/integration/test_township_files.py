@@ -573,3 +573,32 @@ def test_a_workbook_refused_for_its_name_is_read_once_renamed_as_the_refusal_ask
     trn01 = next(r for r in values if r["indicator_code"] == "TRN01" and r["township_code"] == "350481101")
     assert trn01["status"] == "ok" and trn01["source_files"] == [right.name]
     assert "nothing new" in night()
+
+
+def test_a_workbook_delivered_twice_is_read_once_and_the_copy_named(tmp_path):
+    """The same ledger dropped twice (`… (1).xlsx` from a browser, `… - 副本.xlsx` from Windows):
+    read twice, every record of the copy was quarantined as attending its session twice, and in
+    a small county that stopped the whole batch. The copy is not read, and the log names it."""
+    from tests.conftest import make_mini_home
+
+    home = make_mini_home(tmp_path / "home")
+    drop = home / "data" / "training"
+    ledger = next(drop.glob("*.xlsx"))
+    shutil.copyfile(ledger, drop / f"{ledger.stem} (1).xlsx")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
+
+    def night() -> subprocess.CompletedProcess:
+        done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    first = night()
+    assert "training: 接收 20 行" in first.stdout, first.stdout  # one ledger's records, not two
+    assert f"{ledger.stem} (1).xlsx has the content of {ledger.name}, delivered with it: not read" in first.stderr
+    entries = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+    assert not [q for q in entries if "TRA-R04" in q["rules"]]  # no attendance "twice"
+    shutil.copyfile(ledger, drop / f"{ledger.stem} - 副本.xlsx")
+    second = night()
+    assert "training: 无新数据" in second.stdout
+    assert f"{ledger.stem} - 副本.xlsx has the content of {ledger.name}, landed before: not read again" in second.stderr

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import stat
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -170,15 +171,21 @@ def land(
     source: str,
     files: list[Path],
     landing_dir: Path,
-    already_loaded: set[str],
+    already_loaded: Collection[str],
     refused_as: dict[str, set[str]] | None = None,
 ) -> LandedBatch | None:
     """Copy the files not yet loaded into a new batch folder; None when nothing is new.
 
-    `already_loaded`: the contents (sha256) landed before. One of them is new again under a name
-    it was never refused under when every earlier delivery of it was refused (`refused_as`:
-    sha256 -> the names it was refused under): a workbook refused for its name and renamed as the
-    refusal asks is read, not passed over as "nothing new".
+    `already_loaded`: the contents (sha256) landed before (a dict: with the name each landed
+    under). One of them is new again under a name it was never refused under when every earlier
+    delivery of it was refused (`refused_as`: sha256 -> the names it was refused under): a
+    workbook refused for its name and renamed as the refusal asks is read, not passed over as
+    "nothing new". A file whose content landed before under another name, or is that of another
+    file of this delivery (the same workbook sent twice, `台账.xlsx` and `台账 (1).xlsx`), is not
+    read, with a warning naming both: read twice, its records would be quarantined as duplicates
+    of the first's, or counted under another township's name. Of identical files delivered
+    together the shortest name is read (a copy's name is the original's with a suffix); the
+    others are listed in the manifest (`copies`).
 
     A file is hashed, then copied. A delivered file that changed in between, or while it was
     copied (a clerk saving over it during the night's run), is recorded with the sha256 of the
@@ -193,7 +200,22 @@ def land(
         return digest in already_loaded and (digest not in refused_as or name in refused_as[digest])
 
     hashed = [(p, *_hashed(p)) for p in files]
+    for p, h, _ in hashed:
+        earlier = already_loaded.get(h) if isinstance(already_loaded, dict) else None
+        if earlier and earlier != p.name and landed_before(h, p.name):
+            log.warning("%s: %s has the content of %s, landed before: not read again", source, p.name, earlier)
     new = [(p, h, seen) for p, h, seen in hashed if not landed_before(h, p.name)]
+    by_content: dict[str, list[str]] = {}
+    for p, h, _ in new:
+        by_content.setdefault(h, []).append(p.name)
+    copies = {}
+    for names in by_content.values():
+        if len(names) > 1:
+            first, *rest = sorted(names, key=lambda name: (len(name), name))
+            copies |= dict.fromkeys(rest, first)
+    for copy, original in sorted(copies.items()):
+        log.warning("%s: %s has the content of %s, delivered with it: not read", source, copy, original)
+    new = [(p, h, seen) for p, h, seen in new if p.name not in copies]
     if not new:
         return None
     content = hashlib.sha256("".join(sorted(h for _, h, _ in new)).encode()).hexdigest()
@@ -225,6 +247,8 @@ def land(
         shutil.rmtree(directory, ignore_errors=True)
         return None
     batch = LandedBatch(source, batch_id, directory, landed, now.isoformat(), len(hashed) - len(landed))
+    if copies:
+        batch.extra["copies"] = dict(sorted(copies.items()))
     write_manifest(batch)
     return batch
 
