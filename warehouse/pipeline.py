@@ -156,7 +156,9 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
         files, skipped = scan_drop(source.path, source.kind)
         if skipped:  # noted by name, never read; the batch goes on without them
             log.warning("source %s: skipped %s", source.name, "; ".join(s.describe() for s in skipped))
-        batch = land(source.name, files, settings.landing_dir, loaded, {h: set(n) for h, n in refused_as.items()})
+        refused = {h: set(n) for h, n in refused_as.items()}
+        delivery = None if source.kind == "json_pages" else township_year_of
+        batch = land(source.name, files, settings.landing_dir, loaded, refused, delivery)
         extra = {"fields": source.fields, "skipped_entries": [asdict(s) for s in skipped]}
         if batch and any(extra.values()):
             batch.extra |= {k: v for k, v in extra.items() if v}
@@ -167,6 +169,15 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
     else:
         log.info("landed %s: nothing new", source.name)
     return batch
+
+
+def township_year_of(file_name: str) -> tuple[str, int] | None:
+    """The township and year a spreadsheet's name gives (None when it gives none): two files of a
+    drop with the same content and the same township-year are one delivery sent twice."""
+    from warehouse.sources.township_files import name_parts
+
+    parts = name_parts(file_name)
+    return parts if parts[0] is not None else None
 
 
 def township_codes(settings: Settings) -> list[str]:

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -173,6 +173,7 @@ def land(
     landing_dir: Path,
     already_loaded: Collection[str],
     refused_as: dict[str, set[str]] | None = None,
+    delivery_of: Callable[[str], object] | None = None,
 ) -> LandedBatch | None:
     """Copy the files not yet loaded into a new batch folder; None when nothing is new.
 
@@ -180,12 +181,13 @@ def land(
     under). One of them is new again under a name it was never refused under when every earlier
     delivery of it was refused (`refused_as`: sha256 -> the names it was refused under): a
     workbook refused for its name and renamed as the refusal asks is read, not passed over as
-    "nothing new". A file whose content landed before under another name, or is that of another
-    file of this delivery (the same workbook sent twice, `台账.xlsx` and `台账 (1).xlsx`), is not
-    read, with a warning naming both: read twice, its records would be quarantined as duplicates
-    of the first's, or counted under another township's name. Of identical files delivered
-    together the shortest name is read (a copy's name is the original's with a suffix); the
-    others are listed in the manifest (`copies`).
+    "nothing new". A file whose content landed before under another name is not read, with a
+    warning naming both. So is a copy: a file with the content of another file of this delivery
+    whose name says the same delivery (`delivery_of(name)`, not None: a township's ledger of a
+    year), the same workbook sent twice (`台账.xlsx` and `台账 (1).xlsx`); read twice, its records
+    would be quarantined as duplicates of the first's. Of such files the shortest name is read (a
+    copy's name is the original's with a suffix); the others are listed in the manifest
+    (`copies`) and named in a warning.
 
     A file is hashed, then copied. A delivered file that changed in between, or while it was
     copied (a clerk saving over it during the night's run), is recorded with the sha256 of the
@@ -205,9 +207,11 @@ def land(
         if earlier and earlier != p.name and landed_before(h, p.name):
             log.warning("%s: %s has the content of %s, landed before: not read again", source, p.name, earlier)
     new = [(p, h, seen) for p, h, seen in hashed if not landed_before(h, p.name)]
-    by_content: dict[str, list[str]] = {}
+    by_content: dict[tuple, list[str]] = {}
     for p, h, _ in new:
-        by_content.setdefault(h, []).append(p.name)
+        delivery = delivery_of(p.name) if delivery_of else None
+        if delivery is not None:
+            by_content.setdefault((h, delivery), []).append(p.name)
     copies = {}
     for names in by_content.values():
         if len(names) > 1:
