@@ -602,3 +602,48 @@ def test_a_workbook_delivered_twice_is_read_once_and_the_copy_named(tmp_path):
     second = night()
     assert "training: 无新数据" in second.stdout
     assert f"{ledger.stem} - 副本.xlsx has the content of {ledger.name}, landed before: not read again" in second.stderr
+
+
+def test_identity_numbers_stored_as_numbers_are_missing_not_someone_else(tmp_path):
+    """An 18-digit identity number typed into a cell not formatted as text: Excel keeps 15 digits
+    (3.50481199001011E+17). Hashed as read, two people differing in the lost digits were one
+    person, and the roster's number (text) matched neither. Such cells are missing (their rows
+    quarantined for it), and a warning locates them and says what to do."""
+    _need_office()
+    (tmp_path / "src").mkdir()
+    # as Excel stores them: 15 digits kept (two people's numbers that differ only after them)
+    as_number = [float(f"{int(corpus.IDS[i]):.14e}") for i in (0, 1)]
+    assert as_number[0] == as_number[1] and corpus.IDS[0] != corpus.IDS[1]
+    src = corpus.ledger_plain(
+        tmp_path / "src" / f"{C}_2023_学法培训台账.xlsx",
+        "小陶镇",
+        [["C1", "2023-05-01", "专题培训", "安全生产法", "小陶镇", 2]],
+        [["C1", corpus.NAMES[10], "R2", as_number[0], "小陶镇", "否", "否", None, None],
+         ["C1", corpus.NAMES[11], "R3", as_number[1], "小陶镇", "否", "否", None, None],
+         ["C1", corpus.NAMES[12], "R1", corpus.IDS[8], "小陶镇", "否", "否", None, None]],
+        [["R1", corpus.NAMES[12], corpus.IDS[8], "小陶镇", "干部", "否", None, None]],
+    )  # fmt: skip
+    (saved,) = corpus.office([src], "xlsx", tmp_path / "office", tmp_path / "office-profile")
+    home = tmp_path / "home"
+    (home / "drop" / "training").mkdir(parents=True)
+    (home / "drop" / "returns").mkdir()
+    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
+    corpus.townships_csv(home / "townships.csv")
+    shutil.copyfile(saved, home / "drop" / "training" / saved.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
+    done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    quarantine = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
+    rows = {q["row_number"]: q["message_zh"] for q in quarantine if q["table_name"] == "training_attendance"}
+    assert sorted(rows) == [3, 4], quarantine  # the two numbers; the third person's text number loads
+    assert all("身份证号" in message for message in rows.values()), rows  # missing, not "attended twice"
+    published = home / "published" / "fazhi.duckdb"
+    warning = query(
+        published,
+        "select sheet_name, row_number, column_name, rule, message_en, value_text from audit.file_issue "
+        "where level = 'warn'",
+    )
+    assert [w[:4] for w in warning] == [("参训签到", 3, "D", "cell-id-as-number")], warning
+    assert warning[0][4].startswith("2 cell(s) of 身份证号 hold numbers") and warning[0][5] is None
+    assert query(published, "select count(*) from core.training_attendance where township_code = ?", [C]) == [(1,)]

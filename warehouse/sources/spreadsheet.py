@@ -584,6 +584,38 @@ def _is_units_row(row: list) -> bool:
     return all(len(c) == 1 and c in _ORDINALS for c in cells) and len(cells) > 1
 
 
+# Excel keeps 15 significant digits of a number: an identity number (18 digits) typed into a
+# cell not formatted as text is stored as 3.50481199001011E+17, its last digits lost
+_DIGITS_LOST = 1e15
+
+
+def _identifiers_kept_whole(cells, table: SheetTable, header: str, j: int):
+    """An identifier column's cells, those stored as numbers too long for Excel's 15 digits
+    made missing (their rows are quarantined for it): two people whose numbers differ only in
+    the lost digits would be one person, and a number on the roster as text would not match
+    it. A warning locates the first and counts them."""
+    lost = [i for i, v in enumerate(cells) if type(v) is float and abs(v) >= _DIGITS_LOST]
+    if not lost:
+        return cells
+    cells = list(cells)
+    for i in lost:
+        cells[i] = None
+    table.warnings.append(
+        FileIssue(
+            "cell-id-as-number",
+            "warn",
+            f"「{header}」列有 {len(lost)} 个单元格存成了数字，末几位已丢失(Excel 只保留 15 位)：这些行按缺少"
+            f"「{header}」隔离；请把该列设为文本格式后重新录入",
+            f"{len(lost)} cell(s) of {header} hold numbers whose last digits Excel lost (it keeps 15): their rows "
+            f"are quarantined as missing it; format the column as text and type them again",
+            table.sheet,
+            table.numbers[lost[0]],
+            column_letter(j),
+        )
+    )
+    return cells
+
+
 class TableRows:
     """A table's raw rows gathered over many sheets (files), turned into one text frame at the
     end: the per-file work is finding the header and slicing rows; the conversion of cells to
@@ -597,6 +629,8 @@ class TableRows:
         self.numbers: list[int] = []
         self.values: dict[str, list] = {c.name: [] for c in mapping.columns}
         self.constants: dict[str, list] = {name: [] for name in constants}
+        # identifier columns (hashed to pseudonyms) by name: their header as written in fields.yaml
+        self.identifiers = {c.name: c.fields[0] for c in mapping.columns if c.type == "pseudonym" and c.fields}
 
     def add(self, rows: list[list], source: str, file: str, sheet: str | None = None, **constants) -> int:
         """The sheet's rows under its header row (refused when it has none); `constants` are
@@ -612,7 +646,10 @@ class TableRows:
         columns = list(zip_longest(*kept))  # transposed at C speed; short rows padded with None
         for name, values in self.values.items():
             j = positions.get(name)
-            values.extend(columns[j] if j is not None and j < len(columns) else [None] * len(kept))
+            cells = columns[j] if j is not None and j < len(columns) else [None] * len(kept)
+            if name in self.identifiers:
+                cells = _identifiers_kept_whole(cells, table, self.identifiers[name], j)
+            values.extend(cells)
         self.files.extend([file if not table.sheet else f"{file}#{table.sheet}"] * len(kept))
         self.numbers.extend(table.numbers)
         for name, value in constants.items():
