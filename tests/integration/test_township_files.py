@@ -75,6 +75,27 @@ def _fazhi(*args: str) -> str:
     return done.stdout
 
 
+def _night(home: Path) -> subprocess.CompletedProcess:
+    """`fazhi run` as an operator runs it without a Prefect server: the installed command, the
+    key in the environment (Prefect's own home beside the home, so no profile is shared)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(home.parent / "prefect")}
+    done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def _county_home(home: Path, *training: Path) -> Path:
+    """The corpus county's home (its townships, both drop folders), `training` dropped."""
+    (home / "drop" / "training").mkdir(parents=True)
+    (home / "drop" / "returns").mkdir()
+    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
+    corpus.townships_csv(home / "townships.csv")
+    for path in training:
+        shutil.copyfile(path, home / "drop" / "training" / path.name)
+    return home
+
+
 def _phase(home: Path) -> Phase:
     run_steps(home)
     values = {}
@@ -448,13 +469,9 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
     code as written matched no township, and its rows stopped the county's batch); a note and a
     subfolder in the drop folder are named in the run's log. Through the installed `fazhi`, the
     files written by LibreOffice."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
-    corpus.townships_csv(home / "townships.csv")
+    home = _county_home(tmp_path / "home")
     drop = home / "drop" / "training"
-    (drop / "旧版").mkdir(parents=True)
-    (home / "drop" / "returns").mkdir()
+    (drop / "旧版").mkdir()
     profile = tmp_path / "office-profile"
     (ods,) = corpus.office([office_files["ledger_a"]], "ods", tmp_path / "ods", profile)
     (xlsm,) = corpus.office([office_files["ledger_c"]], "xlsm:Calc MS Excel 2007 VBA XML", tmp_path / "xlsm", profile)
@@ -464,12 +481,9 @@ def test_a_ledger_in_a_format_not_read_is_refused_by_name_until_saved_as_xlsx(of
     shutil.copyfile(xlsm, drop / wide)
     shutil.copyfile(office_files["ledger_b"], drop / "旧版" / office_files["ledger_b"].name)
     (drop / "填表说明.txt").write_text("按模板填写", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
 
     def night() -> tuple[str, dict, list[dict]]:
-        done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr[-2000:]
+        done = _night(home)
         values = {}
         for year in (2023,):
             out = _fazhi("indicators", "--home", str(home), "--year", str(year), "--format", "json")
@@ -518,16 +532,8 @@ def test_a_formula_s_error_is_read_as_it_shows_not_as_a_blank(tmp_path):
     (saved,) = corpus.office([src], "xlsx", tmp_path / "office", tmp_path / "office-profile")
     with zipfile.ZipFile(saved) as package:  # LibreOffice kept them as error cells
         assert all(b't="e"' in package.read(f"xl/worksheets/sheet{i}.xml") for i in (1, 2))
-    home = tmp_path / "home"
-    (home / "drop" / "training").mkdir(parents=True)
-    (home / "drop" / "returns").mkdir()
-    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
-    corpus.townships_csv(home / "townships.csv")
-    shutil.copyfile(saved, home / "drop" / "training" / saved.name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
-    done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    home = _county_home(tmp_path / "home", saved)
+    _night(home)
     quarantine = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
     entries = {(q["table_name"], q["row_number"]): q for q in quarantine}
     session = entries[("training_session", 3)]
@@ -553,13 +559,9 @@ def test_a_workbook_refused_for_its_name_is_read_once_renamed_as_the_refusal_ask
     drop = home / "data" / "training"
     right = next(drop.glob("*.xlsx"))
     wrong = right.rename(drop / "贡川镇2023年学法培训台账.xlsx")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
 
     def night() -> str:
-        done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return [line for line in done.stdout.splitlines() if "training:" in line][0]
+        return [line for line in _night(home).stdout.splitlines() if "training:" in line][0]
 
     def refused() -> list[str]:
         entries = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
@@ -585,21 +587,13 @@ def test_a_workbook_delivered_twice_is_read_once_and_the_copy_named(tmp_path):
     drop = home / "data" / "training"
     ledger = next(drop.glob("*.xlsx"))
     shutil.copyfile(ledger, drop / f"{ledger.stem} (1).xlsx")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
-
-    def night() -> subprocess.CompletedProcess:
-        done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done
-
-    first = night()
+    first = _night(home)
     assert "training: 接收 20 行" in first.stdout, first.stdout  # one ledger's records, not two
     assert f"{ledger.stem} (1).xlsx has the content of {ledger.name}, delivered with it: not read" in first.stderr
     entries = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
     assert not [q for q in entries if "TRA-R04" in q["rules"]]  # no attendance "twice"
     shutil.copyfile(ledger, drop / f"{ledger.stem} - 副本.xlsx")
-    second = night()
+    second = _night(home)
     assert "training: 无新数据" in second.stdout
     assert f"{ledger.stem} - 副本.xlsx has the content of {ledger.name}, landed before: not read again" in second.stderr
 
@@ -624,16 +618,8 @@ def test_identity_numbers_stored_as_numbers_are_missing_not_someone_else(tmp_pat
         [["R1", corpus.NAMES[12], corpus.IDS[8], "小陶镇", "干部", "否", None, None]],
     )  # fmt: skip
     (saved,) = corpus.office([src], "xlsx", tmp_path / "office", tmp_path / "office-profile")
-    home = tmp_path / "home"
-    (home / "drop" / "training").mkdir(parents=True)
-    (home / "drop" / "returns").mkdir()
-    (home / "fazhi.toml").write_text(corpus.CONFIG, encoding="utf-8")
-    corpus.townships_csv(home / "townships.csv")
-    shutil.copyfile(saved, home / "drop" / "training" / saved.name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env |= {"FAZHI_HMAC_KEY": "test-key-not-secret-0123456789abcdef", "PREFECT_HOME": str(tmp_path / "prefect")}
-    done = subprocess.run([FAZHI, "run", "--home", str(home)], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    home = _county_home(tmp_path / "home", saved)
+    _night(home)
     quarantine = json.loads(_fazhi("quarantine", "--home", str(home), "--format", "json"))
     rows = {q["row_number"]: q["message_zh"] for q in quarantine if q["table_name"] == "training_attendance"}
     assert sorted(rows) == [3, 4], quarantine  # the two numbers; the third person's text number loads
