@@ -580,7 +580,8 @@ def test_a_workbook_refused_for_its_name_is_read_once_renamed_as_the_refusal_ask
 def test_a_workbook_delivered_twice_is_read_once_and_the_copy_named(tmp_path):
     """The same ledger dropped twice (`… (1).xlsx` from a browser, `… - 副本.xlsx` from Windows):
     read twice, every record of the copy was quarantined as attending its session twice, and in
-    a small county that stopped the whole batch. The copy is not read, and the log names it."""
+    a small county that stopped the whole batch. The copy is not read, and the log names it: as
+    a warning when its name says another township, whose ledger it cannot be."""
     from tests.conftest import make_mini_home
 
     home = make_mini_home(tmp_path / "home")
@@ -595,7 +596,12 @@ def test_a_workbook_delivered_twice_is_read_once_and_the_copy_named(tmp_path):
     shutil.copyfile(ledger, drop / f"{ledger.stem} - 副本.xlsx")
     second = _night(home)
     assert "training: 无新数据" in second.stdout
-    assert f"{ledger.stem} - 副本.xlsx has the content of {ledger.name}, landed before: not read again" in second.stderr
+    said = f"{ledger.stem} - 副本.xlsx has the content of {ledger.name}, landed before: not read again"
+    assert [line for line in second.stderr.splitlines() if said in line and "INFO" in line], second.stderr
+    other = drop / ledger.name.replace("350481101", "350481102")  # another township's name on this content
+    shutil.copyfile(ledger, other)
+    said = f"{other.name} has the content of {ledger.name}, landed before: not read again"
+    assert [line for line in _night(home).stderr.splitlines() if said in line and "WARNING" in line]
 
 
 def test_identity_numbers_stored_as_numbers_are_missing_not_someone_else(tmp_path):

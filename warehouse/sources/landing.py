@@ -205,7 +205,13 @@ def land(
     for p, h, _ in hashed:
         earlier = already_loaded.get(h) if isinstance(already_loaded, dict) else None
         if earlier and earlier != p.name and landed_before(h, p.name):
-            log.warning("%s: %s has the content of %s, landed before: not read again", source, p.name, earlier)
+            # a copy kept beside its original says so every night: a warning only when its name
+            # says another delivery (another township or year), which its content cannot be
+            same = delivery_of is not None and delivery_of(p.name) is not None
+            same = same and delivery_of(p.name) == delivery_of(earlier)
+            (log.info if same else log.warning)(
+                "%s: %s has the content of %s, landed before: not read again", source, p.name, earlier
+            )
     new = [(p, h, seen) for p, h, seen in hashed if not landed_before(h, p.name)]
     by_content: dict[tuple, list[str]] = {}
     for p, h, _ in new:
