@@ -35,7 +35,7 @@ def _base_rows():
 
     root = Path(tempfile.mkdtemp(prefix="fazhi-bench-"))
     mini.build(root)
-    batch = land("enforcement", delivered_files(root / "enforcement", "json_pages"), root / "landing", set())
+    batch = land("enforcement", delivered_files(root / "enforcement", "json_pages"), root / "landing", {})
     df = parser_for("enforcement")(batch, HMAC_KEY.encode())["enforcement_act"]
     return df[~df["act_id"].str.startswith("X")].reset_index(drop=True), [mini.A, mini.B]
 

@@ -36,7 +36,7 @@ from warehouse.sources.landing import LandedBatch, land, scan_drop, write_manife
 from warehouse.sources.mapping import SourceError
 from warehouse.sources.parse import parse_batch
 from warehouse.sources.parsed import remove_parsed
-from warehouse.sources.township_files import FILES_TABLE, ISSUES_TABLE
+from warehouse.sources.township_files import FILES_TABLE, ISSUES_TABLE, name_parts
 from warehouse.watermark import read_watermark
 
 log = logging.getLogger("fazhi")
@@ -133,18 +133,20 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
     registry.check_overrides(source.name, source.fields)
     con = open_work_db(settings.work_db)
     try:
-        loaded = dict(
-            con.execute("select sha256, file_name from audit.landed_file where source = ?", [source.name]).fetchall()
-        )
-        # contents only ever refused, with the names they were refused under: renamed, they are new
-        refused_as = dict(
-            con.execute(
-                "select sha256, list(distinct file_name) from audit.spreadsheet_file "
-                "where source = ? and sha256 is not null group by sha256 having bool_and(status = 'refused')",
-                [source.name],
-            ).fetchall()
-        )
-        watermark = read_watermark(con, source.name) if source.kind == "http" else None
+        if source.kind == "http":
+            watermark = read_watermark(con, source.name)
+        else:  # what the folder delivered before: each content with the name it landed under ...
+            landed = "select sha256, file_name from audit.landed_file where source = ?"
+            loaded = dict(con.execute(landed, [source.name]).fetchall())
+            # ... and the contents only ever refused, with the names they were refused under
+            refused_as = {
+                digest: set(names)
+                for digest, names in con.execute(
+                    "select sha256, list(distinct file_name) from audit.spreadsheet_file where source = ? "
+                    "and sha256 is not null group by sha256 having bool_and(status = 'refused')",
+                    [source.name],
+                ).fetchall()
+            }
     finally:
         con.close()
     if source.kind == "http":
@@ -156,9 +158,8 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
         files, skipped = scan_drop(source.path, source.kind)
         if skipped:  # noted by name, never read; the batch goes on without them
             log.warning("source %s: skipped %s", source.name, "; ".join(s.describe() for s in skipped))
-        refused = {h: set(n) for h, n in refused_as.items()}
         delivery = None if source.kind == "json_pages" else township_year_of
-        batch = land(source.name, files, settings.landing_dir, loaded, refused, delivery)
+        batch = land(source.name, files, settings.landing_dir, loaded, refused_as, delivery)
         extra = {"fields": source.fields, "skipped_entries": [asdict(s) for s in skipped]}
         if batch and any(extra.values()):
             batch.extra |= {k: v for k, v in extra.items() if v}
@@ -174,8 +175,6 @@ def land_source(settings: Settings, source: SourceConfig) -> LandedBatch | None:
 def township_year_of(file_name: str) -> tuple[str, int] | None:
     """The township and year a spreadsheet's name gives (None when it gives none): two files of a
     drop with the same content and the same township-year are one delivery sent twice."""
-    from warehouse.sources.township_files import name_parts
-
     parts = name_parts(file_name)
     return parts if parts[0] is not None else None
 

@@ -23,7 +23,7 @@ def parsed(tmp_path_factory):
     root = mini.build(tmp_path_factory.mktemp("limit"))
     out = {}
     for source, kind in KINDS.items():
-        batch = land(source, delivered_files(root / source, kind), root / "landing", set())
+        batch = land(source, delivered_files(root / source, kind), root / "landing", {})
         out[source] = batch, parse_batch(batch, KEY, root / "parsed" / source)
     return out
 

@@ -150,7 +150,7 @@ def test_drift_means_absent_from_every_record_not_only_from_each_page_s_first(tm
 
     def parse(name, records):
         mini.write_pages(tmp_path / name, "enforcement", records, page_size=2)
-        batch = land("enforcement", delivered_files(tmp_path / name, "json_pages"), tmp_path / "landing", set())
+        batch = land("enforcement", delivered_files(tmp_path / name, "json_pages"), tmp_path / "landing", {})
         return parser_for("enforcement")(batch, b"k")["enforcement_act"]
 
     rows = parse("later", [without[0], good[1], without[2], good[3]])  # each page's first lacks it

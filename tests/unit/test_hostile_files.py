@@ -237,7 +237,7 @@ def test_drop_folders_skip_links_lock_and_hidden_files_by_name(tmp_path):
     assert [p.name for p in files] == ["page-000001.json"]
     assert [(s.name, s.reason_en) for s in skipped] == [("README.md", "not an export page (.json): not read")]
 
-    batch = land("training", files, tmp_path / "landing", set())
+    batch = land("training", files, tmp_path / "landing", {})
     assert sorted(f.name for f in batch.files) == sorted(p.name for p in files)
     landed = {p.name for p in batch.directory.iterdir()}
     assert "passwd" not in landed and "key.xlsx" not in landed
@@ -250,7 +250,7 @@ def test_a_file_replaced_by_a_link_after_listing_is_not_landed(tmp_path):
     files[0].unlink()
     os.symlink("/etc/passwd", files[0])
     with pytest.raises(OSError):
-        land("returns", files, tmp_path / "landing", set())
+        land("returns", files, tmp_path / "landing", {})
     assert not list((tmp_path / "landing").rglob("passwd"))
 
 
@@ -279,7 +279,7 @@ def test_a_file_saved_over_between_its_hash_and_its_copy_is_recorded_as_it_lande
     hashed_before = sha256_file(first)
     saved = first.read_bytes() + b"\n"  # the clerk's save: other bytes, another size
     _saved_over_after_hashing(monkeypatch, first, saved)
-    batch = land("returns", files, tmp_path / "landing", set())
+    batch = land("returns", files, tmp_path / "landing", {})
     landed = {f.name: f for f in batch.files}
     assert (batch.directory / first.name).read_bytes() == saved
     assert landed[first.name].sha256 == sha256_file(batch.directory / first.name) != hashed_before
@@ -299,7 +299,8 @@ def test_a_file_saved_back_to_content_already_loaded_is_not_landed_again(tmp_pat
     loaded_content = files[0].read_bytes()
     files[0].write_bytes(loaded_content + b"\n")  # the clerk's edit, seen by the hash
     _saved_over_after_hashing(monkeypatch, files[0], loaded_content)  # ... then undone before the copy
-    already_loaded = {hashlib.sha256(loaded_content).hexdigest()} | {sha256_file(p) for p in files[1:]}
+    already_loaded = {hashlib.sha256(loaded_content).hexdigest(): files[0].name}
+    already_loaded |= {sha256_file(p): p.name for p in files[1:]}
     assert land("returns", files, tmp_path / "landing", already_loaded) is None
     assert not list((tmp_path / "landing").rglob("*.csv")) and not list((tmp_path / "landing").rglob("*.xlsx"))
 

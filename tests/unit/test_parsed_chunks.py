@@ -26,7 +26,7 @@ KINDS = {"enforcement": "json_pages", "mediation": "json_pages", "training": "xl
 def batches(tmp_path_factory):
     root = tmp_path_factory.mktemp("chunks")
     mini.build(root)
-    return root, {s: land(s, delivered_files(root / s, k), root / "landing", set()) for s, k in KINDS.items()}
+    return root, {s: land(s, delivered_files(root / s, k), root / "landing", {}) for s, k in KINDS.items()}
 
 
 def _comparable(v):

@@ -45,7 +45,7 @@ def frames(tmp_path_factory) -> dict[str, pd.DataFrame]:
     kinds = {"enforcement": "json_pages", "mediation": "json_pages", "training": "xlsx", "returns": "xlsx"}
     out = {}
     for source, kind in kinds.items():
-        batch = land(source, delivered_files(root / source, kind), root / "landing", set())
+        batch = land(source, delivered_files(root / source, kind), root / "landing", {})
         out |= parser_for(source)(batch, b"test-key-not-secret")
     out["enforcement_act"] = out["enforcement_act"][~out["enforcement_act"]["act_id"].str.startswith("X", na=True)]
     out["mediation_case"] = out["mediation_case"][~out["mediation_case"]["case_id"].str.startswith("X")]

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -171,14 +171,14 @@ def land(
     source: str,
     files: list[Path],
     landing_dir: Path,
-    already_loaded: Collection[str],
+    already_loaded: dict[str, str],
     refused_as: dict[str, set[str]] | None = None,
     delivery_of: Callable[[str], object] | None = None,
 ) -> LandedBatch | None:
     """Copy the files not yet loaded into a new batch folder; None when nothing is new.
 
-    `already_loaded`: the contents (sha256) landed before (a dict: with the name each landed
-    under). One of them is new again under a name it was never refused under when every earlier
+    `already_loaded`: the contents (sha256) landed before, with the name each landed under. One
+    of them is new again under a name it was never refused under when every earlier
     delivery of it was refused (`refused_as`: sha256 -> the names it was refused under): a
     workbook refused for its name and renamed as the refusal asks is read, not passed over as
     "nothing new". A file whose content landed before under another name is not read, with a
@@ -201,28 +201,19 @@ def land(
     def landed_before(digest: str, name: str) -> bool:
         return digest in already_loaded and (digest not in refused_as or name in refused_as[digest])
 
+    delivery = delivery_of or (lambda name: None)
     hashed = [(p, *_hashed(p)) for p in files]
     for p, h, _ in hashed:
-        earlier = already_loaded.get(h) if isinstance(already_loaded, dict) else None
+        earlier = already_loaded.get(h)
         if earlier and earlier != p.name and landed_before(h, p.name):
             # a copy kept beside its original says so every night: a warning only when its name
             # says another delivery (another township or year), which its content cannot be
-            same = delivery_of is not None and delivery_of(p.name) is not None
-            same = same and delivery_of(p.name) == delivery_of(earlier)
+            same = delivery(p.name) is not None and delivery(p.name) == delivery(earlier)
             (log.info if same else log.warning)(
                 "%s: %s has the content of %s, landed before: not read again", source, p.name, earlier
             )
     new = [(p, h, seen) for p, h, seen in hashed if not landed_before(h, p.name)]
-    by_content: dict[tuple, list[str]] = {}
-    for p, h, _ in new:
-        delivery = delivery_of(p.name) if delivery_of else None
-        if delivery is not None:
-            by_content.setdefault((h, delivery), []).append(p.name)
-    copies = {}
-    for names in by_content.values():
-        if len(names) > 1:
-            first, *rest = sorted(names, key=lambda name: (len(name), name))
-            copies |= dict.fromkeys(rest, first)
+    copies = _copies([(p.name, h) for p, h, _ in new], delivery)
     for copy, original in sorted(copies.items()):
         log.warning("%s: %s has the content of %s, delivered with it: not read", source, copy, original)
     new = [(p, h, seen) for p, h, seen in new if p.name not in copies]
@@ -261,6 +252,21 @@ def land(
         batch.extra["copies"] = dict(sorted(copies.items()))
     write_manifest(batch)
     return batch
+
+
+def _copies(files: list[tuple[str, str]], delivery_of: Callable[[str], object]) -> dict[str, str]:
+    """Of (name, sha256) files, those with the content of another whose name gives the same
+    delivery (not None): copy name -> the name read, the shortest (a copy's name is the
+    original's with a suffix: `台账 (1).xlsx`, `台账 - 副本.xlsx`)."""
+    same: dict[tuple, list[str]] = {}
+    for name, digest in files:
+        if (delivery := delivery_of(name)) is not None:
+            same.setdefault((digest, delivery), []).append(name)
+    copies = {}
+    for names in same.values():
+        first, *rest = sorted(names, key=lambda name: (len(name), name))
+        copies |= dict.fromkeys(rest, first)
+    return copies
 
 
 def write_manifest(batch: LandedBatch) -> None:
